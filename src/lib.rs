@@ -1,0 +1,7 @@
+//! failoverd keeps a cold AWS region ready to take over from the hot one, and performs the takeover.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls into this library. Modules:
+//! configuration (`config`), the HTTP API (`api`), telemetry, the durable run engine (`engine`), the
+//! plans built on it (`plans`), and the AWS adapters (`aws`) implementing the ports that the domain
+//! modules define.
+#![forbid(unsafe_code)]
