@@ -104,4 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A plain exit would wait for the stdin watcher, blocked in read() on the buffered stdin,
+    # and CPython aborts at shutdown when a daemon thread holds that buffer's lock.
+    os._exit(status)

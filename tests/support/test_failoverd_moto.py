@@ -1,0 +1,363 @@
+"""Tests of the moto launcher, the failoverd_moto extension and lab_world.py.
+
+Run (after tests/support/setup.sh):
+
+    .venv/bin/python -m pytest -q tests/support
+
+Each test module run starts its own moto servers on free loopback ports and stops them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+HERE = Path(__file__).resolve().parent
+ACCOUNT = "123456789012"
+
+
+class Moto:
+    """A moto_server.py child process."""
+
+    def __init__(self, *extra: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "moto_server.py"), "--port", "0", *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.ready_line = self.proc.stdout.readline().rstrip("\n")
+        assert self.ready_line.startswith("MOTO_READY port="), self.ready_line
+        self.port = int(self.ready_line.split("=", 1)[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        return boto3.client(
+            service, region_name=region, endpoint_url=self.endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            self.endpoint + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Moto]:
+    moto = Moto()
+    yield moto
+    moto.stop()
+
+
+@pytest.fixture
+def moto(server: Moto) -> Moto:
+    """The module's server, emptied: every backend reset, transition delay back to 0."""
+    assert server.post("/moto-api/reset", {})[0] == 200
+    assert server.post("/_failoverd/rds/settings", {"transition_seconds": 0})[0] == 200
+    return server
+
+
+def error_of(call: Any) -> tuple[str, int]:
+    with pytest.raises(ClientError) as info:
+        call()
+    return info.value.response["Error"]["Code"], info.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+# ------------------------------------------------------------------------- launcher
+
+
+def test_ready_line_and_exit_on_stdin_eof() -> None:
+    moto = Moto()
+    assert moto.ready_line == f"MOTO_READY port={moto.port}"
+    assert moto.client("sts").get_caller_identity()["Account"] == ACCOUNT
+    assert moto.proc.stdin is not None
+    moto.proc.stdin.close()
+    assert moto.proc.wait(timeout=10) == 0
+    assert moto.proc.stdout is not None and moto.proc.stdout.read() == ""  # one line, nothing else
+
+
+def test_exit_on_sigterm() -> None:
+    moto = Moto()
+    moto.proc.send_signal(signal.SIGTERM)
+    try:
+        assert moto.proc.wait(timeout=10) == 0
+    finally:
+        moto.stop()
+
+
+# ------------------------------------------------------------------------- rds
+
+
+def make_global(moto: Moto, *, members: int = 2) -> dict[str, str]:
+    """lab-style global cluster: writer 'hot' in us-east-1, secondary 'cold' in us-west-2."""
+    east, west = moto.client("rds", "us-east-1"), moto.client("rds", "us-west-2")
+    hot = east.create_db_cluster(
+        DBClusterIdentifier="hot", Engine="aurora-postgresql", MasterUsername="u", MasterUserPassword="password1"
+    )["DBCluster"]["DBClusterArn"]
+    east.create_db_instance(
+        DBInstanceIdentifier="hot-1", DBClusterIdentifier="hot", Engine="aurora-postgresql", DBInstanceClass="db.r6g.large"
+    )
+    east.create_global_cluster(GlobalClusterIdentifier="g", SourceDBClusterIdentifier=hot)
+    arns = {"hot": hot}
+    if members > 1:
+        arns["cold"] = west.create_db_cluster(
+            DBClusterIdentifier="cold", Engine="aurora-postgresql", GlobalClusterIdentifier="g"
+        )["DBCluster"]["DBClusterArn"]
+        west.create_db_instance(
+            DBInstanceIdentifier="cold-1", DBClusterIdentifier="cold", Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+        )
+    return arns
+
+
+def writers(moto: Moto) -> dict[str, bool]:
+    members = moto.client("rds").describe_global_clusters(GlobalClusterIdentifier="g")["GlobalClusters"][0][
+        "GlobalClusterMembers"
+    ]
+    return {m["DBClusterArn"].rsplit(":", 1)[1]: m["IsWriter"] for m in members}
+
+
+def instance_writer(moto: Moto, region: str, cluster: str) -> bool:
+    found = moto.client("rds", region).describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+    return any(m["IsClusterWriter"] for m in found["DBClusterMembers"])
+
+
+def test_switchover_moves_the_writer(moto: Moto) -> None:
+    arns = make_global(moto)
+    assert writers(moto) == {"hot": True, "cold": False}
+    assert instance_writer(moto, "us-east-1", "hot") and not instance_writer(moto, "us-west-2", "cold")
+
+    result = moto.client("rds", "us-west-2").switchover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"]
+    )["GlobalCluster"]
+    assert result["GlobalClusterIdentifier"] == "g"
+    assert writers(moto) == {"hot": False, "cold": True}
+    assert not instance_writer(moto, "us-east-1", "hot") and instance_writer(moto, "us-west-2", "cold")
+
+    moto.client("rds").switchover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"])
+    assert writers(moto) == {"hot": True, "cold": False}
+
+
+def test_failover_with_data_loss(moto: Moto) -> None:
+    arns = make_global(moto)
+    rds = moto.client("rds", "us-west-2")
+    assert error_of(lambda: rds.failover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"]
+    )) == ("InvalidParameterCombination", 400)
+    rds.failover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"], AllowDataLoss=True)
+    assert writers(moto) == {"hot": False, "cold": True}
+    rds.failover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"], Switchover=True)
+    assert writers(moto) == {"hot": True, "cold": False}
+
+
+def test_global_cluster_errors(moto: Moto) -> None:
+    arns = make_global(moto)
+    rds = moto.client("rds")
+    rds.create_db_cluster(DBClusterIdentifier="loner", Engine="aurora-postgresql", MasterUsername="u", MasterUserPassword="password1")
+    loner = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:loner"
+    assert error_of(lambda: rds.switchover_global_cluster(
+        GlobalClusterIdentifier="nope", TargetDbClusterIdentifier=arns["cold"])) == ("GlobalClusterNotFoundFault", 404)
+    assert error_of(lambda: rds.switchover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:gone"
+    )) == ("DBClusterNotFoundFault", 404)
+    assert error_of(lambda: rds.switchover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=loner)) == ("InvalidGlobalClusterStateFault", 400)
+    assert error_of(lambda: rds.failover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"], AllowDataLoss=True
+    )) == ("InvalidGlobalClusterStateFault", 400)
+    assert error_of(lambda: rds.describe_global_clusters(GlobalClusterIdentifier="nope")) == (
+        "GlobalClusterNotFoundFault", 404)
+    assert writers(moto) == {"hot": True, "cold": False}
+
+
+def test_switchover_in_progress_for_the_transition_delay(moto: Moto) -> None:
+    arns = make_global(moto)
+    assert moto.post("/_failoverd/rds/settings", {"transition_seconds": 1.0}) == (200, {"transition_seconds": 1.0})
+    rds = moto.client("rds", "us-west-2")
+    started = rds.switchover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"])
+    cluster = started["GlobalCluster"]
+    assert cluster["Status"] == "switching-over"
+    assert cluster["FailoverState"] == {
+        "Status": "failing-over", "FromDbClusterArn": arns["hot"], "ToDbClusterArn": arns["cold"],
+        "IsDataLossAllowed": False,
+    }
+    assert writers(moto) == {"hot": True, "cold": False}  # not yet
+    assert error_of(lambda: rds.switchover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"])) == ("InvalidGlobalClusterStateFault", 400)
+
+    deadline = time.monotonic() + 30
+    while rds.describe_global_clusters(GlobalClusterIdentifier="g")["GlobalClusters"][0]["Status"] != "available":
+        assert time.monotonic() < deadline, "switchover never completed"
+        time.sleep(0.1)
+    final = rds.describe_global_clusters(GlobalClusterIdentifier="g")["GlobalClusters"][0]
+    assert "FailoverState" not in final
+    assert writers(moto) == {"hot": False, "cold": True}
+
+
+# ------------------------------------------------------------------------- backup
+
+
+def seed_vault(moto: Moto) -> str:
+    moto.client("backup", "us-west-2").create_backup_vault(BackupVaultName="cold")
+    return f"arn:aws:backup:us-west-2:{ACCOUNT}:backup-vault:cold"
+
+
+def test_recovery_points_listing_filters_and_pages(moto: Moto) -> None:
+    seed_vault(moto)
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    aurora = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:hot"
+    table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t"
+    points = [
+        {"Region": "us-west-2", "BackupVaultName": "cold", "ResourceArn": aurora if i % 2 else table,
+         "CreationDate": (base + timedelta(hours=i)).isoformat(), "Status": "PARTIAL" if i == 6 else "COMPLETED"}
+        for i in range(7)
+    ]
+    status, body = moto.post("/_failoverd/backup/recovery-points", points)
+    assert status == 201 and len(body["RecoveryPoints"]) == 7
+    backup = moto.client("backup", "us-west-2")
+
+    pages = list(backup.get_paginator("list_recovery_points_by_backup_vault").paginate(
+        BackupVaultName="cold", PaginationConfig={"PageSize": 3}))
+    assert [len(p["RecoveryPoints"]) for p in pages] == [3, 3, 1]
+    listed = [p for page in pages for p in page["RecoveryPoints"]]
+    assert [p["CreationDate"] for p in listed] == sorted((p["CreationDate"] for p in listed), reverse=True)
+    assert {p["RecoveryPointArn"] for p in listed} == {p["RecoveryPointArn"] for p in body["RecoveryPoints"]}
+
+    by_arn = backup.list_recovery_points_by_backup_vault(BackupVaultName="cold", ByResourceArn=aurora)["RecoveryPoints"]
+    assert len(by_arn) == 3 and {p["ResourceType"] for p in by_arn} == {"Aurora"}
+    after = backup.list_recovery_points_by_backup_vault(
+        BackupVaultName="cold", ByCreatedAfter=base + timedelta(hours=4, minutes=30))["RecoveryPoints"]
+    assert [p["Status"] for p in after] == ["PARTIAL", "COMPLETED"]
+    before = backup.list_recovery_points_by_backup_vault(
+        BackupVaultName="cold", ByCreatedBefore=base + timedelta(minutes=30), ByResourceType="DynamoDB")
+    assert len(before["RecoveryPoints"]) == 1
+    assert backup.describe_backup_vault(BackupVaultName="cold")["NumberOfRecoveryPoints"] == 7
+
+
+def test_recovery_point_errors(moto: Moto) -> None:
+    seed_vault(moto)
+    backup = moto.client("backup", "us-west-2")
+    assert error_of(lambda: backup.list_recovery_points_by_backup_vault(BackupVaultName="nope")) == (
+        "ResourceNotFoundException", 400)
+    assert error_of(lambda: backup.list_recovery_points_by_backup_vault(BackupVaultName="cold", NextToken="junk")) == (
+        "InvalidParameterValueException", 400)
+    arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:hot"
+    for bad in (
+        {"Region": "us-west-2", "BackupVaultName": "nope", "ResourceArn": arn},
+        {"Region": "us-west-2", "BackupVaultName": "cold"},
+        {"Region": "us-west-2", "BackupVaultName": "cold", "ResourceArn": arn, "Status": "DONE"},
+        {"Region": "us-west-2", "BackupVaultName": "cold", "ResourceArn": arn, "Colour": "red"},
+        {"Region": "us-west-2", "BackupVaultName": "cold", "ResourceArn": arn, "CreationDate": "yesterday"},
+    ):
+        status, body = moto.post("/_failoverd/backup/recovery-points", bad)
+        assert status == 400 and body["error"], bad
+    # the vault is in us-west-2 only
+    assert moto.client("backup", "us-east-1").list_copy_jobs()["CopyJobs"] == []
+
+
+def test_copy_jobs_listing(moto: Moto) -> None:
+    vault = seed_vault(moto)
+    arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:hot"
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    jobs = [
+        {"Region": "us-east-1", "ResourceArn": arn, "DestinationBackupVaultArn": vault, "State": state,
+         "CreationDate": (base + timedelta(hours=i)).isoformat()}
+        for i, state in enumerate(["COMPLETED", "COMPLETED", "FAILED", "RUNNING"])
+    ]
+    status, body = moto.post("/_failoverd/backup/copy-jobs", jobs)
+    assert status == 201
+    east = moto.client("backup", "us-east-1")
+    failed = east.list_copy_jobs(ByState="FAILED")["CopyJobs"]
+    assert [j["CopyJobId"] for j in failed] == [body["CopyJobs"][2]["CopyJobId"]]
+    assert failed[0]["StatusMessage"] and failed[0]["ResourceType"] == "Aurora"
+    assert len(east.list_copy_jobs(ByDestinationVaultArn=vault)["CopyJobs"]) == 4
+    assert len(east.list_copy_jobs(ByDestinationVaultArn=vault + "x")["CopyJobs"]) == 0
+    assert len(east.list_copy_jobs(ByCreatedAfter=base + timedelta(minutes=90))["CopyJobs"]) == 2
+    first = east.list_copy_jobs(MaxResults=3)
+    assert len(first["CopyJobs"]) == 3 and first["NextToken"]
+    assert len(east.list_copy_jobs(MaxResults=3, NextToken=first["NextToken"])["CopyJobs"]) == 1
+    assert moto.client("backup", "us-west-2").list_copy_jobs()["CopyJobs"] == []
+
+
+# ------------------------------------------------------------------------- cognito
+
+
+def test_user_pool_replicas(moto: Moto) -> None:
+    east = moto.client("cognito-idp", "us-east-1")
+    pool = east.create_user_pool(PoolName="p")["UserPool"]
+    assert east.list_user_pool_replicas(UserPoolId=pool["Id"])["UserPoolReplicas"] == [
+        {"RegionName": "us-east-1", "Status": "ACTIVE", "Role": "PRIMARY", "UserPoolArn": pool["Arn"]}
+    ]
+    replica = east.create_user_pool_replica(UserPoolId=pool["Id"], RegionName="us-west-2")["UserPoolReplica"]
+    assert replica["Role"] == "SECONDARY" and ":us-west-2:" in replica["UserPoolArn"]
+    west = moto.client("cognito-idp", "us-west-2")
+    west.update_user_pool_replica(UserPoolId=pool["Id"], RegionName="us-west-2", Status="INACTIVE")
+    listed = west.list_user_pool_replicas(UserPoolId=pool["Id"])["UserPoolReplicas"]
+    assert [(r["RegionName"], r["Role"], r["Status"]) for r in listed] == [
+        ("us-east-1", "PRIMARY", "ACTIVE"), ("us-west-2", "SECONDARY", "INACTIVE")]
+    assert error_of(lambda: east.list_user_pool_replicas(UserPoolId="us-east-1_nope")) == (
+        "ResourceNotFoundException", 400)
+    assert error_of(lambda: east.create_user_pool_replica(UserPoolId=pool["Id"], RegionName="us-west-2")) == (
+        "InvalidParameterException", 400)
+    assert error_of(lambda: moto.client("cognito-idp", "eu-west-1").list_user_pool_replicas(
+        UserPoolId=pool["Id"])) == ("ResourceNotFoundException", 400)
+
+
+# ------------------------------------------------------------------------- lab world
+
+
+def run_lab_world(endpoint: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HERE / "lab_world.py"), "--endpoint", endpoint],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_lab_world_is_deterministic() -> None:
+    worlds = []
+    for _ in range(2):
+        moto = Moto()
+        try:
+            first = run_lab_world(moto.endpoint)
+            assert first.returncode == 0, first.stderr
+            worlds.append(json.loads(first.stdout))
+            again = run_lab_world(moto.endpoint)
+            assert again.returncode != 0 and "already holds" in again.stderr
+        finally:
+            moto.stop()
+    assert worlds[0] == worlds[1]
+    world = worlds[0]
+    assert world["route53"]["hosted_zone_id"] and world["cognito"]["pools"]["us-east-1"]["id"].startswith("us-east-1_")
+    assert [j["state"] for j in world["backup"]["copy_jobs"]].count("FAILED") == 1
+    assert world["aurora"]["clusters"]["us-east-1"]["role"] == "writer"
