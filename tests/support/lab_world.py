@@ -113,8 +113,10 @@ class Lab:
             StorageEncrypted=True,
         )["DBCluster"]
         hot.create_db_instance(
-            DBInstanceIdentifier="lab-hot-1", DBClusterIdentifier="lab-hot",
-            Engine=ENGINE, DBInstanceClass="db.r6g.large",
+            DBInstanceIdentifier="lab-hot-1",
+            DBClusterIdentifier="lab-hot",
+            Engine=ENGINE,
+            DBInstanceClass="db.r6g.large",
         )
         global_cluster = hot.create_global_cluster(
             GlobalClusterIdentifier=GLOBAL_CLUSTER, SourceDBClusterIdentifier=writer["DBClusterArn"]
@@ -127,8 +129,10 @@ class Lab:
             StorageEncrypted=True,
         )["DBCluster"]
         cold.create_db_instance(
-            DBInstanceIdentifier="lab-cold-1", DBClusterIdentifier="lab-cold",
-            Engine=ENGINE, DBInstanceClass="db.r6g.large",
+            DBInstanceIdentifier="lab-cold-1",
+            DBClusterIdentifier="lab-cold",
+            Engine=ENGINE,
+            DBInstanceClass="db.r6g.large",
         )
         members = cold.describe_global_clusters(GlobalClusterIdentifier=GLOBAL_CLUSTER)["GlobalClusters"][0][
             "GlobalClusterMembers"
@@ -143,10 +147,20 @@ class Lab:
             "engine_version": ENGINE_VERSION,
             "writer_region": self.hot,
             "clusters": {
-                self.hot: {"id": "lab-hot", "arn": writer["DBClusterArn"], "role": "writer",
-                           "instances": ["lab-hot-1"], "endpoint": writer["Endpoint"]},
-                self.cold: {"id": "lab-cold", "arn": secondary["DBClusterArn"], "role": "secondary",
-                            "instances": ["lab-cold-1"], "endpoint": secondary["Endpoint"]},
+                self.hot: {
+                    "id": "lab-hot",
+                    "arn": writer["DBClusterArn"],
+                    "role": "writer",
+                    "instances": ["lab-hot-1"],
+                    "endpoint": writer["Endpoint"],
+                },
+                self.cold: {
+                    "id": "lab-cold",
+                    "arn": secondary["DBClusterArn"],
+                    "role": "secondary",
+                    "instances": ["lab-cold-1"],
+                    "endpoint": secondary["Endpoint"],
+                },
             },
         }
 
@@ -174,7 +188,9 @@ class Lab:
                 },
             )["HealthCheck"]["Id"]
             r53.change_tags_for_resource(
-                ResourceType="healthcheck", ResourceId=checks[region], AddTags=[{"Key": "Name", "Value": f"lab-{region}"}]
+                ResourceType="healthcheck",
+                ResourceId=checks[region],
+                AddTags=[{"Key": "Name", "Value": f"lab-{region}"}],
             )
         addresses = {self.hot: "192.0.2.10", self.cold: "198.51.100.10"}
         weights = {self.hot: 100, self.cold: 0}
@@ -185,18 +201,20 @@ class Lab:
         changes = []
         for name, rtype, value in records:
             for region in (self.hot, self.cold):
-                changes.append({
-                    "Action": "CREATE",
-                    "ResourceRecordSet": {
-                        "Name": name,
-                        "Type": rtype,
-                        "SetIdentifier": region,
-                        "Weight": weights[region],
-                        "TTL": 60,
-                        "ResourceRecords": [{"Value": value(region)}],
-                        "HealthCheckId": checks[region],
-                    },
-                })
+                changes.append(
+                    {
+                        "Action": "CREATE",
+                        "ResourceRecordSet": {
+                            "Name": name,
+                            "Type": rtype,
+                            "SetIdentifier": region,
+                            "Weight": weights[region],
+                            "TTL": 60,
+                            "ResourceRecords": [{"Value": value(region)}],
+                            "HealthCheckId": checks[region],
+                        },
+                    }
+                )
         change = r53.change_resource_record_sets(
             HostedZoneId=zone_id, ChangeBatch={"Comment": "failoverd lab", "Changes": changes}
         )["ChangeInfo"]
@@ -205,9 +223,15 @@ class Lab:
             "zone_name": ZONE,
             "health_checks": checks,
             "records": [
-                {"name": name, "type": rtype, "ttl": 60,
-                 "set_identifiers": {region: {"weight": weights[region], "value": value(region)}
-                                     for region in (self.hot, self.cold)}}
+                {
+                    "name": name,
+                    "type": rtype,
+                    "ttl": 60,
+                    "set_identifiers": {
+                        region: {"weight": weights[region], "value": value(region)}
+                        for region in (self.hot, self.cold)
+                    },
+                }
                 for name, rtype, value in records
             ],
             "initial_change_id": change["Id"].split("/")[-1],
@@ -222,10 +246,18 @@ class Lab:
             "AutoVerifiedAttributes": ["email"],
             "Schema": [
                 {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
-                {"Name": "tenant", "AttributeDataType": "String", "Mutable": True,
-                 "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "32"}},
-                {"Name": "plan", "AttributeDataType": "String", "Mutable": True,
-                 "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "16"}},
+                {
+                    "Name": "tenant",
+                    "AttributeDataType": "String",
+                    "Mutable": True,
+                    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "32"},
+                },
+                {
+                    "Name": "plan",
+                    "AttributeDataType": "String",
+                    "Mutable": True,
+                    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "16"},
+                },
             ],
             "UserPoolTags": {"app": "failoverd-lab"},
         }
@@ -237,7 +269,9 @@ class Lab:
             pools[region] = {"id": pool["Id"], "arn": pool["Arn"], "name": POOL_NAME}
         idp, pool_id = self.client("cognito-idp", self.hot), pools[self.hot]["id"]
         for name, description, precedence in GROUPS:
-            idp.create_group(UserPoolId=pool_id, GroupName=name, Description=description, Precedence=precedence)
+            idp.create_group(
+                UserPoolId=pool_id, GroupName=name, Description=description, Precedence=precedence
+            )
         memberships = {name: 0 for name, _, _ in GROUPS}
         disabled = []
         for n in range(1, USERS + 1):
@@ -293,35 +327,45 @@ class Lab:
         points = []
         for resource_arn, hours_ago in schedule.items():
             for hours in hours_ago:
-                points.append({
-                    "Region": self.cold,
-                    "BackupVaultName": vaults[self.cold]["name"],
-                    "ResourceArn": resource_arn,
-                    "SourceBackupVaultArn": vaults[self.hot]["arn"],
-                    "CreationDate": (self.now - timedelta(hours=hours)).isoformat(),
-                    "BackupSizeInBytes": 5_368_709_120 if resource_arn == aurora_arn else 73_400_320,
-                    "Status": "COMPLETED",
-                })
+                points.append(
+                    {
+                        "Region": self.cold,
+                        "BackupVaultName": vaults[self.cold]["name"],
+                        "ResourceArn": resource_arn,
+                        "SourceBackupVaultArn": vaults[self.hot]["arn"],
+                        "CreationDate": (self.now - timedelta(hours=hours)).isoformat(),
+                        "BackupSizeInBytes": 5_368_709_120 if resource_arn == aurora_arn else 73_400_320,
+                        "Status": "COMPLETED",
+                    }
+                )
         seeded = self.http("POST", "/_failoverd/backup/recovery-points", points)["RecoveryPoints"]
         newest = {}
         for point in seeded:  # seeded in order: first per resource is the newest
             newest.setdefault(point["ResourceArn"], point["RecoveryPointArn"])
         jobs = [
-            {"Region": self.hot, "ResourceArn": arn, "State": "COMPLETED",
-             "SourceBackupVaultArn": vaults[self.hot]["arn"],
-             "DestinationBackupVaultArn": vaults[self.cold]["arn"],
-             "DestinationRecoveryPointArn": newest[arn],
-             "CreationDate": (self.now - timedelta(hours=schedule[arn][0], minutes=20)).isoformat(),
-             "CompletionDate": (self.now - timedelta(hours=schedule[arn][0])).isoformat()}
+            {
+                "Region": self.hot,
+                "ResourceArn": arn,
+                "State": "COMPLETED",
+                "SourceBackupVaultArn": vaults[self.hot]["arn"],
+                "DestinationBackupVaultArn": vaults[self.cold]["arn"],
+                "DestinationRecoveryPointArn": newest[arn],
+                "CreationDate": (self.now - timedelta(hours=schedule[arn][0], minutes=20)).isoformat(),
+                "CompletionDate": (self.now - timedelta(hours=schedule[arn][0])).isoformat(),
+            }
             for arn in schedule
         ]
-        jobs.append({
-            "Region": self.hot, "ResourceArn": aurora_arn, "State": "FAILED",
-            "SourceBackupVaultArn": vaults[self.hot]["arn"],
-            "DestinationBackupVaultArn": vaults[self.cold]["arn"],
-            "CreationDate": (self.now - timedelta(minutes=30)).isoformat(),
-            "StatusMessage": "Access denied to the destination backup vault KMS key.",
-        })
+        jobs.append(
+            {
+                "Region": self.hot,
+                "ResourceArn": aurora_arn,
+                "State": "FAILED",
+                "SourceBackupVaultArn": vaults[self.hot]["arn"],
+                "DestinationBackupVaultArn": vaults[self.cold]["arn"],
+                "CreationDate": (self.now - timedelta(minutes=30)).isoformat(),
+                "StatusMessage": "Access denied to the destination backup vault KMS key.",
+            }
+        )
         copy_jobs = self.http("POST", "/_failoverd/backup/copy-jobs", jobs)["CopyJobs"]
         return {
             "vaults": vaults,
@@ -330,8 +374,10 @@ class Lab:
                 arn: [p["RecoveryPointArn"] for p in seeded if p["ResourceArn"] == arn] for arn in schedule
             },
             "copy_jobs_region": self.hot,
-            "copy_jobs": [{"id": j["CopyJobId"], "resource_arn": j["ResourceArn"], "state": j["State"]}
-                          for j in copy_jobs],
+            "copy_jobs": [
+                {"id": j["CopyJobId"], "resource_arn": j["ResourceArn"], "state": j["State"]}
+                for j in copy_jobs
+            ],
         }
 
     # ------------------------------------------------------------------ cloudwatch
@@ -342,16 +388,18 @@ class Lab:
         for minute in range(LAG_MINUTES, 0, -1):
             lag = 120.0 + 40.0 * (minute % 5)  # 120..280 ms, a steady saw-tooth
             for metric in metrics:
-                data.append({
-                    "MetricName": metric,
-                    "Dimensions": [{"Name": "DBClusterIdentifier", "Value": "lab-cold"}],
-                    "Timestamp": self.now - timedelta(minutes=minute),
-                    "Value": lag if metric == metrics[0] else lag * 4,
-                    "Unit": "Milliseconds",
-                })
+                data.append(
+                    {
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": "DBClusterIdentifier", "Value": "lab-cold"}],
+                        "Timestamp": self.now - timedelta(minutes=minute),
+                        "Value": lag if metric == metrics[0] else lag * 4,
+                        "Unit": "Milliseconds",
+                    }
+                )
         cloudwatch = self.client("cloudwatch", self.cold)
         for start in range(0, len(data), 20):
-            cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[start:start + 20])
+            cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[start : start + 20])
         return {
             "region": self.cold,
             "namespace": "AWS/RDS",
@@ -363,7 +411,9 @@ class Lab:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--endpoint", required=True, help="moto endpoint, e.g. http://127.0.0.1:5000")
     parser.add_argument("--hot", default="us-east-1", help="active region (default us-east-1)")
     parser.add_argument("--cold", default="us-west-2", help="standby region (default us-west-2)")

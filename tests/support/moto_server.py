@@ -28,16 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from werkzeug.serving import make_server  # noqa: E402
-
+import failoverd_moto  # noqa: E402
+from failoverd_moto import rds  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-
-import failoverd_moto  # noqa: E402
-from failoverd_moto import rds  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 
 
 class QuietRequestHandler(MotoRequestHandler):
@@ -48,7 +46,9 @@ class QuietRequestHandler(MotoRequestHandler):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")

@@ -47,13 +47,18 @@ class Moto:
 
     def client(self, service: str, region: str = "us-east-1") -> Any:
         return boto3.client(
-            service, region_name=region, endpoint_url=self.endpoint,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            service,
+            region_name=region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
     def post(self, path: str, body: Any) -> tuple[int, Any]:
         request = urllib.request.Request(
-            self.endpoint + path, data=json.dumps(body).encode(), method="POST",
+            self.endpoint + path,
+            data=json.dumps(body).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         try:
@@ -123,10 +128,16 @@ def make_global(moto: Moto, *, members: int = 2) -> dict[str, str]:
     """lab-style global cluster: writer 'hot' in us-east-1, secondary 'cold' in us-west-2."""
     east, west = moto.client("rds", "us-east-1"), moto.client("rds", "us-west-2")
     hot = east.create_db_cluster(
-        DBClusterIdentifier="hot", Engine="aurora-postgresql", MasterUsername="u", MasterUserPassword="password1"
+        DBClusterIdentifier="hot",
+        Engine="aurora-postgresql",
+        MasterUsername="u",
+        MasterUserPassword="password1",
     )["DBCluster"]["DBClusterArn"]
     east.create_db_instance(
-        DBInstanceIdentifier="hot-1", DBClusterIdentifier="hot", Engine="aurora-postgresql", DBInstanceClass="db.r6g.large"
+        DBInstanceIdentifier="hot-1",
+        DBClusterIdentifier="hot",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
     )
     east.create_global_cluster(GlobalClusterIdentifier="g", SourceDBClusterIdentifier=hot)
     arns = {"hot": hot}
@@ -135,7 +146,9 @@ def make_global(moto: Moto, *, members: int = 2) -> dict[str, str]:
             DBClusterIdentifier="cold", Engine="aurora-postgresql", GlobalClusterIdentifier="g"
         )["DBCluster"]["DBClusterArn"]
         west.create_db_instance(
-            DBInstanceIdentifier="cold-1", DBClusterIdentifier="cold", Engine="aurora-postgresql",
+            DBInstanceIdentifier="cold-1",
+            DBClusterIdentifier="cold",
+            Engine="aurora-postgresql",
             DBInstanceClass="db.r6g.large",
         )
     return arns
@@ -165,59 +178,96 @@ def test_switchover_moves_the_writer(moto: Moto) -> None:
     assert writers(moto) == {"hot": False, "cold": True}
     assert not instance_writer(moto, "us-east-1", "hot") and instance_writer(moto, "us-west-2", "cold")
 
-    moto.client("rds").switchover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"])
+    moto.client("rds").switchover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"]
+    )
     assert writers(moto) == {"hot": True, "cold": False}
 
 
 def test_failover_with_data_loss(moto: Moto) -> None:
     arns = make_global(moto)
     rds = moto.client("rds", "us-west-2")
-    assert error_of(lambda: rds.failover_global_cluster(
-        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"]
-    )) == ("InvalidParameterCombination", 400)
-    rds.failover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"], AllowDataLoss=True)
+    assert error_of(
+        lambda: rds.failover_global_cluster(
+            GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"]
+        )
+    ) == ("InvalidParameterCombination", 400)
+    rds.failover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"], AllowDataLoss=True
+    )
     assert writers(moto) == {"hot": False, "cold": True}
-    rds.failover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"], Switchover=True)
+    rds.failover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"], Switchover=True
+    )
     assert writers(moto) == {"hot": True, "cold": False}
 
 
 def test_global_cluster_errors(moto: Moto) -> None:
     arns = make_global(moto)
     rds = moto.client("rds")
-    rds.create_db_cluster(DBClusterIdentifier="loner", Engine="aurora-postgresql", MasterUsername="u", MasterUserPassword="password1")
+    rds.create_db_cluster(
+        DBClusterIdentifier="loner",
+        Engine="aurora-postgresql",
+        MasterUsername="u",
+        MasterUserPassword="password1",
+    )
     loner = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:loner"
-    assert error_of(lambda: rds.switchover_global_cluster(
-        GlobalClusterIdentifier="nope", TargetDbClusterIdentifier=arns["cold"])) == ("GlobalClusterNotFoundFault", 404)
-    assert error_of(lambda: rds.switchover_global_cluster(
-        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:gone"
-    )) == ("DBClusterNotFoundFault", 404)
-    assert error_of(lambda: rds.switchover_global_cluster(
-        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=loner)) == ("InvalidGlobalClusterStateFault", 400)
-    assert error_of(lambda: rds.failover_global_cluster(
-        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"], AllowDataLoss=True
-    )) == ("InvalidGlobalClusterStateFault", 400)
+    assert error_of(
+        lambda: rds.switchover_global_cluster(
+            GlobalClusterIdentifier="nope", TargetDbClusterIdentifier=arns["cold"]
+        )
+    ) == ("GlobalClusterNotFoundFault", 404)
+    assert error_of(
+        lambda: rds.switchover_global_cluster(
+            GlobalClusterIdentifier="g",
+            TargetDbClusterIdentifier=f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:gone",
+        )
+    ) == ("DBClusterNotFoundFault", 404)
+    assert error_of(
+        lambda: rds.switchover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=loner)
+    ) == ("InvalidGlobalClusterStateFault", 400)
+    assert error_of(
+        lambda: rds.failover_global_cluster(
+            GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["hot"], AllowDataLoss=True
+        )
+    ) == ("InvalidGlobalClusterStateFault", 400)
     assert error_of(lambda: rds.describe_global_clusters(GlobalClusterIdentifier="nope")) == (
-        "GlobalClusterNotFoundFault", 404)
+        "GlobalClusterNotFoundFault",
+        404,
+    )
     assert writers(moto) == {"hot": True, "cold": False}
 
 
 def test_switchover_in_progress_for_the_transition_delay(moto: Moto) -> None:
     arns = make_global(moto)
-    assert moto.post("/_failoverd/rds/settings", {"transition_seconds": 1.0}) == (200, {"transition_seconds": 1.0})
+    assert moto.post("/_failoverd/rds/settings", {"transition_seconds": 1.0}) == (
+        200,
+        {"transition_seconds": 1.0},
+    )
     rds = moto.client("rds", "us-west-2")
-    started = rds.switchover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"])
+    started = rds.switchover_global_cluster(
+        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"]
+    )
     cluster = started["GlobalCluster"]
     assert cluster["Status"] == "switching-over"
     assert cluster["FailoverState"] == {
-        "Status": "failing-over", "FromDbClusterArn": arns["hot"], "ToDbClusterArn": arns["cold"],
+        "Status": "failing-over",
+        "FromDbClusterArn": arns["hot"],
+        "ToDbClusterArn": arns["cold"],
         "IsDataLossAllowed": False,
     }
     assert writers(moto) == {"hot": True, "cold": False}  # not yet
-    assert error_of(lambda: rds.switchover_global_cluster(
-        GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"])) == ("InvalidGlobalClusterStateFault", 400)
+    assert error_of(
+        lambda: rds.switchover_global_cluster(
+            GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"]
+        )
+    ) == ("InvalidGlobalClusterStateFault", 400)
 
     deadline = time.monotonic() + 30
-    while rds.describe_global_clusters(GlobalClusterIdentifier="g")["GlobalClusters"][0]["Status"] != "available":
+    while (
+        rds.describe_global_clusters(GlobalClusterIdentifier="g")["GlobalClusters"][0]["Status"]
+        != "available"
+    ):
         assert time.monotonic() < deadline, "switchover never completed"
         time.sleep(0.1)
     final = rds.describe_global_clusters(GlobalClusterIdentifier="g")["GlobalClusters"][0]
@@ -239,28 +289,40 @@ def test_recovery_points_listing_filters_and_pages(moto: Moto) -> None:
     aurora = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:hot"
     table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t"
     points = [
-        {"Region": "us-west-2", "BackupVaultName": "cold", "ResourceArn": aurora if i % 2 else table,
-         "CreationDate": (base + timedelta(hours=i)).isoformat(), "Status": "PARTIAL" if i == 6 else "COMPLETED"}
+        {
+            "Region": "us-west-2",
+            "BackupVaultName": "cold",
+            "ResourceArn": aurora if i % 2 else table,
+            "CreationDate": (base + timedelta(hours=i)).isoformat(),
+            "Status": "PARTIAL" if i == 6 else "COMPLETED",
+        }
         for i in range(7)
     ]
     status, body = moto.post("/_failoverd/backup/recovery-points", points)
     assert status == 201 and len(body["RecoveryPoints"]) == 7
     backup = moto.client("backup", "us-west-2")
 
-    pages = list(backup.get_paginator("list_recovery_points_by_backup_vault").paginate(
-        BackupVaultName="cold", PaginationConfig={"PageSize": 3}))
+    pages = list(
+        backup.get_paginator("list_recovery_points_by_backup_vault").paginate(
+            BackupVaultName="cold", PaginationConfig={"PageSize": 3}
+        )
+    )
     assert [len(p["RecoveryPoints"]) for p in pages] == [3, 3, 1]
     listed = [p for page in pages for p in page["RecoveryPoints"]]
     assert [p["CreationDate"] for p in listed] == sorted((p["CreationDate"] for p in listed), reverse=True)
     assert {p["RecoveryPointArn"] for p in listed} == {p["RecoveryPointArn"] for p in body["RecoveryPoints"]}
 
-    by_arn = backup.list_recovery_points_by_backup_vault(BackupVaultName="cold", ByResourceArn=aurora)["RecoveryPoints"]
+    by_arn = backup.list_recovery_points_by_backup_vault(BackupVaultName="cold", ByResourceArn=aurora)[
+        "RecoveryPoints"
+    ]
     assert len(by_arn) == 3 and {p["ResourceType"] for p in by_arn} == {"Aurora"}
     after = backup.list_recovery_points_by_backup_vault(
-        BackupVaultName="cold", ByCreatedAfter=base + timedelta(hours=4, minutes=30))["RecoveryPoints"]
+        BackupVaultName="cold", ByCreatedAfter=base + timedelta(hours=4, minutes=30)
+    )["RecoveryPoints"]
     assert [p["Status"] for p in after] == ["PARTIAL", "COMPLETED"]
     before = backup.list_recovery_points_by_backup_vault(
-        BackupVaultName="cold", ByCreatedBefore=base + timedelta(minutes=30), ByResourceType="DynamoDB")
+        BackupVaultName="cold", ByCreatedBefore=base + timedelta(minutes=30), ByResourceType="DynamoDB"
+    )
     assert len(before["RecoveryPoints"]) == 1
     assert backup.describe_backup_vault(BackupVaultName="cold")["NumberOfRecoveryPoints"] == 7
 
@@ -269,9 +331,12 @@ def test_recovery_point_errors(moto: Moto) -> None:
     seed_vault(moto)
     backup = moto.client("backup", "us-west-2")
     assert error_of(lambda: backup.list_recovery_points_by_backup_vault(BackupVaultName="nope")) == (
-        "ResourceNotFoundException", 400)
-    assert error_of(lambda: backup.list_recovery_points_by_backup_vault(BackupVaultName="cold", NextToken="junk")) == (
-        "InvalidParameterValueException", 400)
+        "ResourceNotFoundException",
+        400,
+    )
+    assert error_of(
+        lambda: backup.list_recovery_points_by_backup_vault(BackupVaultName="cold", NextToken="junk")
+    ) == ("InvalidParameterValueException", 400)
     arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:hot"
     for bad in (
         {"Region": "us-west-2", "BackupVaultName": "nope", "ResourceArn": arn},
@@ -291,8 +356,13 @@ def test_copy_jobs_listing(moto: Moto) -> None:
     arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:hot"
     base = datetime(2026, 1, 1, tzinfo=timezone.utc)
     jobs = [
-        {"Region": "us-east-1", "ResourceArn": arn, "DestinationBackupVaultArn": vault, "State": state,
-         "CreationDate": (base + timedelta(hours=i)).isoformat()}
+        {
+            "Region": "us-east-1",
+            "ResourceArn": arn,
+            "DestinationBackupVaultArn": vault,
+            "State": state,
+            "CreationDate": (base + timedelta(hours=i)).isoformat(),
+        }
         for i, state in enumerate(["COMPLETED", "COMPLETED", "FAILED", "RUNNING"])
     ]
     status, body = moto.post("/_failoverd/backup/copy-jobs", jobs)
@@ -325,13 +395,20 @@ def test_user_pool_replicas(moto: Moto) -> None:
     west.update_user_pool_replica(UserPoolId=pool["Id"], RegionName="us-west-2", Status="INACTIVE")
     listed = west.list_user_pool_replicas(UserPoolId=pool["Id"])["UserPoolReplicas"]
     assert [(r["RegionName"], r["Role"], r["Status"]) for r in listed] == [
-        ("us-east-1", "PRIMARY", "ACTIVE"), ("us-west-2", "SECONDARY", "INACTIVE")]
+        ("us-east-1", "PRIMARY", "ACTIVE"),
+        ("us-west-2", "SECONDARY", "INACTIVE"),
+    ]
     assert error_of(lambda: east.list_user_pool_replicas(UserPoolId="us-east-1_nope")) == (
-        "ResourceNotFoundException", 400)
+        "ResourceNotFoundException",
+        400,
+    )
     assert error_of(lambda: east.create_user_pool_replica(UserPoolId=pool["Id"], RegionName="us-west-2")) == (
-        "InvalidParameterException", 400)
-    assert error_of(lambda: moto.client("cognito-idp", "eu-west-1").list_user_pool_replicas(
-        UserPoolId=pool["Id"])) == ("ResourceNotFoundException", 400)
+        "InvalidParameterException",
+        400,
+    )
+    assert error_of(
+        lambda: moto.client("cognito-idp", "eu-west-1").list_user_pool_replicas(UserPoolId=pool["Id"])
+    ) == ("ResourceNotFoundException", 400)
 
 
 # ------------------------------------------------------------------------- lab world
@@ -340,7 +417,9 @@ def test_user_pool_replicas(moto: Moto) -> None:
 def run_lab_world(endpoint: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(HERE / "lab_world.py"), "--endpoint", endpoint],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -358,6 +437,8 @@ def test_lab_world_is_deterministic() -> None:
             moto.stop()
     assert worlds[0] == worlds[1]
     world = worlds[0]
-    assert world["route53"]["hosted_zone_id"] and world["cognito"]["pools"]["us-east-1"]["id"].startswith("us-east-1_")
+    assert world["route53"]["hosted_zone_id"] and world["cognito"]["pools"]["us-east-1"]["id"].startswith(
+        "us-east-1_"
+    )
     assert [j["state"] for j in world["backup"]["copy_jobs"]].count("FAILED") == 1
     assert world["aurora"]["clusters"]["us-east-1"]["role"] == "writer"

@@ -31,7 +31,9 @@ def install() -> None:
     cognito.install()
 
 
-def wrap(app: Callable[..., Iterable[bytes]]) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+def wrap(
+    app: Callable[..., Iterable[bytes]],
+) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
     """Install the extension and return ``app`` with the ``/_failoverd/`` endpoints in front."""
     install()
     return AdminMiddleware(app)

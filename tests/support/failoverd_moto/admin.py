@@ -67,7 +67,7 @@ class AdminMiddleware:
         if not path.startswith(PREFIX):
             return self.app(environ, start_response)
         try:
-            status, body = self._handle(environ["REQUEST_METHOD"], path[len(PREFIX):].strip("/"), environ)
+            status, body = self._handle(environ["REQUEST_METHOD"], path[len(PREFIX) :].strip("/"), environ)
         except (backup.SeedError, ValueError) as err:
             status, body = 400, {"error": str(err)}
         payload = json.dumps(body, default=_json_default).encode()

@@ -210,9 +210,13 @@ def _as_dt(value: Any) -> datetime:
 
 
 def _filtered(
-    items: Iterable[dict[str, Any]], params: dict[str, Any], filters: dict[str, Callable[[dict[str, Any], Any], bool]]
+    items: Iterable[dict[str, Any]],
+    params: dict[str, Any],
+    filters: dict[str, Callable[[dict[str, Any], Any], bool]],
 ) -> list[dict[str, Any]]:
-    chosen = [i for i in items if all(f(i, params[k]) for k, f in filters.items() if params.get(k) is not None)]
+    chosen = [
+        i for i in items if all(f(i, params[k]) for k, f in filters.items() if params.get(k) is not None)
+    ]
     return sorted(chosen, key=lambda i: i["CreationDate"], reverse=True)
 
 
@@ -264,9 +268,7 @@ def _list_recovery_points_by_backup_vault(self: BackupResponse) -> ActionResult:
     vault_name = params["BackupVaultName"]
     if vault_name not in self.backup_backend.vaults:
         raise ResourceNotFoundException(f"Backup vault {vault_name} does not exist.")
-    points = [
-        p for p in _store(self.backup_backend)["recovery_points"] if p["BackupVaultName"] == vault_name
-    ]
+    points = [p for p in _store(self.backup_backend)["recovery_points"] if p["BackupVaultName"] == vault_name]
     page, token = _page(_filtered(points, params, _RECOVERY_POINT_FILTERS), params)
     return ActionResult({"RecoveryPoints": page, "NextToken": token})
 

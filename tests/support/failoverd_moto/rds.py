@@ -92,9 +92,7 @@ def _find_db_cluster(account_id: str, identifier: str) -> DBCluster:
     raise DBClusterNotFoundFault(identifier)
 
 
-def _start_transition(
-    global_cluster: GlobalCluster, target: DBCluster, *, data_loss: bool
-) -> None:
+def _start_transition(global_cluster: GlobalCluster, target: DBCluster, *, data_loss: bool) -> None:
     """Validate and begin a switchover (``data_loss=False``) or failover of ``global_cluster``."""
     with _LOCK:
         if global_cluster.status != "available":
@@ -148,9 +146,7 @@ def _failover_global_cluster(self: RDSResponse) -> ActionResult:
     allow_data_loss = bool(self.params.get("AllowDataLoss", False))
     switchover = bool(self.params.get("Switchover", False))
     if allow_data_loss == switchover:
-        raise InvalidParameterCombination(
-            "Exactly one of AllowDataLoss or Switchover must be set to true."
-        )
+        raise InvalidParameterCombination("Exactly one of AllowDataLoss or Switchover must be set to true.")
     global_cluster = _find_global_cluster(self.global_backend, self.params["GlobalClusterIdentifier"])
     target = _find_db_cluster(self.current_account, self.params["TargetDbClusterIdentifier"])
     _start_transition(global_cluster, target, data_loss=allow_data_loss)
