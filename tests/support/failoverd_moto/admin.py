@@ -27,6 +27,9 @@ Bodies are JSON; answers are JSON; a bad request is ``400 {"error": "..."}``.
     ``StatusMessage`` for ``FAILED``, ``CopyJobId`` generated, ``AccountId`` ``123456789012``.
     Answer: ``201 {"CopyJobs": [...]}``.
 
+Items of an array are stored in order; the first invalid one ends the request with 400 (the
+items before it stay stored).
+
 ``GET|POST /_failoverd/rds/settings``
     ``{"transition_seconds": N}``: how long ``SwitchoverGlobalCluster`` /
     ``FailoverGlobalCluster`` keep the global cluster ``switching-over`` / ``failing-over``
