@@ -49,6 +49,9 @@ ensure_python_venv() {
     # shellcheck disable=SC2086  # version_pkg may be empty
     apt-get install -y -qq python3 python3-venv $version_pkg >/dev/null ||
         apt-get install -y -qq python3 python3-venv >/dev/null
+    if ! command -v "$python" >/dev/null 2>&1; then
+        python=python3
+    fi
 }
 
 install() {
