@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
     app = failoverd_moto.wrap(DomainDispatcherApplication(create_backend_app))
     handler = MotoRequestHandler if args.verbose else QuietRequestHandler
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
+    try:
+        server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
+    except OSError as err:
+        print(f"moto_server: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 1
     port = server.server_address[1]
     # moto builds some URLs that point back at itself from MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
