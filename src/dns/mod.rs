@@ -1,0 +1,10 @@
+//! DNS switchover: the pure stage planner and the Route 53 steps.
+//!
+//! `port` defines what the switchover needs from Route 53 ([`DnsApi`]); `crate::aws` implements it.
+
+pub mod port;
+
+pub use port::{
+    ChangeAction, ChangeInfo, ChangeStatus, DnsApi, FailoverRole, RecordChange, RecordSet,
+    RecordTarget, RecordType, Routing,
+};
