@@ -5,3 +5,9 @@
 //! plans built on it (`plans`), and the AWS adapters (`aws`) implementing the ports that the domain
 //! modules define.
 #![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod cognito;
+pub mod dns;
+pub mod health;
+pub mod replication;
