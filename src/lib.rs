@@ -11,3 +11,5 @@ pub mod cognito;
 pub mod dns;
 pub mod health;
 pub mod replication;
+pub mod engine;
+pub mod plans;

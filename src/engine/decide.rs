@@ -1,0 +1,196 @@
+//! What the runner should do next for a run: a pure function of the run's state and of the tasks the
+//! runner has in flight for it. Keeping this pure (like `apply`) makes the driving policy — in-doubt
+//! steps first, barriers, gates, retries, unwinding in reverse — testable without a runtime.
+
+use std::collections::{HashMap, HashSet};
+
+use super::event::{EventKind, Outcome, StepId, UnwindCause};
+use super::state::{RunState, RunStatus, StepStatus, UnwindNext};
+
+/// Kind of work the runner has in flight for a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    Execute,
+    /// Resolving an in-doubt attempt after a restart.
+    Verify,
+    /// Waiting out a retry backoff.
+    RetryWait,
+    Compensate,
+    Describe,
+}
+
+/// The next action for a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Append this event; no task is involved.
+    Append(EventKind),
+    /// Append `StepStarted` (write-ahead), then execute.
+    Start {
+        step: StepId,
+        attempt: u32,
+    },
+    /// The attempt is in doubt: ask `verify` before anything else happens.
+    Verify {
+        step: StepId,
+        attempt: u32,
+    },
+    /// Wait the retry backoff before starting the next attempt.
+    ScheduleRetry {
+        step: StepId,
+        failures: u32,
+    },
+    /// Compensate; `resume` is true when `CompensationStarted` is already in the journal.
+    Compensate {
+        step: StepId,
+        resume: bool,
+    },
+    Describe {
+        step: StepId,
+    },
+    /// The step cannot be undone: stop in `needs_operator`.
+    CannotUndo {
+        step: StepId,
+    },
+    /// The step's compensation failed for good: stop in `needs_operator`.
+    CompensationFailed {
+        step: StepId,
+    },
+    /// Nothing to do until a task reports, a timer fires or an operator acts.
+    Idle,
+}
+
+/// Decide the next action. `busy` maps steps to the task in flight for them; `retry_ready` holds
+/// steps whose backoff has elapsed.
+pub fn decide(
+    state: &RunState,
+    busy: &HashMap<StepId, TaskKind>,
+    retry_ready: &HashSet<StepId>,
+) -> Action {
+    let record = &state.record;
+    match state.status {
+        s if s.is_terminal() => return Action::Idle,
+        RunStatus::Pending => return Action::Append(EventKind::RunStarted),
+        _ => {}
+    }
+
+    if record.dry_run {
+        for (_, l) in record.layout.steps() {
+            let pending = state
+                .steps
+                .get(&l.id)
+                .is_some_and(|s| s.status == StepStatus::Pending);
+            if pending && !busy.contains_key(&l.id) {
+                return Action::Describe { step: l.id.clone() };
+            }
+        }
+        if busy.is_empty() && state.all_described() {
+            let failed = state.steps.values().any(|s| s.status == StepStatus::Failed);
+            let outcome = if failed {
+                Outcome::Failed
+            } else {
+                Outcome::Succeeded
+            };
+            return Action::Append(EventKind::RunFinished { outcome });
+        }
+        return Action::Idle;
+    }
+
+    // In-doubt attempts are resolved before anything else happens.
+    for id in state.running_steps() {
+        if !busy.contains_key(id) {
+            let attempt = state.steps.get(id).map_or(1, |s| s.attempt);
+            return Action::Verify {
+                step: id.clone(),
+                attempt,
+            };
+        }
+    }
+    if busy.values().any(|k| *k == TaskKind::Verify) {
+        return Action::Idle;
+    }
+    let working = busy.values().any(|k| !matches!(k, TaskKind::RetryWait));
+
+    match state.status {
+        RunStatus::Running => {
+            let failed = state.finally_failed_step();
+            if state.abort_requested_by.is_some() || failed.is_some() {
+                if working {
+                    return Action::Idle;
+                }
+                let cause = match failed {
+                    Some(step) => UnwindCause::StepFailed { step: step.clone() },
+                    None => UnwindCause::Aborted,
+                };
+                return Action::Append(EventKind::UnwindStarted { cause });
+            }
+            let Some(phase_idx) = state.current_phase() else {
+                if working {
+                    return Action::Idle;
+                }
+                return Action::Append(EventKind::RunFinished {
+                    outcome: Outcome::Succeeded,
+                });
+            };
+            let phase = &record.layout.phases[phase_idx];
+            if phase.approval.is_some() && !state.approved.contains(&phase.name) {
+                if working {
+                    return Action::Idle;
+                }
+                return Action::Append(EventKind::WaitingApproval {
+                    gate: phase.name.clone(),
+                });
+            }
+            for l in &phase.steps {
+                let Some(s) = state.steps.get(&l.id) else {
+                    continue;
+                };
+                match s.status {
+                    StepStatus::Pending | StepStatus::Interrupted if !busy.contains_key(&l.id) => {
+                        return Action::Start {
+                            step: l.id.clone(),
+                            attempt: s.attempt + 1,
+                        }
+                    }
+                    StepStatus::Failed if retry_ready.contains(&l.id) => {
+                        return Action::Start {
+                            step: l.id.clone(),
+                            attempt: s.attempt + 1,
+                        }
+                    }
+                    StepStatus::Failed if !busy.contains_key(&l.id) => {
+                        return Action::ScheduleRetry {
+                            step: l.id.clone(),
+                            failures: s.failures,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Action::Idle
+        }
+        RunStatus::Unwinding => {
+            if working {
+                return Action::Idle;
+            }
+            match state.next_unwind() {
+                UnwindNext::Compensate(step) => {
+                    let resume = state
+                        .steps
+                        .get(&step)
+                        .is_some_and(|s| s.status == StepStatus::Compensating);
+                    Action::Compensate { step, resume }
+                }
+                UnwindNext::CannotUndo(step) => Action::CannotUndo { step },
+                UnwindNext::CompensationFailed(step) => Action::CompensationFailed { step },
+                UnwindNext::Done => {
+                    let outcome = match state.unwind_cause {
+                        Some(UnwindCause::Aborted) => Outcome::Aborted,
+                        _ => Outcome::Failed,
+                    };
+                    Action::Append(EventKind::RunFinished { outcome })
+                }
+            }
+        }
+        _ => Action::Idle,
+    }
+}

@@ -1,0 +1,183 @@
+//! Leadership: only one failoverd may drive runs for a region pair, and a deposed one must be
+//! refused by the store. A leader holds a [`LeaderLease`] whose fencing token is strictly greater
+//! than every earlier leader's; the runner passes it on every write (see
+//! [`crate::engine::Store`]'s fencing contract).
+//!
+//! [`LocalLeadership`] is the single-host implementation: an exclusive lock on
+//! `<state_dir>/leader.lock` (released by the kernel when the process dies, so a `kill -9` never
+//! leaves a stale lock) and an epoch counter in `<state_dir>/leader.epoch`, incremented and fsynced
+//! at each acquisition. A Kubernetes Lease implementation can fill the same trait; it must make
+//! the old holder stop acting before the lease can be taken over.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::store::FencingToken;
+
+/// Errors acquiring leadership.
+#[derive(Debug, thiserror::Error)]
+pub enum LeadershipError {
+    #[error("leadership state in {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("epoch file {path} is corrupt ({content:?}); remove it only after making sure no other failoverd uses this state directory")]
+    CorruptEpoch { path: String, content: String },
+    #[error("leadership task failed: {0}")]
+    Task(String),
+}
+
+/// Proof of leadership: the fencing token, and whatever keeps the leadership held (dropping the
+/// lease gives it up).
+pub struct LeaderLease {
+    token: FencingToken,
+    _hold: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for LeaderLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderLease")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl LeaderLease {
+    /// A lease held by `hold` (a lock guard, a renewal task handle…).
+    pub fn new(token: FencingToken, hold: Box<dyn Send + Sync>) -> Self {
+        Self { token, _hold: hold }
+    }
+
+    pub fn token(&self) -> FencingToken {
+        self.token
+    }
+}
+
+/// A way to become the single active failoverd.
+#[async_trait]
+pub trait Leadership: Send + Sync + 'static {
+    /// Try once to become leader: `Ok(None)` when someone else leads.
+    async fn try_acquire(&self) -> Result<Option<LeaderLease>, LeadershipError>;
+}
+
+/// Leadership through an exclusive file lock in the state directory.
+#[derive(Clone, Debug)]
+pub struct LocalLeadership {
+    dir: PathBuf,
+}
+
+impl LocalLeadership {
+    pub const LOCK_FILE: &'static str = "leader.lock";
+    pub const EPOCH_FILE: &'static str = "leader.epoch";
+
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: state_dir.into(),
+        }
+    }
+
+    fn acquire_blocking(dir: &Path) -> Result<Option<LeaderLease>, LeadershipError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| LeadershipError::Io { path, source }
+        };
+        let lock_path = dir.join(Self::LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let epoch = Self::bump_epoch(dir)?;
+        Ok(Some(LeaderLease::new(
+            FencingToken(epoch),
+            Box::new(HeldLock(lock)),
+        )))
+    }
+
+    /// Read, increment and durably write the epoch (write to a temp file, fsync, rename, fsync the
+    /// directory), so a crash never yields a reused or torn epoch.
+    fn bump_epoch(dir: &Path) -> Result<u64, LeadershipError> {
+        let path = dir.join(Self::EPOCH_FILE);
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |source| LeadershipError::Io { path: p, source }
+        };
+        let previous = match std::fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| LeadershipError::CorruptEpoch {
+                    path: path.display().to_string(),
+                    content: s.chars().take(64).collect(),
+                })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let next = previous.saturating_add(1);
+        let tmp = dir.join(format!("{}.tmp", Self::EPOCH_FILE));
+        {
+            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            writeln!(f, "{next}").map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        Ok(next)
+    }
+}
+
+/// Keeps the lock file open (and so locked) for the lease's lifetime.
+struct HeldLock(#[allow(dead_code)] File);
+
+#[async_trait]
+impl Leadership for LocalLeadership {
+    async fn try_acquire(&self) -> Result<Option<LeaderLease>, LeadershipError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || Self::acquire_blocking(&dir))
+            .await
+            .map_err(|e| LeadershipError::Task(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lock_is_exclusive_and_epoch_increases() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LocalLeadership::new(dir.path());
+        let b = LocalLeadership::new(dir.path());
+        let lease1 = a.try_acquire().await.unwrap().expect("first acquisition");
+        assert_eq!(lease1.token(), FencingToken(1));
+        assert!(b.try_acquire().await.unwrap().is_none(), "lock is held");
+        drop(lease1);
+        let lease2 = b.try_acquire().await.unwrap().expect("released on drop");
+        assert_eq!(lease2.token(), FencingToken(2));
+    }
+
+    #[tokio::test]
+    async fn corrupt_epoch_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LocalLeadership::EPOCH_FILE), "banana").unwrap();
+        let err = LocalLeadership::new(dir.path())
+            .try_acquire()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeadershipError::CorruptEpoch { .. }), "{err}");
+    }
+}
