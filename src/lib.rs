@@ -6,10 +6,17 @@
 //! modules define.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod api;
+pub mod cli;
+pub mod daemon;
+pub mod status;
+pub mod telemetry;
+pub mod client;
 pub mod aws;
-pub mod cognito;
 pub mod dns;
-pub mod health;
 pub mod replication;
+pub mod cognito;
+pub mod health;
 pub mod engine;
 pub mod plans;

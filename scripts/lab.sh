@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make lab`: failoverd against a local emulated two-region AWS.
+#
+# 1. prepares the Python test bed (.venv with the pinned moto and failoverd's extension);
+# 2. starts moto on 127.0.0.1:4566 and seeds the two-region world of lab/README.md;
+# 3. builds and runs failoverd on config/lab.yaml (API on http://127.0.0.1:8080).
+# Ctrl-C stops failoverd and the emulator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_PORT=${MOTO_PORT:-4566}
+mkdir -p .lab
+tests/support/setup.sh
+
+if (exec 3<>/dev/tcp/127.0.0.1/"$MOTO_PORT") 2>/dev/null; then
+  echo "lab: port $MOTO_PORT is in use (a previous lab still running?); stop it first" >&2
+  exit 1
+fi
+
+echo "lab: starting the AWS emulator on 127.0.0.1:$MOTO_PORT"
+.venv/bin/python tests/support/moto_server.py --host 127.0.0.1 --port "$MOTO_PORT" --ignore-stdin \
+  > .lab/moto.out 2> .lab/moto.log &
+MOTO_PID=$!
+cleanup() {
+  kill "$MOTO_PID" 2>/dev/null || true
+  wait "$MOTO_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+  grep -q MOTO_READY .lab/moto.out 2>/dev/null && break
+  kill -0 "$MOTO_PID" 2>/dev/null || { echo "lab: the emulator failed:" >&2; cat .lab/moto.log >&2; exit 1; }
+  sleep 0.1
+done
+grep -q MOTO_READY .lab/moto.out || { echo "lab: the emulator did not start" >&2; exit 1; }
+
+echo "lab: seeding the two-region world"
+.venv/bin/python tests/support/lab_world.py --endpoint "http://127.0.0.1:$MOTO_PORT" --out .lab/world.json > /dev/null
+
+# A fresh emulator each time: the recorded state of an earlier lab would describe another world.
+rm -rf .lab/state
+
+cargo build --release --locked --bin failoverd
+export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_EC2_METADATA_DISABLED=true
+cat <<INFO
+
+  failoverd lab — API http://127.0.0.1:8080  (emulated AWS on http://127.0.0.1:$MOTO_PORT)
+    curl -s http://127.0.0.1:8080/metrics | grep ^failoverd_
+    curl -s -H 'Authorization: Bearer lab-viewer-token' http://127.0.0.1:8080/v1/status
+    FAILOVERD_TOKEN=lab-viewer-token target/release/failoverd status
+  Ctrl-C stops everything.
+
+INFO
+target/release/failoverd serve --config config/lab.yaml

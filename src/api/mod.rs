@@ -1,0 +1,145 @@
+//! The HTTP API: health and readiness, metrics, and the authenticated `/v1` routes.
+//!
+//! `/healthz`, `/readyz` and `/metrics` are open (probes and Prometheus must not need tokens);
+//! everything under `/v1` needs a bearer token (see [`auth`]) and mutating requests need the
+//! `operator` role and are audited (see [`middleware`]).
+
+pub mod auth;
+mod error;
+mod middleware;
+mod status;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus::Registry;
+use time::OffsetDateTime;
+
+pub use auth::{Principal, Role, TokenSet};
+pub use error::{ApiError, JsonBody};
+pub use middleware::principal;
+
+use crate::config::Config;
+use crate::status::StatusBoard;
+
+/// What every handler can reach. Cheap to clone (everything is shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub tokens: Arc<TokenSet>,
+    pub registry: Registry,
+    pub status: StatusBoard,
+    /// Set once the configuration is loaded and every component has started.
+    pub ready: Arc<AtomicBool>,
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+    pub started_at: OffsetDateTime,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        tokens: Arc<TokenSet>,
+        registry: Registry,
+        status: StatusBoard,
+    ) -> Self {
+        let request_timeout = config.server.request_timeout.get();
+        let body_limit = config.server.body_limit_bytes;
+        Self {
+            config,
+            tokens,
+            registry,
+            status,
+            ready: Arc::new(AtomicBool::new(false)),
+            request_timeout,
+            body_limit,
+            started_at: OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+/// The `/v1` routes, before authentication is layered on. Other modules add their routes here.
+fn v1_routes() -> Router<AppState> {
+    Router::new()
+        .route("/status", get(status::get_status))
+        .route("/openapi.json", get(openapi))
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let v1 = v1_routes()
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authorize,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/v1", v1)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::deadline,
+        ))
+        .with_state(state)
+}
+
+/// The process is alive and serving HTTP. Deliberately checks nothing else: a liveness probe
+/// that fails because AWS is unreachable would restart the one process that must survive that.
+async fn healthz() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
+}
+
+/// Ready once the configuration is loaded and every component has started.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )
+            .into_response()
+    } else {
+        ApiError::unavailable("not_ready", "failoverd is still starting").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match crate::telemetry::render(&state.registry) {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot render metrics: {e}")).into_response(),
+    }
+}
+
+/// The OpenAPI description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}

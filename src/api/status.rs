@@ -1,0 +1,45 @@
+//! `GET /v1/status`: what failoverd knows right now.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::AppState;
+use crate::status::ComponentStatus;
+
+#[derive(Serialize)]
+pub struct StatusView {
+    pub pair: String,
+    pub version: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub ready: bool,
+    pub regions: RegionsView,
+    pub components: BTreeMap<String, ComponentStatus>,
+}
+
+#[derive(Serialize)]
+pub struct RegionsView {
+    /// The region configured as hot.
+    pub hot: String,
+    /// The region configured as cold (the standby).
+    pub cold: String,
+}
+
+pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
+    let config = &state.config;
+    Json(StatusView {
+        pair: config.pair.clone(),
+        version: crate::telemetry::VERSION,
+        started_at: state.started_at,
+        ready: state.ready.load(std::sync::atomic::Ordering::Acquire),
+        regions: RegionsView {
+            hot: config.hot_region().to_owned(),
+            cold: config.cold_region().to_owned(),
+        },
+        components: state.status.snapshot(),
+    })
+}

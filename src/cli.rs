@@ -1,0 +1,366 @@
+//! The command line: `serve`, `validate`, `hash-token` and the API client commands.
+//!
+//! Exit codes (also in `docs/operations.md`):
+//! - `0` success;
+//! - `1` a runtime failure (the daemon could not start or failed; the API could not be reached);
+//! - `2` invalid configuration or command-line usage (also clap's own code for usage errors);
+//! - `3` the API refused the request (the error's code and message are printed).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::auth::{generate_token, hash_token, Role};
+use crate::client::{ApiClient, ClientError};
+use crate::config::{self, LogFormat};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_REFUSED: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "failoverd",
+    version,
+    about = "Keeps a cold AWS region ready to take over from the hot one, and performs the takeover."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Check a configuration file: prints a one-line summary (exit 0) or every error (exit 2).
+    Validate {
+        /// The configuration file.
+        #[arg(env = "FAILOVERD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the SHA-256 of a token for the tokens file (reads the token from stdin), or
+    /// generate a new token with --generate.
+    HashToken(HashTokenArgs),
+    /// Show what a running failoverd knows (GET /v1/status).
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(short, long, env = "FAILOVERD_CONFIG")]
+    pub config: PathBuf,
+    /// Listen address, overriding `server.listen`.
+    #[arg(long, env = "FAILOVERD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Log format, overriding `log.format`.
+    #[arg(long, env = "FAILOVERD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (`RUST_LOG` syntax), overriding `log.level`; `RUST_LOG` is read too.
+    #[arg(long, env = "FAILOVERD_LOG")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HashTokenArgs {
+    /// Generate a new random token instead of reading one from stdin.
+    #[arg(long)]
+    pub generate: bool,
+    /// With --generate: the name for the tokens-file entry.
+    #[arg(long, default_value = "operator")]
+    pub name: String,
+    /// With --generate: the role for the tokens-file entry.
+    #[arg(long, value_enum, default_value = "operator")]
+    pub role: RoleArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Operator,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Operator => Role::Operator,
+        }
+    }
+}
+
+/// Where the API is and how to authenticate.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// Base URL of failoverd's API.
+    #[arg(long, env = "FAILOVERD_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// A file holding the bearer token.
+    #[arg(long, env = "FAILOVERD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+impl ApiArgs {
+    /// The token comes from `--token-file`, else from the `FAILOVERD_TOKEN` environment variable
+    /// (never from a flag, where it would show in `ps`).
+    fn client(&self) -> Result<ApiClient, String> {
+        let token = match &self.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("FAILOVERD_TOKEN").ok(),
+        };
+        ApiClient::new(&self.url, token).map_err(|e| e.to_string())
+    }
+}
+
+/// Parses the command line and runs the command; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli))
+}
+
+fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::HashToken(args) => hash_token_command(&args),
+        Command::Serve(args) => serve(args),
+        Command::Status { api } => client_command(&api, |client| async move {
+            client.get::<serde_json::Value>("/v1/status").await
+        }),
+    }
+}
+
+fn validate(path: &std::path::Path) -> u8 {
+    match config::load_file(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok — pair {}: {} (hot) / {} (cold); {} probe(s); {} DNS record(s); {} Aurora global cluster(s); {} backup vault(s); Cognito {}; policy {:?}",
+                path.display(),
+                cfg.pair,
+                cfg.hot_region(),
+                cfg.cold_region(),
+                cfg.health.probes.len(),
+                cfg.dns.as_ref().map_or(0, |d| d.records.len()),
+                cfg.replication.aurora.len(),
+                cfg.replication.backup_vaults.len(),
+                if cfg.cognito.is_some() { "on" } else { "off" },
+                cfg.policy.mode,
+            );
+            EXIT_OK
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            EXIT_INVALID
+        }
+    }
+}
+
+fn hash_token_command(args: &HashTokenArgs) -> u8 {
+    if args.generate {
+        let token = generate_token();
+        let role: Role = args.role.into();
+        println!("# token (give it to its holder; it is not stored anywhere):");
+        println!("# {token}");
+        println!("# entry for the tokens file:");
+        println!(
+            "  - name: {}\n    role: {}\n    sha256: {}",
+            args.name,
+            role.as_str(),
+            hash_token(&token)
+        );
+        return EXIT_OK;
+    }
+    let mut token = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut token) {
+        eprintln!("cannot read the token from stdin: {e}");
+        return EXIT_FAILURE;
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        eprintln!("no token on stdin (or use --generate)");
+        return EXIT_INVALID;
+    }
+    println!("{}", hash_token(token));
+    EXIT_OK
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    let ServeArgs {
+        config: path,
+        listen,
+        log_format,
+        log_level,
+    } = args;
+    let config = match config::load_file(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return EXIT_INVALID;
+        }
+    };
+    let format = log_format.unwrap_or(config.log.format);
+    let filter = log_level
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| config.log.level.clone());
+    if let Err(e) = crate::telemetry::init_tracing(format, &filter) {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    match rt.block_on(crate::daemon::serve(config, listen, shutdown_signal())) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            tracing::error!(error = %e, "failoverd failed");
+            eprintln!("failoverd: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM. The library never installs signal handlers itself.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}
+
+/// Runs one API client command and prints its result.
+fn client_command<F, Fut>(api: &ApiArgs, call: F) -> u8
+where
+    F: FnOnce(ApiClient) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, ClientError>>,
+{
+    let client = match api.client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    match rt.block_on(call(client)) {
+        Ok(value) => {
+            print_value(&value, api.output);
+            EXIT_OK
+        }
+        Err(e @ ClientError::Api { .. }) => {
+            eprintln!("{e}");
+            EXIT_REFUSED
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn print_value(value: &serde_json::Value, output: Output) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+        ),
+        Output::Text => print_text(value, 0),
+    }
+}
+
+/// A readable indented rendering of a JSON document.
+fn print_text(value: &serde_json::Value, indent: usize) {
+    use serde_json::Value;
+    let pad = "  ".repeat(indent);
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Object(m) if !m.is_empty() => {
+                        println!("{pad}{k}:");
+                        print_text(v, indent + 1);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        println!("{pad}{k}:");
+                        for item in a {
+                            match item {
+                                Value::Object(_) => {
+                                    println!("{pad}  -");
+                                    print_text(item, indent + 2);
+                                }
+                                other => println!("{pad}  - {}", scalar(other)),
+                            }
+                        }
+                    }
+                    other => println!("{pad}{k}: {}", scalar(other)),
+                }
+            }
+        }
+        other => println!("{pad}{}", scalar(other)),
+    }
+}
+
+fn scalar(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::Array(a) if a.is_empty() => "[]".to_owned(),
+        serde_json::Value::Object(o) if o.is_empty() => "{}".to_owned(),
+        other => other.to_string(),
+    }
+}

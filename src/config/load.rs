@@ -1,0 +1,306 @@
+//! Reading the file and collecting shape errors section by section.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::model::*;
+use super::validate::validate;
+
+/// One problem in the configuration, with the path of the key it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path with list indices, e.g. `dns.records[1].set_identifiers`; empty for the file as
+    /// a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The file, when the configuration came from one.
+    pub file: Option<PathBuf>,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        match &self.file {
+            Some(file) => write!(f, "{}: {n} error(s)", file.display())?,
+            None => write!(f, "{n} configuration error(s)")?,
+        }
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a configuration file. Relative paths inside it (the tokens file, the
+/// state directory, secret files) are resolved against the file's own directory, so the same
+/// file works whatever the working directory of the process.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: Some(path.to_owned()),
+        errors: vec![ConfigError::new("", format!("cannot read file: {e}"))],
+    })?;
+    let mut config = parse_str(&text).map_err(|mut e| {
+        e.file = Some(path.to_owned());
+        e
+    })?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    resolve_relative_paths(&mut config, base);
+    Ok(config)
+}
+
+fn resolve_relative_paths(config: &mut Config, base: &Path) {
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    if let Some(tokens) = config.server.tokens_file.as_mut() {
+        resolve(tokens);
+    }
+    resolve(&mut config.state.dir);
+    for aurora in &mut config.replication.aurora {
+        if let Some(hb) = aurora.heartbeat.as_mut() {
+            if let super::SecretRef::File(p) = &mut hb.password {
+                resolve(p);
+            }
+        }
+    }
+}
+
+/// The top-level keys, in the order they are documented.
+const SECTIONS: &[&str] = &[
+    "pair",
+    "regions",
+    "server",
+    "log",
+    "state",
+    "aws",
+    "health",
+    "policy",
+    "dns",
+    "replication",
+    "cognito",
+];
+
+/// Parses and validates configuration text.
+pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors { file: None, errors };
+    let root: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+            .unwrap_or_default();
+        fail(vec![ConfigError::new("", format!("invalid YAML{at}: {e}"))])
+    })?;
+    let map = match root {
+        Value::Mapping(map) => map,
+        Value::Null => Mapping::new(),
+        _ => {
+            return Err(fail(vec![ConfigError::new(
+                "",
+                "the configuration must be a mapping of sections",
+            )]))
+        }
+    };
+
+    let mut errors = Vec::new();
+    for key in map.keys() {
+        match key.as_str() {
+            Some(k) if SECTIONS.contains(&k) => {}
+            Some(k) => errors.push(ConfigError::new(
+                k,
+                format!("unknown key (expected one of: {})", SECTIONS.join(", ")),
+            )),
+            None => errors.push(ConfigError::new("", "section names must be strings")),
+        }
+    }
+
+    let mut reader = SectionReader {
+        map: &map,
+        errors: &mut errors,
+        failed: Vec::new(),
+    };
+    let pair: Option<String> = reader.required("pair");
+    let regions: Option<Vec<RegionConfig>> = reader.required("regions");
+    let server: Option<ServerConfig> = reader.optional("server");
+    let log: Option<LogConfig> = reader.optional("log");
+    let state: Option<StateConfig> = reader.optional("state");
+    let aws: Option<AwsConfig> = reader.optional("aws");
+    let health: Option<HealthConfig> = reader.optional("health");
+    let policy: Option<PolicyConfig> = reader.optional("policy");
+    let dns: Option<Option<DnsConfig>> = reader.nullable("dns");
+    let replication: Option<ReplicationConfig> = reader.optional("replication");
+    let cognito: Option<Option<CognitoConfig>> = reader.nullable("cognito");
+
+    // A section whose shape is wrong is replaced by its defaults for the meaning checks, and
+    // their errors about that section are dropped: the reader sees the shape error for it and
+    // every meaning error elsewhere, in one pass. Without both regions nothing can be checked.
+    let failed: Vec<&str> = reader.failed.clone();
+    let config = match (pair, regions) {
+        (Some(pair), Some(regions)) => Some(Config {
+            pair,
+            regions,
+            server: server.unwrap_or_default(),
+            log: log.unwrap_or_default(),
+            state: state.unwrap_or_default(),
+            aws: aws.unwrap_or_default(),
+            health: health.unwrap_or_default(),
+            policy: policy.unwrap_or_default(),
+            dns: dns.flatten(),
+            replication: replication.unwrap_or_default(),
+            cognito: cognito.flatten(),
+        }),
+        _ => None,
+    };
+
+    if let Some(config) = &config {
+        let mut meaning = Vec::new();
+        validate(config, &mut meaning);
+        errors.extend(meaning.into_iter().filter(|e| {
+            !failed
+                .iter()
+                .any(|section| e.path == *section || e.path.starts_with(&format!("{section}.")))
+        }));
+    }
+    match config {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => Err(fail(errors)),
+    }
+}
+
+struct SectionReader<'a> {
+    map: &'a Mapping,
+    errors: &'a mut Vec<ConfigError>,
+    /// Sections whose shape was wrong.
+    failed: Vec<&'static str>,
+}
+
+impl SectionReader<'_> {
+    /// A section that must be present.
+    fn required<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => {
+                self.errors.push(ConfigError::new(key, "required"));
+                None
+            }
+            Some(v) => self.read(key, v),
+        }
+    }
+
+    /// A section with defaults for everything; absent means all defaults.
+    fn optional<T: DeserializeOwned + Default>(&mut self, key: &'static str) -> Option<T> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Some(T::default()),
+            Some(v) => self.read(key, v),
+        }
+    }
+
+    /// A section that turns a feature on by being present.
+    fn nullable<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<Option<T>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => self.read(key, v).map(Some),
+        }
+    }
+
+    fn read<T: DeserializeOwned>(&mut self, key: &'static str, value: &Value) -> Option<T> {
+        let mut unknown = Vec::new();
+        let mut track = serde_path_to_error::Track::new();
+        let result: Result<T, _> = serde_ignored::deserialize(
+            serde_path_to_error::Deserializer::new(value.clone(), &mut track),
+            |path| unknown.push(ignored_path(key, &path)),
+        );
+        for path in unknown {
+            self.errors.push(ConfigError::new(path, "unknown key"));
+        }
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.failed.push(key);
+                let path = join_path(key, &track.path());
+                self.errors
+                    .push(ConfigError::new(path, clean_message(&e.to_string())));
+                None
+            }
+        }
+    }
+}
+
+/// `serde_ignored`'s path, written the way this crate writes paths (`a.b[1].c`).
+fn ignored_path(section: &str, path: &serde_ignored::Path<'_>) -> String {
+    fn walk(path: &serde_ignored::Path<'_>, out: &mut String) {
+        use serde_ignored::Path as P;
+        match path {
+            P::Root => {}
+            P::Seq { parent, index } => {
+                walk(parent, out);
+                out.push_str(&format!("[{index}]"));
+            }
+            P::Map { parent, key } => {
+                walk(parent, out);
+                out.push('.');
+                out.push_str(key);
+            }
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+                walk(parent, out)
+            }
+        }
+    }
+    let mut out = section.to_owned();
+    walk(path, &mut out);
+    out
+}
+
+/// `serde_path_to_error`'s path under a section name.
+fn join_path(section: &str, path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = section.to_owned();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// serde_yaml appends "at line X column Y" of the re-serialised value, which is meaningless to the
+/// reader of the original file; the path says where instead.
+fn clean_message(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}

@@ -1,0 +1,469 @@
+//! Cross-field rules. Each check pushes an error with its path and goes on, so that one pass finds
+//! every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::load::ConfigError;
+use super::model::*;
+use super::Duration;
+
+struct Checker<'a> {
+    errors: &'a mut Vec<ConfigError>,
+    regions: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(path, message));
+    }
+
+    fn pair_list(&self) -> String {
+        self.regions.join(", ")
+    }
+
+    /// A region named anywhere must be one of the pair.
+    fn region(&mut self, path: impl Into<String>, name: &str) {
+        if !self.regions.iter().any(|r| r == name) {
+            let list = self.pair_list();
+            self.err(
+                path,
+                format!("region {name} is not one of the pair ({list})"),
+            );
+        }
+    }
+
+    /// A map keyed by region must have exactly one entry per region of the pair.
+    fn per_region<V>(&mut self, path: &str, map: &BTreeMap<String, V>) {
+        for region in self.regions.clone() {
+            if !map.contains_key(&region) {
+                self.err(path, format!("no entry for region {region}"));
+            }
+        }
+        for key in map.keys() {
+            if !self.regions.iter().any(|r| r == key) {
+                let list = self.pair_list();
+                self.err(
+                    format!("{path}.{key}"),
+                    format!("region {key} is not one of the pair ({list})"),
+                );
+            }
+        }
+    }
+
+    fn positive(&mut self, path: impl Into<String>, d: Duration) {
+        if d.is_zero() {
+            self.err(path, "must be greater than zero");
+        }
+    }
+
+    fn range_u32(&mut self, path: impl Into<String>, v: u32, lo: u32, hi: u32) {
+        if v < lo || v > hi {
+            self.err(path, format!("{v} is out of range {lo}..={hi}"));
+        }
+    }
+
+    fn fraction(&mut self, path: impl Into<String>, v: f64, allow_zero: bool) {
+        let ok = v.is_finite() && v <= 1.0 && (if allow_zero { v >= 0.0 } else { v > 0.0 });
+        if !ok {
+            let lo = if allow_zero { "0 <=" } else { "0 <" };
+            self.err(path, format!("{v} is out of range ({lo} x <= 1)"));
+        }
+    }
+
+    fn non_empty(&mut self, path: impl Into<String>, v: &str) {
+        if v.trim().is_empty() {
+            self.err(path, "must not be empty");
+        }
+    }
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`…
+fn looks_like_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return false;
+    }
+    let Some((last, rest)) = parts.split_last() else {
+        return false;
+    };
+    !last.is_empty()
+        && last.chars().all(|c| c.is_ascii_digit())
+        && rest
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+}
+
+fn valid_http_url(url: &str) -> bool {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some(),
+        Err(_) => false,
+    }
+}
+
+pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
+    let mut c = Checker {
+        errors,
+        regions: Vec::new(),
+    };
+
+    c.non_empty("pair", &config.pair);
+
+    // Regions: exactly two, one hot and one cold, distinct, real-looking names.
+    if config.regions.len() != 2 {
+        c.err(
+            "regions",
+            format!(
+                "exactly two regions are required (one hot, one cold), found {}",
+                config.regions.len()
+            ),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, r) in config.regions.iter().enumerate() {
+        if !looks_like_region(&r.name) {
+            c.err(
+                format!("regions[{i}].name"),
+                format!("{:?} is not an AWS region name (like us-east-1)", r.name),
+            );
+        }
+        if !seen.insert(r.name.as_str()) {
+            c.err(
+                format!("regions[{i}].name"),
+                format!("region {} is listed twice", r.name),
+            );
+        }
+    }
+    if config.regions.len() == 2 {
+        for role in [RegionRole::Hot, RegionRole::Cold] {
+            let n = config.regions.iter().filter(|r| r.role == role).count();
+            if n != 1 {
+                let role = match role {
+                    RegionRole::Hot => "hot",
+                    RegionRole::Cold => "cold",
+                };
+                c.err(
+                    "regions",
+                    format!("exactly one region must have role {role}, found {n}"),
+                );
+            }
+        }
+    }
+    c.regions = config.regions.iter().map(|r| r.name.clone()).collect();
+
+    // Server.
+    let s = &config.server;
+    c.positive("server.request_timeout", s.request_timeout);
+    if s.request_timeout.get() > std::time::Duration::from_secs(600) {
+        c.err("server.request_timeout", "must be at most 10m");
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&s.body_limit_bytes) {
+        c.err(
+            "server.body_limit_bytes",
+            format!("{} is out of range 1024..=16777216", s.body_limit_bytes),
+        );
+    }
+    c.positive("server.shutdown_grace", s.shutdown_grace);
+
+    // Logging.
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&config.log.level) {
+        c.err(
+            "log.level",
+            format!("invalid filter {:?}: {e}", config.log.level),
+        );
+    }
+
+    if config.state.dir.as_os_str().is_empty() {
+        c.err("state.dir", "must not be empty");
+    }
+
+    // AWS.
+    let a = &config.aws;
+    if let Some(url) = &a.endpoint_url {
+        if !valid_http_url(url) {
+            c.err("aws.endpoint_url", format!("{url:?} is not an http(s) URL"));
+        }
+    }
+    c.positive("aws.connect_timeout", a.connect_timeout);
+    c.positive("aws.operation_timeout", a.operation_timeout);
+    c.positive("aws.attempt_timeout", a.attempt_timeout);
+    if a.attempt_timeout > a.operation_timeout {
+        c.err(
+            "aws.attempt_timeout",
+            "must not exceed aws.operation_timeout",
+        );
+    }
+    c.range_u32("aws.max_attempts", a.max_attempts, 1, 10);
+
+    // Health.
+    let h = &config.health;
+    c.range_u32("health.unhealthy_after", h.unhealthy_after, 1, 100);
+    c.range_u32("health.healthy_after", h.healthy_after, 1, 100);
+    c.range_u32("health.min_failing", h.min_failing, 1, 100);
+    let mut probe_names = BTreeSet::new();
+    for (i, p) in h.probes.iter().enumerate() {
+        let at = |k: &str| format!("health.probes[{i}].{k}");
+        c.non_empty(at("name"), &p.name);
+        if !probe_names.insert(p.name.as_str()) {
+            c.err(at("name"), format!("probe name {} is used twice", p.name));
+        }
+        c.region(at("region"), &p.region);
+        c.positive(at("interval"), p.interval);
+        c.positive(at("timeout"), p.timeout);
+        if p.timeout > p.interval {
+            c.err(at("timeout"), "must not exceed the probe's interval");
+        }
+        let required: &[(&str, bool)] = match p.kind {
+            ProbeKind::Http => &[("url", p.url.is_some())],
+            ProbeKind::Tcp => &[("address", p.address.is_some())],
+            ProbeKind::Dns => &[("hostname", p.hostname.is_some())],
+            ProbeKind::Route53HealthCheck => &[("health_check_id", p.health_check_id.is_some())],
+            ProbeKind::CloudwatchAlarm => &[("alarm_name", p.alarm_name.is_some())],
+        };
+        for (field, present) in required {
+            if !present {
+                c.err(at(field), format!("required for kind {}", p.kind.as_str()));
+            }
+        }
+        let allowed: &[&str] = match p.kind {
+            ProbeKind::Http => &["url", "method", "expect_status", "body_contains"],
+            ProbeKind::Tcp => &["address"],
+            ProbeKind::Dns => &["hostname", "expect_address"],
+            ProbeKind::Route53HealthCheck => &["health_check_id", "min_healthy_fraction"],
+            ProbeKind::CloudwatchAlarm => &["alarm_name"],
+        };
+        let present = [
+            ("url", p.url.is_some()),
+            ("method", p.method.is_some()),
+            ("expect_status", p.expect_status.is_some()),
+            ("body_contains", p.body_contains.is_some()),
+            ("address", p.address.is_some()),
+            ("hostname", p.hostname.is_some()),
+            ("expect_address", p.expect_address.is_some()),
+            ("health_check_id", p.health_check_id.is_some()),
+            ("min_healthy_fraction", p.min_healthy_fraction.is_some()),
+            ("alarm_name", p.alarm_name.is_some()),
+        ];
+        for (field, is_set) in present {
+            if is_set && !allowed.contains(&field) {
+                c.err(
+                    at(field),
+                    format!("does not apply to kind {}", p.kind.as_str()),
+                );
+            }
+        }
+        if let Some(url) = &p.url {
+            if !valid_http_url(url) {
+                c.err(at("url"), format!("{url:?} is not an http(s) URL"));
+            }
+        }
+        if let Some(method) = &p.method {
+            if method.parse::<http::Method>().is_err() || method.is_empty() {
+                c.err(at("method"), format!("{method:?} is not an HTTP method"));
+            }
+        }
+        if let Some([lo, hi]) = p.expect_status {
+            if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+                c.err(
+                    at("expect_status"),
+                    format!("[{lo}, {hi}] is not a status range within 100..=599"),
+                );
+            }
+        }
+        if let Some(addr) = &p.address {
+            let ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                c.err(at("address"), format!("{addr:?} is not host:port"));
+            }
+        }
+        if let Some(f) = p.min_healthy_fraction {
+            c.fraction(at("min_healthy_fraction"), f, false);
+        }
+    }
+    for region in c.regions.clone() {
+        let n = h.probes.iter().filter(|p| p.region == region).count();
+        if n > 0 && (h.min_failing as usize) > n {
+            c.err(
+                "health.min_failing",
+                format!(
+                    "{} exceeds the {n} probe(s) of region {region}, which could then never be condemned",
+                    h.min_failing
+                ),
+            );
+        }
+    }
+
+    // Policy.
+    let p = &config.policy;
+    c.non_empty("policy.plan", &p.plan);
+    c.positive("policy.min_unhealthy_for", p.min_unhealthy_for);
+    if p.mode != PolicyMode::Off {
+        let hot = config.hot_region().to_owned();
+        if !h.probes.iter().any(|probe| probe.region == hot) {
+            c.err(
+                "policy.mode",
+                format!("automatic decisions need health.probes for the hot region {hot}"),
+            );
+        }
+    }
+
+    // DNS.
+    if let Some(dns) = &config.dns {
+        let mut zone_names = BTreeSet::new();
+        for (i, z) in dns.zones.iter().enumerate() {
+            c.non_empty(format!("dns.zones[{i}].name"), &z.name);
+            if !zone_names.insert(z.name.as_str()) {
+                c.err(
+                    format!("dns.zones[{i}].name"),
+                    format!("zone {} is declared twice", z.name),
+                );
+            }
+            c.non_empty(format!("dns.zones[{i}].id"), &z.id);
+        }
+        if dns.records.is_empty() {
+            c.err("dns.records", "at least one record is required");
+        }
+        for (i, r) in dns.records.iter().enumerate() {
+            let at = |k: &str| format!("dns.records[{i}].{k}");
+            if !zone_names.contains(r.zone.as_str()) {
+                let known: Vec<&str> = zone_names.iter().copied().collect();
+                c.err(
+                    at("zone"),
+                    format!(
+                        "unknown zone {:?} (dns.zones has: {})",
+                        r.zone,
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            c.non_empty(at("name"), &r.name);
+            const TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NS"];
+            if !TYPES.contains(&r.record_type.as_str()) {
+                c.err(
+                    at("type"),
+                    format!(
+                        "{:?} is not a supported record type ({})",
+                        r.record_type,
+                        TYPES.join(", ")
+                    ),
+                );
+            }
+            c.per_region(&at("set_identifiers"), &r.set_identifiers);
+        }
+        if dns.stages.is_empty() {
+            c.err("dns.stages", "at least one stage is required");
+        }
+        for (i, w) in dns.stages.iter().enumerate() {
+            if *w == 0 || *w > 100 {
+                c.err(
+                    format!("dns.stages[{i}]"),
+                    format!("{w} is out of range 1..=100"),
+                );
+            }
+            if i > 0 && dns.stages[i - 1] >= *w {
+                c.err(format!("dns.stages[{i}]"), "stages must increase");
+            }
+        }
+        if dns.stages.last().is_some_and(|w| *w != 100) {
+            c.err("dns.stages", "the last stage must be 100");
+        }
+        for (i, name) in dns.verify_probes.iter().enumerate() {
+            if !h.probes.iter().any(|p| &p.name == name) {
+                c.err(
+                    format!("dns.verify_probes[{i}]"),
+                    format!("no probe named {name:?} in health.probes"),
+                );
+            }
+        }
+    }
+
+    // Replication.
+    let rep = &config.replication;
+    c.positive("replication.interval", rep.interval);
+    for (i, a) in rep.aurora.iter().enumerate() {
+        let at = |k: &str| format!("replication.aurora[{i}].{k}");
+        c.non_empty(at("global_cluster"), &a.global_cluster);
+        c.per_region(&at("clusters"), &a.clusters);
+        c.positive(at("max_lag"), a.max_lag);
+        c.positive(at("stale_after"), a.stale_after);
+        match (&a.lag_source, &a.heartbeat) {
+            (LagSource::Heartbeat, None) => {
+                c.err(at("heartbeat"), "required when lag_source is heartbeat")
+            }
+            (LagSource::Cloudwatch, Some(_)) => c.err(
+                at("heartbeat"),
+                "set lag_source: heartbeat to use the heartbeat",
+            ),
+            _ => {}
+        }
+        if let Some(hb) = &a.heartbeat {
+            c.per_region(&at("heartbeat.endpoints"), &hb.endpoints);
+            c.non_empty(at("heartbeat.database"), &hb.database);
+            c.non_empty(at("heartbeat.user"), &hb.user);
+            c.positive(at("heartbeat.interval"), hb.interval);
+            let table_ok = !hb.table.is_empty()
+                && hb
+                    .table
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.');
+            if !table_ok {
+                c.err(
+                    at("heartbeat.table"),
+                    format!("{:?} is not a plain table name", hb.table),
+                );
+            }
+        }
+    }
+    for (i, v) in rep.backup_vaults.iter().enumerate() {
+        c.region(format!("replication.backup_vaults[{i}].region"), &v.region);
+        c.non_empty(format!("replication.backup_vaults[{i}].name"), &v.name);
+        c.positive(
+            format!("replication.backup_vaults[{i}].max_copy_age"),
+            v.max_copy_age,
+        );
+    }
+
+    // Cognito.
+    if let Some(cog) = &config.cognito {
+        c.per_region("cognito.pools", &cog.pools);
+        c.positive("cognito.interval", cog.interval);
+        c.fraction("cognito.max_delete_fraction", cog.max_delete_fraction, true);
+        c.fraction("cognito.quota_share", cog.quota_share, false);
+        match (cog.mode, &cog.replica_health_check_id) {
+            (CognitoMode::NativeReplica, None) => c.err(
+                "cognito.replica_health_check_id",
+                "required when mode is native_replica",
+            ),
+            (CognitoMode::Sync, Some(_)) => c.err(
+                "cognito.replica_health_check_id",
+                "applies only when mode is native_replica",
+            ),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_region;
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(looks_like_region(ok), "{ok}");
+        }
+        for bad in ["us-east", "US-EAST-1", "useast1", "us--1", "us-east-1a", ""] {
+            assert!(!looks_like_region(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The HTTP API of the real binary: open endpoints, authentication and roles, the error shape,
+//! limits, metrics (checked by `promtool`), graceful shutdown.
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use harness::{config_yaml, Daemon, OPERATOR_TOKEN, VIEWER_TOKEN};
+
+fn get(d: &Daemon, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = Daemon::client().get(format!("{}{path}", d.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    })
+}
+
+#[test]
+fn open_endpoints_need_no_token() {
+    let d = Daemon::start(&config_yaml(""));
+    assert_eq!(get(&d, "/healthz", None).0, 200);
+    let (status, body) = get(&d, "/readyz", None);
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    let (status, body) = get(&d, "/metrics", None);
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap();
+    assert!(text.contains("failoverd_build_info{"), "{text}");
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+}
+
+#[test]
+fn v1_routes_need_a_valid_token() {
+    let d = Daemon::start(&config_yaml(""));
+    let (status, body) = get(&d, "/v1/status", None);
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, body) = get(&d, "/v1/status", Some("not-a-token"));
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["message"], "invalid token");
+    let (status, body) = get(&d, "/v1/status", Some(VIEWER_TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pair"], "e2e");
+    assert_eq!(body["regions"]["hot"], "us-east-1");
+    assert_eq!(body["regions"]["cold"], "us-west-2");
+    let (status, _) = get(&d, "/v1/status", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200);
+    let (status, body) = get(&d, "/v1/openapi.json", Some(VIEWER_TOKEN));
+    assert_eq!(status, 200);
+    assert_eq!(body["openapi"], "3.0.3");
+}
+
+#[test]
+fn unknown_routes_get_the_error_shape() {
+    let d = Daemon::start(&config_yaml(""));
+    let (status, body) = get(&d, "/nope", None);
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = get(&d, "/v1/nope", Some(VIEWER_TOKEN));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[test]
+fn metrics_pass_promtool_check_metrics() {
+    let d = Daemon::start(&config_yaml(""));
+    let (status, body) = get(&d, "/metrics", None);
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap().to_owned();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (make test installs it from Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SIGTERM while a request is in flight (its body half sent): the request completes, then the
+/// process exits 0 within the grace period.
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut d = Daemon::start(&config_yaml(""));
+    let addr = d.url.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = br#"{"plan":"selftest","reason":"shutdown test","params":{"steps":1}}"#;
+    let head = format!(
+        "POST /v1/status HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {OPERATOR_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    d.signal("TERM");
+    d.wait_log("shutdown begins", |v| v["message"] == "shutting down");
+    // New connections are refused once shutdown has begun…
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        TcpStream::connect(&addr).is_err() || {
+            // …or, if the kernel still accepted it, it is closed without an answer.
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut buf = [0u8; 64];
+            matches!(s.read(&mut buf), Ok(0) | Err(_))
+        },
+        "a new connection was served after shutdown began"
+    );
+    // …but the in-flight request is finished and answered.
+    stream.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 "),
+        "no response to the in-flight request: {response:?}"
+    );
+    let code: u16 = response[9..12].parse().unwrap();
+    assert_ne!(code / 100, 5, "{response}");
+    assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
+    d.wait_log("stopped", |v| v["message"] == "failoverd stopped");
+}
+
+/// Every mutating request is audited: token name, route, parameters, outcome.
+#[test]
+fn mutating_requests_are_audited_and_need_operator() {
+    let d = Daemon::start(&config_yaml(""));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let post = |token: &str| {
+        rt.block_on(async {
+            let resp = Daemon::client()
+                .post(format!("{}/v1/status", d.url))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"reason": "audit me"}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    let (status, body) = post(VIEWER_TOKEN);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, body) = post(OPERATOR_TOKEN);
+    assert_eq!(status, 405, "{body}");
+    let line = d.wait_log("audit line", |v| {
+        v["audit"] == true && v["token"] == "test-operator"
+    });
+    assert_eq!(line["route"], "/v1/status");
+    assert_eq!(line["outcome"], 405);
+    assert!(
+        line["params"].as_str().unwrap().contains("audit me"),
+        "{line}"
+    );
+    let refused = d.wait_log("refusal audit", |v| {
+        v["audit"] == true && v["token"] == "test-viewer"
+    });
+    assert_eq!(refused["outcome"], 403);
+}

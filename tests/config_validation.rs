@@ -1,0 +1,199 @@
+//! Configuration loading: every error is reported at once, each with its exact path and message.
+
+use failoverd::config::{parse_str, ConfigError};
+
+/// A minimal valid configuration; cases below edit it.
+const BASE: &str = r#"
+pair: test
+regions:
+  - name: us-east-1
+    role: hot
+  - name: us-west-2
+    role: cold
+"#;
+
+fn errors(yaml: &str) -> Vec<String> {
+    match parse_str(yaml) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ConfigError::to_string).collect(),
+    }
+}
+
+fn with(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+const DNS: &str = r#"
+dns:
+  zones:
+    - name: public
+      id: Z1
+  records:
+    - zone: public
+      name: a.example.com.
+      type: A
+      set_identifiers: {us-east-1: a-e, us-west-2: a-w}
+    - zone: public
+      name: b.example.com.
+      type: A
+      set_identifiers: {us-east-1: b-e}
+"#;
+
+#[test]
+fn base_is_valid() {
+    assert_eq!(errors(BASE), Vec::<String>::new());
+}
+
+#[test]
+fn example_and_lab_configs_are_valid() {
+    for file in ["config/example.yaml", "config/lab.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        if let Err(e) = failoverd::config::load_file(&path) {
+            panic!("{file} is invalid: {e}");
+        }
+    }
+}
+
+/// Each case: the YAML and the exact errors expected, in order.
+#[test]
+fn bad_configs_name_path_and_problem() {
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown top-level key",
+            with("colour: blue\n"),
+            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito)"],
+        ),
+        (
+            "unknown nested key",
+            with("server:\n  listen: 127.0.0.1:1\n  timeout: 5s\n"),
+            vec!["server.timeout: unknown key"],
+        ),
+        (
+            "unknown key inside a list item",
+            with("dns:\n  zones: [{name: z, id: Z1, ttl: 5}]\n  records: [{zone: z, name: a., type: A, set_identifiers: {us-east-1: a, us-west-2: b}}]\n"),
+            vec!["dns.zones[0].ttl: unknown key"],
+        ),
+        (
+            "missing region",
+            "pair: t\nregions:\n  - name: us-east-1\n    role: hot\n".to_owned(),
+            vec!["regions: exactly two regions are required (one hot, one cold), found 1"],
+        ),
+        (
+            "third region",
+            with("  - name: eu-west-1\n    role: cold\n"),
+            vec!["regions: exactly two regions are required (one hot, one cold), found 3"],
+        ),
+        (
+            "two hot regions",
+            "pair: t\nregions:\n  - {name: us-east-1, role: hot}\n  - {name: us-west-2, role: hot}\n".to_owned(),
+            vec![
+                "regions: exactly one region must have role hot, found 2",
+                "regions: exactly one region must have role cold, found 0",
+            ],
+        ),
+        (
+            "missing required sections",
+            "server: {}\n".to_owned(),
+            vec!["pair: required", "regions: required"],
+        ),
+        (
+            "bad duration",
+            with("aws:\n  connect_timeout: 5x\n"),
+            vec!["aws.connect_timeout: invalid duration \"5x\": unknown time unit \"x\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations) (write it like `500ms`, `30s`, `5m` or `1h`)"],
+        ),
+        (
+            "duration without a unit",
+            with("server:\n  request_timeout: 30\n"),
+            vec!["server.request_timeout: invalid duration 30: a unit is required (write it like `30s` or `30ms`)"],
+        ),
+        (
+            "out-of-range threshold",
+            with("health:\n  unhealthy_after: 0\n  healthy_after: 500\n"),
+            vec![
+                "health.unhealthy_after: 0 is out of range 1..=100",
+                "health.healthy_after: 500 is out of range 1..=100",
+            ],
+        ),
+        (
+            "out-of-range fraction",
+            with("cognito:\n  pools: {us-east-1: p1, us-west-2: p2}\n  max_delete_fraction: 1.5\n"),
+            vec!["cognito.max_delete_fraction: 1.5 is out of range (0 <= x <= 1)"],
+        ),
+        (
+            "inline secret",
+            with("replication:\n  aurora:\n    - global_cluster: g\n      clusters: {us-east-1: a, us-west-2: b}\n      lag_source: heartbeat\n      heartbeat:\n        endpoints: {us-east-1: 'h1:5432', us-west-2: 'h2:5432'}\n        database: d\n        user: u\n        password: hunter2\n"),
+            vec!["replication.aurora[0].heartbeat.password: inline secrets are not allowed; reference the secret with `{file: PATH}` or `{env: VARIABLE}`"],
+        ),
+        (
+            "record missing a region",
+            with(DNS),
+            vec!["dns.records[1].set_identifiers: no entry for region us-west-2"],
+        ),
+        (
+            "unknown zone",
+            with("dns:\n  zones: [{name: public, id: Z1}]\n  records: [{zone: private, name: a., type: A, set_identifiers: {us-east-1: a, us-west-2: b}}]\n"),
+            vec!["dns.records[0].zone: unknown zone \"private\" (dns.zones has: public)"],
+        ),
+        (
+            "region outside the pair",
+            with("replication:\n  backup_vaults:\n    - {region: eu-west-1, name: v}\n"),
+            vec!["replication.backup_vaults[0].region: region eu-west-1 is not one of the pair (us-east-1, us-west-2)"],
+        ),
+        (
+            "probe kind needs its target",
+            with("health:\n  min_failing: 1\n  probes:\n    - {name: p, region: us-east-1, kind: http}\n"),
+            vec!["health.probes[0].url: required for kind http"],
+        ),
+        (
+            "wrong type",
+            with("aws:\n  max_attempts: many\n"),
+            vec!["aws.max_attempts: invalid type: string \"many\", expected u32"],
+        ),
+        (
+            "invalid YAML",
+            "pair: [unclosed\n".to_owned(),
+            vec![],
+        ),
+    ];
+
+    for (name, yaml, expected) in cases {
+        let got = errors(&yaml);
+        if name == "invalid YAML" {
+            assert_eq!(got.len(), 1, "{name}: {got:?}");
+            assert!(got[0].starts_with("invalid YAML (line "), "{name}: {got:?}");
+            continue;
+        }
+        assert_eq!(got, expected, "case {name:?}");
+    }
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    // Errors in three different sections, of three different kinds (shape, unknown key, meaning).
+    let yaml = with(
+        "aws:\n  max_attempts: many\nserver:\n  colour: blue\nhealth:\n  unhealthy_after: 0\n",
+    );
+    let got = errors(&yaml);
+    assert_eq!(
+        got,
+        vec![
+            "server.colour: unknown key",
+            "aws.max_attempts: invalid type: string \"many\", expected u32",
+            "health.unhealthy_after: 0 is out of range 1..=100",
+        ],
+        "shape errors of every section and meaning errors of the others come together"
+    );
+
+    let yaml = with(&format!(
+        "{DNS}health:\n  unhealthy_after: 0\npolicy:\n  plan: ''\n"
+    ));
+    let got = errors(&yaml);
+    assert_eq!(
+        got,
+        vec![
+            "health.unhealthy_after: 0 is out of range 1..=100",
+            "policy.plan: must not be empty",
+            "dns.records[1].set_identifiers: no entry for region us-west-2",
+        ]
+    );
+}
