@@ -1,0 +1,457 @@
+//! A fault-injecting HTTP proxy for the AWS test bed, in front of moto.
+//!
+//! The AWS adapters must behave well when AWS does not: retry throttling and 5xx within their
+//! budget, surface non-retryable errors at once, and turn a hung endpoint into a timeout. Moto never
+//! throttles or fails, so this proxy does it for them. It listens on `127.0.0.1:0`, forwards every
+//! request to moto unchanged, and — following the current [`FaultPlan`] — answers some requests
+//! itself instead:
+//!
+//! * [`Fault::Throttle`]: the service's *real* throttling error, in the service's protocol
+//!   (Route 53 REST-XML `Throttling`, RDS query-XML `Throttling`, Cognito JSON
+//!   `TooManyRequestsException`, CloudWatch RPC-v2-CBOR `Throttling` via `x-amzn-query-error`,
+//!   Backup REST-JSON `ThrottlingException`), so the SDK's own deserializer and retry classifier
+//!   see exactly what AWS would send;
+//! * [`Fault::Error`]: any other service error (code and status), same encoding;
+//! * [`Fault::ServerError`]: a 5xx;
+//! * [`Fault::Delay`]: waits, then forwards (past the attempt timeout, this is a hang);
+//! * [`Fault::Drop`]: closes the connection without answering.
+//!
+//! Faults apply to "the next N requests" or to a share of requests drawn from a seeded RNG, so a
+//! test is deterministic. Every decision is counted ([`FaultStats`]) for assertions such as "two
+//! throttles, then one forwarded request".
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What the proxy does to a request it does not forward untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The service's throttling error (HTTP 400 with the protocol's throttling code).
+    Throttle,
+    /// A service error with this code and HTTP status (e.g. `PriorRequestNotComplete`/400,
+    /// `AccessDenied`/403), encoded in the service's protocol.
+    Error { status: u16, code: String },
+    /// A 5xx answer (500 `InternalFailure`, 503 `ServiceUnavailable`, ...).
+    ServerError(u16),
+    /// Wait this long, then forward.
+    Delay(Duration),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// Which requests get a fault.
+#[derive(Debug)]
+pub enum FaultPlan {
+    /// Forward everything.
+    None,
+    /// The next `remaining` requests get `fault`, then everything is forwarded.
+    Next { fault: Fault, remaining: u64 },
+    /// Each request gets `fault` with probability `share`, drawn from a seeded RNG.
+    Share {
+        fault: Fault,
+        share: f64,
+        rng: StdRng,
+    },
+}
+
+/// What the proxy did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Requests forwarded to moto (delayed ones included) and answered by it.
+    pub forwarded: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    pub server_errors: u64,
+    pub delayed: u64,
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    forwarded: AtomicU64,
+    throttled: AtomicU64,
+    errors: AtomicU64,
+    server_errors: AtomicU64,
+    delayed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    plan: Mutex<FaultPlan>,
+    counters: Counters,
+}
+
+impl Shared {
+    /// The fault for the next request, if any, advancing the plan.
+    fn next_fault(&self) -> Option<Fault> {
+        let mut plan = self.plan.lock().expect("fault plan lock poisoned");
+        match &mut *plan {
+            FaultPlan::None => None,
+            FaultPlan::Next { fault, remaining } => {
+                if *remaining == 0 {
+                    return None;
+                }
+                *remaining -= 1;
+                Some(fault.clone())
+            }
+            FaultPlan::Share { fault, share, rng } => {
+                let draw: f64 = rng.random();
+                (draw < *share).then(|| fault.clone())
+            }
+        }
+    }
+}
+
+/// The running proxy; stops when dropped.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fault proxy on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fault proxy local address");
+        let shared = Arc::new(Shared {
+            upstream,
+            plan: Mutex::new(FaultPlan::None),
+            counters: Counters::default(),
+        });
+        let accept_shared = shared.clone();
+        let accept_task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = accept_shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| handle(shared.clone(), request));
+                    // A connection ends with an error when a `Drop` fault aborts it; that is the
+                    // point, not a failure of the proxy.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultProxy {
+            addr,
+            shared,
+            accept_task,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL to give the SDK as `endpoint_url`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replaces the current plan.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        *self.shared.plan.lock().expect("fault plan lock poisoned") = plan;
+    }
+
+    /// The next `count` requests get `fault`.
+    pub fn fail_next(&self, count: u64, fault: Fault) {
+        self.set_plan(FaultPlan::Next {
+            fault,
+            remaining: count,
+        });
+    }
+
+    /// Each request gets `fault` with probability `share`, deterministically for a given `seed`.
+    pub fn fail_share(&self, share: f64, fault: Fault, seed: u64) {
+        self.set_plan(FaultPlan::Share {
+            fault,
+            share,
+            rng: StdRng::seed_from_u64(seed),
+        });
+    }
+
+    /// Forward everything from now on.
+    pub fn clear(&self) {
+        self.set_plan(FaultPlan::None);
+    }
+
+    pub fn stats(&self) -> FaultStats {
+        let c = &self.shared.counters;
+        FaultStats {
+            requests: c.requests.load(Ordering::SeqCst),
+            forwarded: c.forwarded.load(Ordering::SeqCst),
+            throttled: c.throttled.load(Ordering::SeqCst),
+            errors: c.errors.load(Ordering::SeqCst),
+            server_errors: c.server_errors.load(Ordering::SeqCst),
+            delayed: c.delayed.load(Ordering::SeqCst),
+            dropped: c.dropped.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+/// The error a `Drop` fault returns to hyper so it closes the connection without a response.
+#[derive(Debug)]
+struct DroppedOnPurpose;
+
+impl std::fmt::Display for DroppedOnPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+
+impl std::error::Error for DroppedOnPurpose {}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DroppedOnPurpose> {
+    let counters = &shared.counters;
+    counters.requests.fetch_add(1, Ordering::SeqCst);
+    let protocol = Protocol::of(&request);
+    match shared.next_fault() {
+        None => {}
+        Some(Fault::Throttle) => {
+            counters.throttled.fetch_add(1, Ordering::SeqCst);
+            return Ok(protocol.error_response(400, protocol.throttling_code(), "Rate exceeded"));
+        }
+        Some(Fault::Error { status, code }) => {
+            counters.errors.fetch_add(1, Ordering::SeqCst);
+            return Ok(protocol.error_response(status, &code, "injected by the fault proxy"));
+        }
+        Some(Fault::ServerError(status)) => {
+            counters.server_errors.fetch_add(1, Ordering::SeqCst);
+            let code = if status == 503 {
+                "ServiceUnavailable"
+            } else {
+                "InternalFailure"
+            };
+            return Ok(protocol.error_response(status, code, "injected by the fault proxy"));
+        }
+        Some(Fault::Drop) => {
+            counters.dropped.fetch_add(1, Ordering::SeqCst);
+            return Err(DroppedOnPurpose);
+        }
+        Some(Fault::Delay(delay)) => {
+            counters.delayed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+        }
+    }
+    let response = forward(shared.upstream, request).await;
+    counters.forwarded.fetch_add(1, Ordering::SeqCst);
+    Ok(response)
+}
+
+/// Sends the request to moto on a fresh connection and buffers the answer. A failure to reach
+/// moto becomes a 502, which the SDK treats like any 5xx.
+async fn forward(upstream: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match try_forward(upstream, request).await {
+        Ok(response) => response,
+        Err(message) => {
+            let mut response = Response::new(Full::new(Bytes::from(message)));
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            response
+        }
+    }
+}
+
+async fn try_forward(
+    upstream: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, String> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("reading the request: {e}"))?
+        .to_bytes();
+    let stream = TcpStream::connect(upstream)
+        .await
+        .map_err(|e| format!("connecting to moto: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake with moto: {e}"))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(|e| format!("request to moto: {e}"))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("reading moto's answer: {e}"))?
+        .to_bytes();
+    let mut response = Response::from_parts(parts, Full::new(body));
+    // The body was re-framed; let hyper compute the framing headers again.
+    response
+        .headers_mut()
+        .remove(hyper::header::TRANSFER_ENCODING);
+    Ok(response)
+}
+
+/// The wire protocol of an AWS request, told apart by what each protocol must send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// Route 53.
+    RestXml,
+    /// RDS (and other query services).
+    QueryXml,
+    /// Cognito (`X-Amz-Target` + `application/x-amz-json-1.1`).
+    Json,
+    /// CloudWatch (`smithy-protocol: rpc-v2-cbor`).
+    RpcV2Cbor,
+    /// Backup.
+    RestJson,
+}
+
+impl Protocol {
+    fn of<B>(request: &Request<B>) -> Protocol {
+        let headers = request.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if header("smithy-protocol") == "rpc-v2-cbor" {
+            Protocol::RpcV2Cbor
+        } else if !header("x-amz-target").is_empty() {
+            Protocol::Json
+        } else if request.uri().path().starts_with("/2013-04-01/") {
+            Protocol::RestXml
+        } else if header("content-type").starts_with("application/x-www-form-urlencoded") {
+            Protocol::QueryXml
+        } else {
+            Protocol::RestJson
+        }
+    }
+
+    /// The code the service uses for throttling.
+    fn throttling_code(self) -> &'static str {
+        match self {
+            Protocol::RestXml | Protocol::QueryXml | Protocol::RpcV2Cbor => "Throttling",
+            Protocol::Json => "TooManyRequestsException",
+            Protocol::RestJson => "ThrottlingException",
+        }
+    }
+
+    fn error_response(self, status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+        let request_id = "fault-proxy-0000-0000-0000-000000000000";
+        let fault_type = if status >= 500 { "Receiver" } else { "Sender" };
+        let (content_type, body, extra): (&str, Vec<u8>, Vec<(&str, String)>) = match self {
+            Protocol::RestXml => (
+                "text/xml",
+                format!(
+                    "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>{fault_type}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+                )
+                .into_bytes(),
+                vec![],
+            ),
+            Protocol::QueryXml => (
+                "text/xml",
+                format!(
+                    "<ErrorResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\"><Error><Type>{fault_type}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+                )
+                .into_bytes(),
+                vec![],
+            ),
+            Protocol::Json => (
+                "application/x-amz-json-1.1",
+                format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}").into_bytes(),
+                vec![("x-amzn-errortype", format!("{code}:"))],
+            ),
+            Protocol::RestJson => (
+                "application/json",
+                format!("{{\"__type\":\"{code}\",\"Message\":\"{message}\"}}").into_bytes(),
+                vec![("x-amzn-errortype", format!("{code}:"))],
+            ),
+            Protocol::RpcV2Cbor => (
+                "application/cbor",
+                cbor_text_map(&[("__type", code), ("message", message)]),
+                vec![
+                    ("smithy-protocol", "rpc-v2-cbor".to_owned()),
+                    // awsQueryCompatible services (CloudWatch) carry the query-era code here.
+                    ("x-amzn-query-error", format!("{code};{fault_type}")),
+                ],
+            ),
+        };
+        let length = body.len();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(
+            HeaderName::from_static("x-amzn-requestid"),
+            HeaderValue::from_static(request_id),
+        );
+        for (name, value) in extra {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        response
+    }
+}
+
+/// A CBOR map of text keys to text values (RFC 8949 major types 5 and 3), enough for an RPC v2
+/// error body.
+fn cbor_text_map(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    cbor_head(&mut out, 5, entries.len() as u64);
+    for (key, value) in entries {
+        for text in [key, value] {
+            cbor_head(&mut out, 3, text.len() as u64);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    out
+}
+
+fn cbor_head(out: &mut Vec<u8>, major: u8, length: u64) {
+    let major = major << 5;
+    match length {
+        0..=23 => out.push(major | length as u8),
+        24..=0xff => out.extend_from_slice(&[major | 24, length as u8]),
+        0x100..=0xffff => {
+            out.push(major | 25);
+            out.extend_from_slice(&(length as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 26);
+            out.extend_from_slice(&(length as u32).to_be_bytes());
+        }
+    }
+}

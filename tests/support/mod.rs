@@ -1,0 +1,75 @@
+//! The AWS test bed shared by the `tests/aws_*.rs` binaries: a moto server per test
+//! ([`moto::MotoServer`]), a fault-injecting proxy in front of it ([`fault_proxy::FaultProxy`]),
+//! and helpers that build failoverd's clients (the code under test) and raw SDK clients (for
+//! seeding moto with what a test needs, independently of the ports being tested).
+//!
+//! Every test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+pub mod fault_proxy;
+pub mod moto;
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_route53::config::Credentials;
+use aws_types::sdk_config::SharedCredentialsProvider;
+use failoverd::aws::{AwsClients, ClientSettings, RetryMode};
+
+/// The pair used by the tests: moto's default region and a second one.
+pub const HOT: &str = "us-east-1";
+pub const COLD: &str = "us-west-2";
+/// moto's default account.
+pub const ACCOUNT: &str = "123456789012";
+
+/// Static credentials: moto accepts any key, and tests must never pick up a developer's real
+/// credentials from the default chain.
+pub fn test_credentials() -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(Credentials::new(
+        "testing",
+        "testing",
+        None,
+        None,
+        "failoverd-tests",
+    ))
+}
+
+/// Settings for talking to the test bed at `endpoint_url`: short timeouts so a fault shows up in
+/// seconds, three attempts.
+pub fn settings(endpoint_url: &str) -> ClientSettings {
+    ClientSettings {
+        endpoint_url: Some(endpoint_url.to_owned()),
+        connect_timeout: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(20),
+        operation_attempt_timeout: Duration::from_secs(10),
+        max_attempts: 3,
+        retry_mode: RetryMode::Standard,
+        profile: None,
+    }
+}
+
+/// failoverd's clients for the test pair, built by the factory under test.
+pub async fn clients(settings: &ClientSettings) -> AwsClients {
+    AwsClients::with_credentials(settings, [HOT, COLD], test_credentials())
+        .await
+        .expect("build clients")
+}
+
+/// An SDK config for seeding moto directly in `region` (no retries: seeding must not hide
+/// emulator errors).
+pub async fn raw_config(endpoint_url: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint_url)
+        .credentials_provider(test_credentials())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
