@@ -1,1 +1,393 @@
-//! placeholder
+//! Helpers for testing plans and the engine, after omicron's saga `test_helpers`: every plan built
+//! on the engine should pass [`actions_succeed_idempotently`] (each step executed twice is
+//! harmless) and [`action_failure_can_unwind`] (a failure at each step in turn unwinds cleanly,
+//! compensating in reverse order). They drive a real [`Runner`] on a [`MemoryStore`].
+//!
+//! These return `Result<_, String>` describing the first broken expectation instead of panicking,
+//! so they can live in the library (plan modules' tests and integration tests share them).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::event::{EventKind, Mode, Reversibility, RunId, StepDescription, StepId};
+use super::leadership::{LeaderLease, Leadership, LeadershipError};
+use super::metrics::EngineMetrics;
+use super::plan::{Phase, Plan, PlanCatalog, PlanError};
+use super::runner::{RunRequest, Runner, RunnerConfig, RunnerDeps, RunnerHandle};
+use super::state::RunStatus;
+use super::step::{RetryPolicy, Step, StepContext, StepError, VerifyOutcome};
+use super::store::{FencingToken, MemoryStore, Store};
+use super::view::RunView;
+
+/// A [`Leadership`] that grants a fixed token until revoked (tests and single-process tools).
+pub struct FixedLeadership {
+    token: AtomicU64,
+    revoked: AtomicBool,
+}
+
+impl FixedLeadership {
+    pub fn new(token: u64) -> Self {
+        Self {
+            token: AtomicU64::new(token),
+            revoked: AtomicBool::new(false),
+        }
+    }
+
+    /// Later acquisitions fail (an existing lease stays valid until the store refuses it).
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Leadership for FixedLeadership {
+    async fn try_acquire(&self) -> Result<Option<LeaderLease>, LeadershipError> {
+        if self.revoked.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        Ok(Some(LeaderLease::new(
+            FencingToken(self.token.load(Ordering::SeqCst)),
+            Box::new(()),
+        )))
+    }
+}
+
+/// Start a runner on `store` with `plans`, leading with `token`.
+pub fn spawn_runner(
+    store: Arc<dyn Store>,
+    plans: Arc<dyn PlanCatalog>,
+    token: u64,
+) -> Result<Runner, String> {
+    let metrics = EngineMetrics::unregistered().map_err(|e| e.to_string())?;
+    Ok(Runner::spawn(
+        RunnerConfig {
+            region_pair: "test".into(),
+            ..RunnerConfig::default()
+        },
+        RunnerDeps {
+            store,
+            plans,
+            leadership: Arc::new(FixedLeadership::new(token)),
+            metrics,
+        },
+    ))
+}
+
+/// Wait until the run reaches a terminal status (following its event stream), then return it.
+pub async fn wait_finished(
+    handle: &RunnerHandle,
+    id: RunId,
+    limit: Duration,
+) -> Result<RunView, String> {
+    let wait = async {
+        let mut events = handle.subscribe(id, 0).await.map_err(|e| e.to_string())?;
+        while let Some(e) = events.next().await {
+            let e = e.map_err(|e| e.to_string())?;
+            if e.event.kind.terminal_outcome().is_some() {
+                break;
+            }
+        }
+        // The stream may also end because the runner stopped driving the run; the view says.
+        handle.get(id).await.map_err(|e| e.to_string())
+    };
+    let view = tokio::time::timeout(limit, wait)
+        .await
+        .map_err(|_| format!("run {id} did not finish within {limit:?}"))??;
+    if !view.status.is_terminal() {
+        return Err(format!("run {id} stopped in status {:?}", view.status));
+    }
+    Ok(view)
+}
+
+/// A catalog that rebuilds `inner`'s plans with every step passed through `wrap(index, step)`
+/// (index = position in plan order).
+pub struct WrappedCatalog<F> {
+    pub inner: Arc<dyn PlanCatalog>,
+    pub wrap: F,
+}
+
+impl<F> PlanCatalog for WrappedCatalog<F>
+where
+    F: Fn(usize, Arc<dyn Step>) -> Arc<dyn Step> + Send + Sync + 'static,
+{
+    fn build(&self, name: &str, mode: Mode, params: &Value) -> Result<Plan, PlanError> {
+        let plan = self.inner.build(name, mode, params)?;
+        let mut index = 0;
+        let phases = plan
+            .phases()
+            .iter()
+            .map(|p| Phase {
+                name: p.name.clone(),
+                approval: p.approval.clone(),
+                steps: p
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        let wrapped = (self.wrap)(index, Arc::clone(s));
+                        index += 1;
+                        wrapped
+                    })
+                    .collect(),
+            })
+            .collect();
+        Plan::new(plan.name.clone(), phases)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.inner.names()
+    }
+}
+
+/// Executes the inner step twice per attempt and checks that the second execution succeeds and
+/// that `verify` then reports the step done.
+struct ExecuteTwice(Arc<dyn Step>);
+
+#[async_trait]
+impl Step for ExecuteTwice {
+    fn id(&self) -> &StepId {
+        self.0.id()
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
+        self.0.describe(ctx).await
+    }
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
+        let first = self.0.execute(ctx).await?;
+        let second = self.0.execute(ctx).await.map_err(|e| {
+            StepError::permanent(format!("second execution of {} failed: {e}", self.id()))
+        })?;
+        let _ = second;
+        match self.0.verify(ctx).await? {
+            VerifyOutcome::Done(_) => Ok(first),
+            VerifyOutcome::NotDone => Err(StepError::permanent(format!(
+                "verify of {} says not done after executing it twice",
+                self.id()
+            ))),
+        }
+    }
+    async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
+        self.0.verify(ctx).await
+    }
+    fn reversibility(&self) -> Reversibility {
+        self.0.reversibility()
+    }
+    async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
+        self.0.compensate(ctx).await
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        self.0.retry_policy()
+    }
+    fn timeout(&self) -> Duration {
+        self.0.timeout().saturating_mul(2)
+    }
+}
+
+/// Fails (non-retryably) instead of executing the inner step.
+struct FailInstead(Arc<dyn Step>);
+
+#[async_trait]
+impl Step for FailInstead {
+    fn id(&self) -> &StepId {
+        self.0.id()
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
+        self.0.describe(ctx).await
+    }
+    async fn execute(&self, _ctx: &StepContext) -> Result<Value, StepError> {
+        Err(StepError::permanent(format!(
+            "injected failure at {}",
+            self.id()
+        )))
+    }
+    async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
+        self.0.verify(ctx).await
+    }
+    fn reversibility(&self) -> Reversibility {
+        self.0.reversibility()
+    }
+    async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
+        self.0.compensate(ctx).await
+    }
+    fn operator_check(&self) -> String {
+        self.0.operator_check()
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        self.0.retry_policy()
+    }
+    fn timeout(&self) -> Duration {
+        self.0.timeout()
+    }
+}
+
+/// Gates are approved automatically by the helpers.
+async fn run_approving(
+    handle: &RunnerHandle,
+    req: RunRequest,
+    limit: Duration,
+) -> Result<RunView, String> {
+    let view = handle.start(req).await.map_err(|e| e.to_string())?;
+    let id = view.id;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let view = handle.get(id).await.map_err(|e| e.to_string())?;
+        if view.status.is_terminal() {
+            return Ok(view);
+        }
+        if view.status == RunStatus::WaitingApproval {
+            handle
+                .approve(id, "test")
+                .await
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "run {id} did not finish within {limit:?} ({:?})",
+                view.status
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn request(plan: &str, params: &Value) -> RunRequest {
+    RunRequest {
+        plan: plan.to_owned(),
+        params: params.clone(),
+        reason: "engine test helper".into(),
+        requested_by: "test".into(),
+        ..RunRequest::default()
+    }
+}
+
+/// Run `plan` with every step executed twice per attempt; the run must succeed. Returns the view
+/// so the caller can also check the world holds each effect once.
+pub async fn actions_succeed_idempotently(
+    plans: Arc<dyn PlanCatalog>,
+    plan: &str,
+    params: &Value,
+    limit: Duration,
+) -> Result<RunView, String> {
+    let catalog = Arc::new(WrappedCatalog {
+        inner: plans,
+        wrap: |_, s: Arc<dyn Step>| Arc::new(ExecuteTwice(s)) as Arc<dyn Step>,
+    });
+    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1)?;
+    let view = run_approving(&runner.handle(), request(plan, params), limit).await;
+    runner.shutdown().await;
+    let view = view?;
+    if view.status != RunStatus::Succeeded {
+        return Err(format!(
+            "run with every step executed twice ended {:?}: {:?}",
+            view.status, view.message
+        ));
+    }
+    Ok(view)
+}
+
+/// For each step in turn, run `plan` with that step failing; each run must unwind cleanly: end
+/// `failed` (or `needs_operator` when an irreversible step had already taken effect, or the
+/// failed step itself is irreversible), with every compensable step that started compensated,
+/// in the reverse of the order the steps started. Returns the views (one per step).
+pub async fn action_failure_can_unwind(
+    plans: Arc<dyn PlanCatalog>,
+    plan: &str,
+    params: &Value,
+    limit: Duration,
+) -> Result<Vec<RunView>, String> {
+    let count = plans
+        .build(plan, Mode::Graceful, params)
+        .map_err(|e| e.to_string())?
+        .layout()
+        .steps()
+        .count();
+    let mut views = Vec::new();
+    for failing in 0..count {
+        let catalog = Arc::new(WrappedCatalog {
+            inner: Arc::clone(&plans),
+            wrap: move |i, s: Arc<dyn Step>| {
+                if i == failing {
+                    Arc::new(FailInstead(s)) as Arc<dyn Step>
+                } else {
+                    s
+                }
+            },
+        });
+        let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1)?;
+        let view = run_approving(&runner.handle(), request(plan, params), limit).await;
+        runner.shutdown().await;
+        let view = view?;
+        check_unwound(&view, failing)?;
+        views.push(view);
+    }
+    Ok(views)
+}
+
+fn check_unwound(view: &RunView, failing: usize) -> Result<(), String> {
+    let layout: Vec<_> = view.phases.iter().flat_map(|p| p.steps.iter()).collect();
+    let failed_id = &layout[failing].id;
+    let mut started = Vec::new();
+    let mut compensated = Vec::new();
+    for e in &view.timeline {
+        match &e.event.kind {
+            EventKind::StepStarted { step, .. } if !started.contains(step) => {
+                started.push(step.clone())
+            }
+            EventKind::StepStarted { step, .. } if step == failed_id => {}
+            EventKind::CompensationStarted { step } => compensated.push(step.clone()),
+            _ => {}
+        }
+    }
+    let reversibility = |id: &StepId| layout.iter().find(|s| &s.id == id).map(|s| s.reversibility);
+    // Walk started steps backwards like an operator would: compensable ones are undone, side-effect
+    // free ones skipped, the first irreversible one stops the run for an operator.
+    let mut expected = Vec::new();
+    let mut blocked = false;
+    for id in started.iter().rev() {
+        match reversibility(id) {
+            Some(Reversibility::Compensable) => expected.push(id.clone()),
+            Some(Reversibility::NoSideEffect) => {}
+            Some(Reversibility::Irreversible) | None => {
+                blocked = true;
+                break;
+            }
+        }
+    }
+    let want_status = if blocked {
+        RunStatus::NeedsOperator
+    } else {
+        RunStatus::Failed
+    };
+    if view.status != want_status {
+        return Err(format!(
+            "failure at {failed_id}: run ended {:?}, expected {want_status:?} ({:?})",
+            view.status, view.message
+        ));
+    }
+    if compensated != expected {
+        return Err(format!(
+            "failure at {failed_id}: compensated {compensated:?}, expected {expected:?} (reverse start order)"
+        ));
+    }
+    let phase_of = |id: &StepId| {
+        view.phases
+            .iter()
+            .position(|p| p.steps.iter().any(|s| &s.id == id))
+    };
+    if let Some(late) = started.iter().find(|s| phase_of(s) > phase_of(failed_id)) {
+        return Err(format!(
+            "failure at {failed_id}: step {late} of a later phase started anyway"
+        ));
+    }
+    Ok(())
+}
