@@ -140,10 +140,13 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
             .send()
             .await
             .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
-        output
-            .global_cluster()
-            .map(from_sdk_global_cluster)
-            .ok_or_else(|| Error::missing_field(SERVICE, OP, "GlobalCluster"))
+        match output.global_cluster() {
+            Some(cluster) => Ok(from_sdk_global_cluster(cluster)),
+            // RDS documents the detached-from global cluster in the answer; when an endpoint
+            // leaves it out (emulators do), read it back so callers still see the topology —
+            // and an unknown global cluster still surfaces as `NotFound`.
+            None => self.describe_global_cluster(global_cluster_id).await,
+        }
     }
 }
 
