@@ -1,0 +1,435 @@
+//! The SQLite store: durability across reopen, migrations, schema checks, compare-and-swap,
+//! fencing, idempotency keys; and two runners sharing one store file, where the deposed one is
+//! refused and nothing is executed twice.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use failoverd::engine::testing::{wait_finished, FixedLeadership};
+use failoverd::engine::{
+    EngineMetrics, Event, EventKind, FencingToken, IdempotencyKey, Mode, Outcome, Phase, Plan,
+    PlanCatalog, PlanError, PlanLayout, Reversibility, RunError, RunFilter, RunId, RunRecord,
+    RunRequest, RunStatus, Runner, RunnerConfig, RunnerDeps, SqliteStore, StartError, Step,
+    StepContext, StepDescription, StepError, StepId, Store, StoreError, VerifyOutcome,
+};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+fn record() -> RunRecord {
+    RunRecord {
+        id: RunId::new(),
+        plan: "selftest".into(),
+        mode: Mode::Graceful,
+        dry_run: false,
+        drill: true,
+        reason: "test".into(),
+        params: json!({"steps": 2}),
+        requested_by: "alice".into(),
+        region_pair: "a/b".into(),
+        created_at: OffsetDateTime::now_utc(),
+        layout: PlanLayout { phases: vec![] },
+    }
+}
+
+fn ev(kind: EventKind) -> Event {
+    Event::now(kind)
+}
+
+#[tokio::test]
+async fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let r = record();
+    {
+        let s = SqliteStore::open_async(&path).await.unwrap();
+        let key = IdempotencyKey {
+            key: "k".into(),
+            fingerprint: "f".into(),
+        };
+        s.create(&r, FencingToken(3), Some(&key)).await.unwrap();
+        assert_eq!(
+            s.append(r.id, 0, FencingToken(3), &ev(EventKind::RunStarted))
+                .await
+                .unwrap(),
+            1
+        );
+        let fin = ev(EventKind::RunFinished {
+            outcome: Outcome::Succeeded,
+        });
+        assert_eq!(s.append(r.id, 1, FencingToken(3), &fin).await.unwrap(), 2);
+    }
+    let s = SqliteStore::open_async(&path).await.unwrap();
+    let loaded = s.load(r.id).await.unwrap();
+    assert_eq!(loaded.record, r);
+    assert_eq!(loaded.events.len(), 2);
+    assert_eq!(loaded.events[0].event.kind, EventKind::RunStarted);
+    assert_eq!(s.events_after(r.id, 1).await.unwrap().len(), 1);
+    let list = s.list(&RunFilter::default()).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].outcome, Some(Outcome::Succeeded));
+    assert!(list[0].finished_at.is_some());
+    assert!(s.list(&RunFilter::unfinished()).await.unwrap().is_empty());
+    let (id, key) = s.find_idempotency_key("k").await.unwrap().unwrap();
+    assert_eq!((id, key.fingerprint.as_str()), (r.id, "f"));
+    // The fencing token survived too.
+    let err = s
+        .append(r.id, 2, FencingToken(2), &ev(EventKind::RunStarted))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::StaleFencingToken {
+                current: FencingToken(3),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(s.schema_version().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn cas_conflict_and_stale_token_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_async(dir.path().join("s.db"))
+        .await
+        .unwrap();
+    let r = record();
+    s.create(&r, FencingToken(1), None).await.unwrap();
+    s.append(r.id, 0, FencingToken(1), &ev(EventKind::RunStarted))
+        .await
+        .unwrap();
+    let err = s
+        .append(r.id, 0, FencingToken(1), &ev(EventKind::RunStarted))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = s
+        .append(r.id, 5, FencingToken(1), &ev(EventKind::RunStarted))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    s.fence(FencingToken(2)).await.unwrap();
+    let err = s
+        .append(
+            r.id,
+            1,
+            FencingToken(1),
+            &ev(EventKind::AbortRequested { by: "x".into() }),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::StaleFencingToken {
+                presented: FencingToken(1),
+                current: FencingToken(2)
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.code(), "stale_fencing_token");
+    let err = s
+        .create(&record(), FencingToken(1), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::StaleFencingToken { .. }), "{err}");
+    assert!(s.fence(FencingToken(1)).await.is_err());
+    // Nothing refused was written.
+    assert_eq!(s.load(r.id).await.unwrap().events.len(), 1);
+    assert_eq!(s.list(&RunFilter::default()).await.unwrap().len(), 1);
+    let err = s
+        .append(RunId::new(), 0, FencingToken(2), &ev(EventKind::RunStarted))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = s.create(&r, FencingToken(2), None).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
+}
+
+#[tokio::test]
+async fn idempotency_key_is_atomic_with_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_async(dir.path().join("s.db"))
+        .await
+        .unwrap();
+    let key = IdempotencyKey {
+        key: "k".into(),
+        fingerprint: "f1".into(),
+    };
+    let first = record();
+    s.create(&first, FencingToken(1), Some(&key)).await.unwrap();
+    let err = s
+        .create(&record(), FencingToken(1), Some(&key))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IdempotencyKeyTaken { run_id, same_request: true, .. } if run_id == first.id),
+        "{err}"
+    );
+    let other = IdempotencyKey {
+        key: "k".into(),
+        fingerprint: "f2".into(),
+    };
+    let err = s
+        .create(&record(), FencingToken(1), Some(&other))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::IdempotencyKeyTaken {
+                same_request: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        s.list(&RunFilter::default()).await.unwrap().len(),
+        1,
+        "refused creates left nothing"
+    );
+}
+
+#[tokio::test]
+async fn migrations_newer_schema_and_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // A store from a future failoverd.
+    let path = dir.path().join("future.db");
+    SqliteStore::open(&path).unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'later')",
+            [],
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade failoverd"));
+
+    // Not a database at all.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+    let err = SqliteStore::open(&junk).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains("junk.db"),
+        "the error names the file: {err}"
+    );
+
+    // Somebody else's SQLite database.
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER);")
+        .unwrap();
+    let err = SqliteStore::open(&foreign).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+
+    // Reopening an up-to-date store applies nothing twice.
+    let ok = dir.path().join("ok.db");
+    SqliteStore::open(&ok).unwrap();
+    SqliteStore::open(&ok).unwrap();
+    let c = rusqlite::Connection::open(&ok).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two runners, one store file
+// ---------------------------------------------------------------------------------------------
+
+/// A step that counts its executions (per step id) in a shared ledger.
+struct CountingStep {
+    id: StepId,
+    ledger: Arc<Mutex<Vec<StepId>>>,
+    executions: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl Step for CountingStep {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        self.id.as_str()
+    }
+    async fn describe(&self, _: &StepContext) -> Result<StepDescription, StepError> {
+        Ok(StepDescription {
+            summary: "count".into(),
+            changes: vec![],
+        })
+    }
+    async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
+        self.executions.fetch_add(1, Ordering::SeqCst);
+        self.ledger.lock().unwrap().push(self.id.clone());
+        Ok(json!({}))
+    }
+    async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+        Ok(if self.ledger.lock().unwrap().contains(&self.id) {
+            VerifyOutcome::Done(json!({}))
+        } else {
+            VerifyOutcome::NotDone
+        })
+    }
+    fn reversibility(&self) -> Reversibility {
+        Reversibility::Irreversible
+    }
+}
+
+struct GatedCatalog {
+    ledger: Arc<Mutex<Vec<StepId>>>,
+    executions: Arc<AtomicU32>,
+}
+
+impl PlanCatalog for GatedCatalog {
+    fn build(&self, name: &str, _: Mode, _: &Value) -> Result<Plan, PlanError> {
+        let step = |id: &str| -> Arc<dyn Step> {
+            Arc::new(CountingStep {
+                id: StepId::new(id),
+                ledger: self.ledger.clone(),
+                executions: self.executions.clone(),
+            })
+        };
+        Plan::new(
+            name,
+            vec![
+                Phase::steps("before", vec![step("a"), step("b")]),
+                Phase::steps("after", vec![step("c"), step("d")]).with_approval("continue?"),
+            ],
+        )
+    }
+    fn names(&self) -> Vec<String> {
+        vec!["gated".into()]
+    }
+}
+
+async fn runner_on(
+    path: &std::path::Path,
+    token: u64,
+    catalog: Arc<GatedCatalog>,
+) -> (Runner, Arc<FixedLeadership>) {
+    let store = SqliteStore::open_async(path).await.unwrap();
+    let leadership = Arc::new(FixedLeadership::new(token));
+    let runner = Runner::spawn(
+        RunnerConfig {
+            leadership_poll: Duration::from_millis(50),
+            store_retry: Duration::from_millis(50),
+            ..RunnerConfig::default()
+        },
+        RunnerDeps {
+            store: Arc::new(store),
+            plans: catalog,
+            leadership: leadership.clone(),
+            metrics: EngineMetrics::unregistered().unwrap(),
+        },
+    );
+    (runner, leadership)
+}
+
+#[tokio::test]
+async fn deposed_runner_is_refused_and_nothing_runs_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let catalog = Arc::new(GatedCatalog {
+        ledger: Arc::default(),
+        executions: Arc::default(),
+    });
+
+    // Runner A (token 1) runs the first phase and waits at the gate.
+    let (a, a_leadership) = runner_on(&path, 1, catalog.clone()).await;
+    let ha = a.handle();
+    let req = RunRequest {
+        plan: "gated".into(),
+        requested_by: "alice".into(),
+        ..RunRequest::default()
+    };
+    let id = ha.start(req.clone()).await.unwrap().id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ha.get(id).await.unwrap().status != RunStatus::WaitingApproval {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never reached the gate"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(catalog.executions.load(Ordering::SeqCst), 2);
+
+    // A loses leadership without noticing (a paused process); B takes over with token 2.
+    a_leadership.revoke();
+    let (b, _) = runner_on(&path, 2, catalog.clone()).await;
+    let hb = b.handle();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !hb.status().await.unwrap().leader {
+        assert!(tokio::time::Instant::now() < deadline, "B never led");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // B resumed the run at the gate; approving through B completes it.
+    assert_eq!(hb.get(id).await.unwrap().status, RunStatus::WaitingApproval);
+    hb.approve(id, "bob").await.unwrap();
+    let done = wait_finished(&hb, id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(catalog.executions.load(Ordering::SeqCst), 4);
+
+    // A wakes up and acts on its stale view: every write is refused, nothing executes.
+    let err = ha.approve(id, "alice").await.unwrap_err();
+    assert!(matches!(err, RunError::NotLeader), "{err}");
+    let err = ha.start(req).await.unwrap_err();
+    assert!(matches!(err, StartError::NotLeader), "{err}");
+    assert!(!ha.status().await.unwrap().leader);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        catalog.executions.load(Ordering::SeqCst),
+        4,
+        "nothing executed twice"
+    );
+    let ledger = catalog.ledger.lock().unwrap().clone();
+    let mut sorted: Vec<_> = ledger.iter().map(|s| s.to_string()).collect();
+    sorted.sort();
+    assert_eq!(sorted, ["a", "b", "c", "d"]);
+
+    // The journal shows one clean history: both tokens, no refused event.
+    let store = SqliteStore::open_async(&path).await.unwrap();
+    let journal = store.load(id).await.unwrap().events;
+    let approvals = journal
+        .iter()
+        .filter(|e| matches!(e.event.kind, EventKind::Approved { .. }))
+        .count();
+    assert_eq!(approvals, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
