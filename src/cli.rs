@@ -50,6 +50,66 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List runs, or show one run with its steps, timeline and report.
+    Runs {
+        /// A run id: show that run.
+        id: Option<String>,
+        /// Only runs of this plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only runs that have not finished.
+        #[arg(long)]
+        unfinished: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Start a run of a plan (POST /v1/runs).
+    Run(RunArgs),
+    /// Approve a run waiting for approval.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Abort a run: no further step starts and completed steps are compensated in reverse order.
+    Abort {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The plan, e.g. `selftest`, `dns-switchover`.
+    pub plan: String,
+    /// Why the run is started (kept in the journal and the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// graceful (staged, no data loss) or ungraceful (fastest, bounded data loss).
+    #[arg(long, value_enum, default_value = "graceful")]
+    pub mode: ModeArg,
+    /// Describe what each step would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A drill: the report measures RTO/RPO and each step's duration.
+    #[arg(long)]
+    pub drill: bool,
+    /// A plan parameter as key=value (repeatable); the value is parsed as JSON when it can be,
+    /// e.g. `--param steps=3 --param target_region=us-west-2`.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Sent as the `Idempotency-Key` header: a retried command returns the same run.
+    #[arg(long, env = "FAILOVERD_IDEMPOTENCY_KEY")]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    Graceful,
+    Ungraceful,
 }
 
 #[derive(Args, Debug)]
@@ -147,7 +207,86 @@ fn run(cli: Cli) -> u8 {
         Command::Status { api } => client_command(&api, |client| async move {
             client.get::<serde_json::Value>("/v1/status").await
         }),
+        Command::Runs {
+            id,
+            plan,
+            unfinished,
+            api,
+        } => {
+            let path = match id {
+                Some(id) => format!("/v1/runs/{}", encode_path(&id)),
+                None => {
+                    let mut q = vec![format!("unfinished={unfinished}")];
+                    if let Some(p) = plan {
+                        q.push(format!("plan={}", encode_path(&p)));
+                    }
+                    format!("/v1/runs?{}", q.join("&"))
+                }
+            };
+            client_command(&api, |client| async move { client.get(&path).await })
+        }
+        Command::Run(args) => run_command(args),
+        Command::Approve { id, api } => {
+            let path = format!("/v1/runs/{}/approve", encode_path(&id));
+            client_command(&api, |client| async move {
+                client.post(&path, &serde_json::json!({}), &[]).await
+            })
+        }
+        Command::Abort { id, api } => {
+            let path = format!("/v1/runs/{}/abort", encode_path(&id));
+            client_command(&api, |client| async move {
+                client.post(&path, &serde_json::json!({}), &[]).await
+            })
+        }
     }
+}
+
+/// Keeps a path segment from changing the route (ids are UUIDs; anything else is escaped).
+fn encode_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn run_command(args: RunArgs) -> u8 {
+    let RunArgs {
+        plan,
+        reason,
+        mode,
+        dry_run,
+        drill,
+        params,
+        idempotency_key,
+        api,
+    } = args;
+    let mut map = serde_json::Map::new();
+    for p in &params {
+        let Some((k, v)) = p.split_once('=') else {
+            eprintln!("--param {p:?}: expected KEY=VALUE");
+            return EXIT_INVALID;
+        };
+        let value =
+            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
+        map.insert(k.to_owned(), value);
+    }
+    let body = serde_json::json!({
+        "plan": plan,
+        "mode": match mode { ModeArg::Graceful => "graceful", ModeArg::Ungraceful => "ungraceful" },
+        "dry_run": dry_run,
+        "drill": drill,
+        "reason": reason,
+        "params": serde_json::Value::Object(map),
+    });
+    let headers: Vec<(&str, String)> = idempotency_key
+        .map(|k| vec![("Idempotency-Key", k)])
+        .unwrap_or_default();
+    client_command(&api, |client| async move {
+        client.post("/v1/runs", &body, &headers).await
+    })
 }
 
 fn validate(path: &std::path::Path) -> u8 {

@@ -2,23 +2,34 @@
 //! until the shutdown future (signals, owned by the binary) resolves.
 //!
 //! Shutdown order: readiness drops to 503 (load balancers stop sending), the listener stops
-//! accepting, in-flight requests finish, background components are told to stop and drained —
-//! all within `server.shutdown_grace`, after which whatever remains is abandoned so the process
-//! exits in bounded time.
+//! accepting, event streams end, in-flight requests finish, the run engine stops starting steps
+//! and lets in-flight ones record their outcome, background components are told to stop and
+//! drained — all within `server.shutdown_grace`, after which whatever remains is abandoned so the
+//! process exits in bounded time. (An abandoned step is safe: it is *in doubt* and resolved with
+//! `verify` at the next start.)
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::{self, AppState, TokenSet};
 use crate::config::Config;
-use crate::status::StatusBoard;
+use crate::engine::{
+    EngineMetrics, LocalLeadership, Runner, RunnerConfig, RunnerDeps, SqliteStore, StoreError,
+};
+use crate::plans::PlanRegistry;
+use crate::shutdown::stop_channel;
+use crate::status::{ComponentState, StatusBoard};
 use crate::telemetry;
+
+pub use crate::shutdown::StopSignal;
+
+/// The run journal's file name inside `state.dir`.
+pub const JOURNAL_FILE: &str = "runs.sqlite3";
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +41,8 @@ pub enum ServeError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot open the run journal: {0}")]
+    Journal(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -39,22 +52,6 @@ pub enum ServeError {
     Metrics(#[from] prometheus::Error),
     #[error("HTTP server failed: {0}")]
     Server(std::io::Error),
-}
-
-/// A handle background components use to learn that the daemon is stopping.
-#[derive(Clone)]
-pub struct StopSignal(watch::Receiver<bool>);
-
-impl StopSignal {
-    /// Resolves once shutdown has begun.
-    pub async fn stopped(&mut self) {
-        // An error means the sender is gone, which also means stop.
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        *self.0.borrow()
-    }
 }
 
 /// Runs the daemon until `shutdown` resolves, then stops within `server.shutdown_grace`.
@@ -76,18 +73,44 @@ pub async fn serve(
     let registry = telemetry::new_registry()?;
     let status = StatusBoard::new(&registry)?;
 
-    let state_dir = &config.state.dir;
-    std::fs::create_dir_all(state_dir).map_err(|source| ServeError::StateDir {
+    let state_dir = config.state.dir.clone();
+    std::fs::create_dir_all(&state_dir).map_err(|source| ServeError::StateDir {
         path: state_dir.display().to_string(),
         source,
     })?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop = StopSignal(stop_rx);
+    let (trigger, stop) = stop_channel();
     let mut components: JoinSet<()> = JoinSet::new();
-    let _ = &stop; // components take clones of `stop` as they are added.
 
-    let state = AppState::new(config.clone(), Arc::new(tokens), registry, status);
+    // The run engine: journal in SQLite, leadership by a lock in the state directory.
+    status.report("engine", ComponentState::Starting, None);
+    let store = SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?;
+    let plans = PlanRegistry::builtin(&state_dir);
+    let grace = config.server.shutdown_grace.get();
+    let runner = Runner::spawn(
+        RunnerConfig {
+            region_pair: format!("{}/{}", config.hot_region(), config.cold_region()),
+            // Leave part of the grace period for the HTTP server and the other components.
+            shutdown_grace: grace.mul_f64(0.6),
+            ..RunnerConfig::default()
+        },
+        RunnerDeps {
+            store: Arc::new(store),
+            plans: Arc::new(plans),
+            leadership: Arc::new(LocalLeadership::new(&state_dir)),
+            metrics: EngineMetrics::register(&registry)?,
+        },
+    );
+    components.spawn(watch_engine(runner.handle(), status.clone(), stop.clone()));
+
+    let state = AppState::new(
+        config.clone(),
+        Arc::new(tokens),
+        registry,
+        status,
+        runner.handle(),
+        stop.clone(),
+    );
     let app = api::router(state.clone());
 
     let addr = listen_override.unwrap_or(config.server.listen);
@@ -102,6 +125,7 @@ pub async fn serve(
         pair = %config.pair,
         hot = config.hot_region(),
         cold = config.cold_region(),
+        state_dir = %state_dir.display(),
         version = telemetry::VERSION,
         "failoverd is serving"
     );
@@ -112,14 +136,13 @@ pub async fn serve(
         .into_future();
     tokio::pin!(server);
 
-    let grace = config.server.shutdown_grace.get();
     let result = tokio::select! {
         result = &mut server => result.map_err(ServeError::Server),
         () = shutdown => {
             let deadline = Instant::now() + grace;
             tracing::info!(grace = %humantime::format_duration(grace), "shutting down");
             state.ready.store(false, Ordering::Release);
-            let _ = stop_tx.send(true);
+            trigger.stop();
             let result = match tokio::time::timeout_at(deadline.into(), &mut server).await {
                 Ok(result) => result.map_err(ServeError::Server),
                 Err(_) => {
@@ -127,12 +150,41 @@ pub async fn serve(
                     Ok(())
                 }
             };
+            if tokio::time::timeout_at(deadline.into(), runner.shutdown()).await.is_err() {
+                tracing::warn!("the run engine did not stop within the grace period; in-flight steps are left in doubt and will be verified at the next start");
+            }
             drain(&mut components, deadline).await;
             result
         }
     };
     tracing::info!("failoverd stopped");
     result
+}
+
+/// How often the engine's leadership is reflected in the status board.
+const ENGINE_STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reports the engine's leadership in `/v1/status` and `failoverd_component_up{component="engine"}`.
+async fn watch_engine(
+    runner: crate::engine::RunnerHandle,
+    status: StatusBoard,
+    mut stop: StopSignal,
+) {
+    loop {
+        match runner.status().await {
+            Ok(s) if s.leader => status.report("engine", ComponentState::Ok, None),
+            Ok(_) => status.report(
+                "engine",
+                ComponentState::Degraded,
+                Some("not the leader: another failoverd holds the state directory lock".into()),
+            ),
+            Err(e) => status.report("engine", ComponentState::Stopped, Some(e.to_string())),
+        }
+        tokio::select! {
+            () = stop.stopped() => return,
+            () = tokio::time::sleep(ENGINE_STATUS_INTERVAL) => {}
+        }
+    }
 }
 
 /// Waits for the background components to stop, abandoning them at the deadline.

@@ -20,3 +20,4 @@ pub mod cognito;
 pub mod health;
 pub mod engine;
 pub mod plans;
+pub mod shutdown;

@@ -114,7 +114,7 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         .unwrap();
     let body = br#"{"plan":"selftest","reason":"shutdown test","params":{"steps":1}}"#;
     let head = format!(
-        "POST /v1/status HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {OPERATOR_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/runs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {OPERATOR_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -146,42 +146,62 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         "no response to the in-flight request: {response:?}"
     );
     let code: u16 = response[9..12].parse().unwrap();
-    assert_ne!(code / 100, 5, "{response}");
+    assert_eq!(
+        code, 202,
+        "the in-flight run request is accepted: {response}"
+    );
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
     d.wait_log("stopped", |v| v["message"] == "failoverd stopped");
 }
 
-/// Every mutating request is audited: token name, route, parameters, outcome.
+/// The auth matrix on a mutating route, and the audit line of every mutating request: token name,
+/// route, parameters, outcome.
 #[test]
-fn mutating_requests_are_audited_and_need_operator() {
+fn mutating_requests_need_operator_and_are_audited() {
     let d = Daemon::start(&config_yaml(""));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let post = |token: &str| {
+    let post = |token: Option<&str>| {
         rt.block_on(async {
-            let resp = Daemon::client()
-                .post(format!("{}/v1/status", d.url))
-                .bearer_auth(token)
-                .json(&serde_json::json!({"reason": "audit me"}))
-                .send()
-                .await
-                .unwrap();
+            let mut req = Daemon::client()
+                .post(format!("{}/v1/runs", d.url))
+                .json(&serde_json::json!({"plan": "selftest", "reason": "audit me", "params": {"steps": 1, "step_seconds": 0}}));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
             let status = resp.status().as_u16();
             (status, resp.json::<serde_json::Value>().await.unwrap())
         })
     };
-    let (status, body) = post(VIEWER_TOKEN);
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["code"], "forbidden");
-    let (status, body) = post(OPERATOR_TOKEN);
-    assert_eq!(status, 405, "{body}");
+    let (status, body) = post(None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = post(Some("wrong"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = post(Some(VIEWER_TOKEN));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (status, body) = post(Some(OPERATOR_TOKEN));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["requested_by"], "test-operator");
+
     let line = d.wait_log("audit line", |v| {
         v["audit"] == true && v["token"] == "test-operator"
     });
-    assert_eq!(line["route"], "/v1/status");
-    assert_eq!(line["outcome"], 405);
+    assert_eq!(line["route"], "/v1/runs");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["outcome"], 202);
     assert!(
         line["params"].as_str().unwrap().contains("audit me"),
         "{line}"
@@ -190,4 +210,29 @@ fn mutating_requests_are_audited_and_need_operator() {
         v["audit"] == true && v["token"] == "test-viewer"
     });
     assert_eq!(refused["outcome"], 403);
+    assert_eq!(refused["route"], "/v1/runs");
+}
+
+/// A body over `server.body_limit_bytes` is refused with 413 in the error shape.
+#[test]
+fn oversized_bodies_are_refused() {
+    let d = Daemon::start(&config_yaml(""));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async {
+        let big = "x".repeat(100 * 1024);
+        let resp = Daemon::client()
+            .post(format!("{}/v1/runs", d.url))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&serde_json::json!({"plan": "selftest", "reason": big}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    });
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "body_too_large");
 }

@@ -7,6 +7,7 @@
 pub mod auth;
 mod error;
 mod middleware;
+mod runs;
 mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,8 @@ pub use error::{ApiError, JsonBody};
 pub use middleware::principal;
 
 use crate::config::Config;
+use crate::engine::RunnerHandle;
+use crate::shutdown::StopSignal;
 use crate::status::StatusBoard;
 
 /// What every handler can reach. Cheap to clone (everything is shared).
@@ -40,6 +43,9 @@ pub struct AppState {
     pub request_timeout: Duration,
     pub body_limit: usize,
     pub started_at: OffsetDateTime,
+    pub runner: RunnerHandle,
+    /// Ends long-lived responses (event streams) when the daemon stops.
+    pub stop: StopSignal,
 }
 
 impl AppState {
@@ -48,6 +54,8 @@ impl AppState {
         tokens: Arc<TokenSet>,
         registry: Registry,
         status: StatusBoard,
+        runner: RunnerHandle,
+        stop: StopSignal,
     ) -> Self {
         let request_timeout = config.server.request_timeout.get();
         let body_limit = config.server.body_limit_bytes;
@@ -60,6 +68,8 @@ impl AppState {
             request_timeout,
             body_limit,
             started_at: OffsetDateTime::now_utc(),
+            runner,
+            stop,
         }
     }
 }
@@ -69,6 +79,7 @@ fn v1_routes() -> Router<AppState> {
     Router::new()
         .route("/status", get(status::get_status))
         .route("/openapi.json", get(openapi))
+        .merge(runs::routes())
 }
 
 /// The whole router.

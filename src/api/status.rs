@@ -8,7 +8,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::AppState;
+use crate::engine::RunnerStatus;
 use crate::status::ComponentStatus;
+
+/// `/v1/status` must answer even when the engine is busy or stuck: it is what an operator looks at
+/// when something is wrong.
+const ENGINE_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Serialize)]
 pub struct StatusView {
@@ -19,6 +24,8 @@ pub struct StatusView {
     pub ready: bool,
     pub regions: RegionsView,
     pub components: BTreeMap<String, ComponentStatus>,
+    /// Leadership and the active run; null when the engine did not answer in time.
+    pub engine: Option<RunnerStatus>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +38,10 @@ pub struct RegionsView {
 
 pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
     let config = &state.config;
+    let engine = tokio::time::timeout(ENGINE_STATUS_TIMEOUT, state.runner.status())
+        .await
+        .ok()
+        .and_then(Result::ok);
     Json(StatusView {
         pair: config.pair.clone(),
         version: crate::telemetry::VERSION,
@@ -41,5 +52,6 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
             cold: config.cold_region().to_owned(),
         },
         components: state.status.snapshot(),
+        engine,
     })
 }
