@@ -19,6 +19,13 @@
 //! Faults apply to "the next N requests" or to a share of requests drawn from a seeded RNG, so a
 //! test is deterministic. Every decision is counted ([`FaultStats`]) for assertions such as "two
 //! throttles, then one forwarded request".
+//!
+//! **CloudWatch bridge.** The Rust SDK speaks Smithy RPC v2 CBOR to CloudWatch, which moto 5.2.5
+//! does not serve (it 404s `/service/.../operation/...`), while it does serve CloudWatch's
+//! `awsJson1_0` protocol. So the proxy transcodes such requests: CBOR body to JSON with
+//! `X-Amz-Target`, and moto's JSON answer back to CBOR (epoch-seconds timestamps re-tagged, error
+//! `__type` and `x-amzn-query-error` carried over). CloudWatch tests therefore always go through
+//! a proxy; see [`rpcv2`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -266,7 +273,11 @@ async fn handle(
             tokio::time::sleep(delay).await;
         }
     }
-    let response = forward(shared.upstream, request).await;
+    let response = if protocol == Protocol::RpcV2Cbor {
+        rpcv2::forward_as_json(shared.upstream, request).await
+    } else {
+        forward(shared.upstream, request).await
+    };
     counters.forwarded.fetch_add(1, Ordering::SeqCst);
     Ok(response)
 }
@@ -294,6 +305,15 @@ async fn try_forward(
         .await
         .map_err(|e| format!("reading the request: {e}"))?
         .to_bytes();
+    send_buffered(upstream, Request::from_parts(parts, body)).await
+}
+
+/// Sends a fully buffered request to moto on a fresh connection; returns the buffered answer.
+async fn send_buffered(
+    upstream: SocketAddr,
+    request: Request<Bytes>,
+) -> Result<Response<Full<Bytes>>, String> {
+    let (parts, body) = request.into_parts();
     let stream = TcpStream::connect(upstream)
         .await
         .map_err(|e| format!("connecting to moto: {e}"))?;
@@ -440,6 +460,15 @@ fn cbor_text_map(entries: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+fn cbor_text(out: &mut Vec<u8>, text: &str) {
+    cbor_head(out, 3, text.len() as u64);
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn cbor_head_tag(out: &mut Vec<u8>, tag: u64) {
+    cbor_head(out, 6, tag);
+}
+
 fn cbor_head(out: &mut Vec<u8>, major: u8, length: u64) {
     let major = major << 5;
     match length {
@@ -449,9 +478,369 @@ fn cbor_head(out: &mut Vec<u8>, major: u8, length: u64) {
             out.push(major | 25);
             out.extend_from_slice(&(length as u16).to_be_bytes());
         }
-        _ => {
+        0x1_0000..=0xffff_ffff => {
             out.push(major | 26);
             out.extend_from_slice(&(length as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&length.to_be_bytes());
+        }
+    }
+}
+
+/// Smithy RPC v2 CBOR ⇄ `awsJson1_0` bridge for CloudWatch (moto only serves the JSON protocol).
+pub mod rpcv2 {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+    use hyper::{Request, Response, StatusCode};
+    use serde_json::{Map, Number, Value};
+
+    /// CBOR tag for epoch-seconds timestamps (RFC 8949 §3.4.2), which RPC v2 uses for every
+    /// timestamp member.
+    const EPOCH_TAG: u64 = 1;
+
+    pub async fn forward_as_json(
+        upstream: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        match try_forward(upstream, request).await {
+            Ok(response) => response,
+            Err(message) => {
+                let mut response = Response::new(Full::new(Bytes::from(message)));
+                *response.status_mut() = StatusCode::BAD_GATEWAY;
+                response
+            }
+        }
+    }
+
+    async fn try_forward(
+        upstream: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, String> {
+        let (mut parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("reading the request: {e}"))?
+            .to_bytes();
+        // `/service/<ServiceShape>/operation/<Operation>`
+        let path = parts.uri.path().to_owned();
+        let mut segments = path.trim_start_matches('/').split('/');
+        let (Some("service"), Some(service), Some("operation"), Some(operation)) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(format!("not an RPC v2 path: {path}"));
+        };
+        let json = if body.is_empty() {
+            Value::Object(Map::new())
+        } else {
+            let mut decoder = Decoder {
+                bytes: &body,
+                pos: 0,
+            };
+            decoder.value()?
+        };
+        let target = format!("{service}.{operation}");
+        parts.uri = "/".parse().map_err(|e| format!("{e}"))?;
+        let headers = &mut parts.headers;
+        headers.remove("smithy-protocol");
+        headers.remove(hyper::header::ACCEPT);
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_str(&target).map_err(|e| e.to_string())?,
+        );
+        let json_body = Bytes::from(json.to_string());
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(json_body.len()));
+        let answer = super::send_buffered(upstream, Request::from_parts(parts, json_body)).await?;
+
+        let (mut parts, body) = answer.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("reading moto's answer: {e}"))?
+            .to_bytes();
+        let value: Value = if body.is_empty() {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| format!("moto's answer is not JSON ({e}): {body:?}"))?
+        };
+        let value = if parts.status.is_success() {
+            value
+        } else {
+            // Keep the code without the JSON protocol's namespace, and the message.
+            let code = value
+                .get("__type")
+                .and_then(Value::as_str)
+                .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
+                .unwrap_or_default();
+            let message = value
+                .get("message")
+                .or_else(|| value.get("Message"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            serde_json::json!({ "__type": code, "message": message })
+        };
+        let mut cbor = Vec::new();
+        encode(&mut cbor, &value, false);
+        let headers = &mut parts.headers;
+        headers.remove("x-amzn-errortype");
+        headers.remove(hyper::header::TRANSFER_ENCODING);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/cbor"));
+        headers.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(cbor.len()));
+        Ok(Response::from_parts(parts, Full::new(Bytes::from(cbor))))
+    }
+
+    /// Whether a JSON member holds a timestamp. JSON carries timestamps as bare epoch seconds,
+    /// CBOR must tag them; CloudWatch's timestamp members are named like this.
+    fn is_timestamp_member(name: &str) -> bool {
+        name.ends_with("Timestamp")
+            || name.ends_with("Timestamps")
+            || matches!(
+                name,
+                "StartTime" | "EndTime" | "StartDate" | "EndDate" | "LastModified"
+            )
+    }
+
+    fn encode(out: &mut Vec<u8>, value: &Value, timestamp: bool) {
+        match value {
+            Value::Null => out.push(0xf6),
+            Value::Bool(false) => out.push(0xf4),
+            Value::Bool(true) => out.push(0xf5),
+            Value::Number(number) if timestamp => {
+                super::cbor_head_tag(out, EPOCH_TAG);
+                encode_number(out, number);
+            }
+            Value::Number(number) => encode_number(out, number),
+            Value::String(text) if timestamp => {
+                match time::OffsetDateTime::parse(
+                    text,
+                    &time::format_description::well_known::Rfc3339,
+                ) {
+                    Ok(at) => {
+                        super::cbor_head_tag(out, EPOCH_TAG);
+                        out.push(0xfb);
+                        let seconds = at.unix_timestamp_nanos() as f64 / 1e9;
+                        out.extend_from_slice(&seconds.to_be_bytes());
+                    }
+                    Err(_) => super::cbor_text(out, text),
+                }
+            }
+            Value::String(text) => super::cbor_text(out, text),
+            Value::Array(items) => {
+                super::cbor_head(out, 4, items.len() as u64);
+                for item in items {
+                    encode(out, item, timestamp);
+                }
+            }
+            Value::Object(members) => {
+                super::cbor_head(out, 5, members.len() as u64);
+                for (name, member) in members {
+                    super::cbor_text(out, name);
+                    encode(out, member, is_timestamp_member(name));
+                }
+            }
+        }
+    }
+
+    fn encode_number(out: &mut Vec<u8>, number: &Number) {
+        if let Some(unsigned) = number.as_u64() {
+            super::cbor_head(out, 0, unsigned);
+        } else if let Some(signed) = number.as_i64() {
+            // Negative: major type 1 carries -1 - n.
+            super::cbor_head(out, 1, (-1 - signed) as u64);
+        } else {
+            out.push(0xfb);
+            out.extend_from_slice(&number.as_f64().unwrap_or(0.0).to_be_bytes());
+        }
+    }
+
+    /// A small CBOR decoder: everything the SDK's RPC v2 serializer emits (definite and
+    /// indefinite lengths, ints, floats, text, bytes, tags).
+    struct Decoder<'a> {
+        bytes: &'a [u8],
+        pos: usize,
+    }
+
+    const BREAK: u8 = 0xff;
+
+    impl Decoder<'_> {
+        fn byte(&mut self) -> Result<u8, String> {
+            let byte = *self.bytes.get(self.pos).ok_or("truncated CBOR")?;
+            self.pos += 1;
+            Ok(byte)
+        }
+
+        fn take(&mut self, n: usize) -> Result<&[u8], String> {
+            let end = self.pos.checked_add(n).ok_or("CBOR length overflow")?;
+            let slice = self.bytes.get(self.pos..end).ok_or("truncated CBOR")?;
+            self.pos = end;
+            Ok(slice)
+        }
+
+        fn peek_break(&mut self) -> Result<bool, String> {
+            if *self.bytes.get(self.pos).ok_or("truncated CBOR")? == BREAK {
+                self.pos += 1;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        }
+
+        /// The argument of an initial byte; `None` for an indefinite length.
+        fn argument(&mut self, info: u8) -> Result<Option<u64>, String> {
+            Ok(Some(match info {
+                0..=23 => u64::from(info),
+                24 => u64::from(self.byte()?),
+                25 => u64::from(u16::from_be_bytes(
+                    self.take(2)?.try_into().map_err(|_| "len")?,
+                )),
+                26 => u64::from(u32::from_be_bytes(
+                    self.take(4)?.try_into().map_err(|_| "len")?,
+                )),
+                27 => u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| "len")?),
+                31 => return Ok(None),
+                other => return Err(format!("bad CBOR additional info {other}")),
+            }))
+        }
+
+        fn text(&mut self, info: u8, major: u8) -> Result<Vec<u8>, String> {
+            match self.argument(info)? {
+                Some(len) => Ok(self.take(len as usize)?.to_vec()),
+                None => {
+                    let mut out = Vec::new();
+                    while !self.peek_break()? {
+                        let initial = self.byte()?;
+                        if initial >> 5 != major {
+                            return Err("mixed chunk types in CBOR string".into());
+                        }
+                        out.extend(self.text(initial & 0x1f, major)?);
+                    }
+                    Ok(out)
+                }
+            }
+        }
+
+        fn value(&mut self) -> Result<Value, String> {
+            let initial = self.byte()?;
+            let (major, info) = (initial >> 5, initial & 0x1f);
+            match major {
+                0 => Ok(Value::from(self.argument(info)?.ok_or("indefinite int")?)),
+                1 => {
+                    let n = self.argument(info)?.ok_or("indefinite int")?;
+                    Ok(Value::from(-1 - n as i64))
+                }
+                2 => {
+                    let bytes = self.text(info, 2)?;
+                    Ok(Value::String(aws_smithy_types::base64::encode(bytes)))
+                }
+                3 => String::from_utf8(self.text(info, 3)?)
+                    .map(Value::String)
+                    .map_err(|e| e.to_string()),
+                4 => {
+                    let mut items = Vec::new();
+                    match self.argument(info)? {
+                        Some(len) => {
+                            for _ in 0..len {
+                                items.push(self.value()?);
+                            }
+                        }
+                        None => {
+                            while !self.peek_break()? {
+                                items.push(self.value()?);
+                            }
+                        }
+                    }
+                    Ok(Value::Array(items))
+                }
+                5 => {
+                    let mut members = Map::new();
+                    let mut entry = |d: &mut Self| -> Result<(), String> {
+                        let key = match d.value()? {
+                            Value::String(key) => key,
+                            other => return Err(format!("non-text CBOR map key {other}")),
+                        };
+                        let value = d.value()?;
+                        members.insert(key, value);
+                        Ok(())
+                    };
+                    match self.argument(info)? {
+                        Some(len) => {
+                            for _ in 0..len {
+                                entry(self)?;
+                            }
+                        }
+                        None => {
+                            while !self.peek_break()? {
+                                entry(self)?;
+                            }
+                        }
+                    }
+                    Ok(Value::Object(members))
+                }
+                // Tags: timestamps (1) become bare epoch seconds, as JSON carries them.
+                6 => {
+                    self.argument(info)?;
+                    self.value()
+                }
+                7 => match info {
+                    20 => Ok(Value::Bool(false)),
+                    21 => Ok(Value::Bool(true)),
+                    22 | 23 => Ok(Value::Null),
+                    25 => {
+                        let half = u16::from_be_bytes(self.take(2)?.try_into().map_err(|_| "f16")?);
+                        Ok(float(f16_to_f64(half)))
+                    }
+                    26 => {
+                        let single =
+                            f32::from_be_bytes(self.take(4)?.try_into().map_err(|_| "f32")?);
+                        Ok(float(f64::from(single)))
+                    }
+                    27 => {
+                        let double =
+                            f64::from_be_bytes(self.take(8)?.try_into().map_err(|_| "f64")?);
+                        Ok(float(double))
+                    }
+                    other => Err(format!("unsupported CBOR simple value {other}")),
+                },
+                _ => Err(format!("bad CBOR major type {major}")),
+            }
+        }
+    }
+
+    fn float(value: f64) -> Value {
+        Number::from_f64(value)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+
+    fn f16_to_f64(half: u16) -> f64 {
+        let exponent = (half >> 10) & 0x1f;
+        let mantissa = f64::from(half & 0x3ff);
+        let magnitude = match exponent {
+            0 => mantissa * 2f64.powi(-24),
+            31 if mantissa == 0.0 => f64::INFINITY,
+            31 => f64::NAN,
+            e => (1.0 + mantissa / 1024.0) * 2f64.powi(i32::from(e) - 15),
+        };
+        if half & 0x8000 != 0 {
+            -magnitude
+        } else {
+            magnitude
         }
     }
 }

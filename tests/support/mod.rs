@@ -15,6 +15,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_route53::config::Credentials;
 use aws_types::sdk_config::SharedCredentialsProvider;
 use failoverd::aws::{AwsClients, ClientSettings, RetryMode};
+use fault_proxy::FaultProxy;
+use moto::MotoServer;
 
 /// The pair used by the tests: moto's default region and a second one.
 pub const HOT: &str = "us-east-1";
@@ -72,4 +74,24 @@ pub async fn raw_config(endpoint_url: &str, region: &str) -> SdkConfig {
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
         .await
+}
+
+/// moto with the fault proxy in front: what tests that inject faults, and every CloudWatch test
+/// (the proxy bridges the SDK's CBOR protocol to moto), talk to.
+pub struct TestBed {
+    pub moto: MotoServer,
+    pub proxy: FaultProxy,
+}
+
+impl TestBed {
+    pub async fn start() -> TestBed {
+        let moto = MotoServer::start().await;
+        let proxy = FaultProxy::start(moto.addr()).await;
+        TestBed { moto, proxy }
+    }
+
+    /// The proxy's URL: the endpoint to give clients.
+    pub fn endpoint_url(&self) -> String {
+        self.proxy.endpoint_url()
+    }
 }
