@@ -2,6 +2,7 @@
 //! parameters into a [`Plan`], rejecting bad parameters with an error naming the field. The runner
 //! rebuilds plans from the registry when it resumes a run, so builders must be deterministic.
 
+pub mod aurora;
 pub mod selftest;
 
 use std::collections::BTreeMap;

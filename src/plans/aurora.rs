@@ -1,0 +1,151 @@
+//! The `aurora-switchover` plan: move the writer of every configured Aurora global database to
+//! `params.target_region`, and nothing else (no DNS, no workloads) — for database-only
+//! switchovers, drills of the database part, and as the database phases of the full failover.
+//!
+//! Mode `graceful` uses `SwitchoverGlobalCluster` (RPO 0, requires fresh lag within `max_lag`);
+//! `ungraceful` uses `FailoverGlobalCluster` with `AllowDataLoss` and records the estimated data
+//! loss. Three phases, each holding one step per global database (run concurrently):
+//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `replication::steps`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{params, PlanRegistry};
+use crate::config::AuroraConfig;
+use crate::engine::{Mode, Phase, Plan, PlanError, Step};
+use crate::replication::port::GlobalDatabaseApi;
+use crate::replication::steps::{
+    AuroraPrecheck, AuroraPromote, AuroraStepDeps, AuroraTarget, AuroraWaitWriter, Promotion,
+    DEFAULT_POLL_INTERVAL, DEFAULT_PROMOTION_TIMEOUT,
+};
+use crate::replication::{LagReadings, ReplicationPorts};
+
+pub const NAME: &str = "aurora-switchover";
+
+/// What the plan needs: the configured global databases, each region's API and the lag readings.
+#[derive(Clone)]
+pub struct AuroraPlanDeps {
+    /// The pair, hot first.
+    pub regions: [String; 2],
+    pub databases: Vec<AuroraConfig>,
+    /// The global database API of each region of the pair.
+    pub apis: BTreeMap<String, Arc<dyn GlobalDatabaseApi>>,
+    pub lag: Arc<dyn LagReadings>,
+    pub poll_interval: Duration,
+    pub promotion_timeout: Duration,
+}
+
+impl AuroraPlanDeps {
+    /// From the configuration's `replication.aurora`, the pair's ports and the replication
+    /// monitor's handle, with production timings.
+    pub fn new(
+        databases: &[AuroraConfig],
+        regions: [&str; 2],
+        ports: &ReplicationPorts,
+        lag: Arc<dyn LagReadings>,
+    ) -> Self {
+        Self {
+            regions: regions.map(str::to_owned),
+            databases: databases.to_vec(),
+            apis: regions
+                .iter()
+                .filter_map(|r| {
+                    ports
+                        .region(r)
+                        .map(|p| ((*r).to_owned(), Arc::clone(&p.global_database)))
+                })
+                .collect(),
+            lag,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            promotion_timeout: DEFAULT_PROMOTION_TIMEOUT,
+        }
+    }
+}
+
+/// Register `aurora-switchover`.
+pub fn register(registry: &mut PlanRegistry, deps: AuroraPlanDeps) {
+    let deps = Arc::new(deps);
+    registry.register(NAME, move |mode, params| build(mode, params, &deps));
+}
+
+/// The validated `target_region` parameter.
+pub fn target_region(params: &Value, regions: &[String; 2]) -> Result<String, PlanError> {
+    let obj = params::object(params, &["target_region"])?;
+    match obj.and_then(|o| o.get("target_region")) {
+        Some(Value::String(r)) if regions.contains(r) => Ok(r.clone()),
+        Some(Value::String(r)) => Err(params::bad(
+            "target_region",
+            format!(
+                "{r:?} is not one of the pair ({}, {})",
+                regions[0], regions[1]
+            ),
+        )),
+        Some(_) => Err(params::bad("target_region", "must be a region name")),
+        None => Err(params::bad("target_region", "required")),
+    }
+}
+
+/// Build the plan for `mode`.
+pub fn build(mode: Mode, params: &Value, deps: &AuroraPlanDeps) -> Result<Plan, PlanError> {
+    let target_region = target_region(params, &deps.regions)?;
+    if deps.databases.is_empty() {
+        return Err(PlanError::Invalid {
+            message: "replication.aurora configures no global database".into(),
+        });
+    }
+    let api = deps
+        .apis
+        .get(&target_region)
+        .ok_or_else(|| PlanError::Invalid {
+            message: format!("no AWS clients for region {target_region}"),
+        })?;
+    let promotion = Promotion::for_mode(mode);
+    let step_deps = AuroraStepDeps {
+        api: Arc::clone(api),
+        lag: Arc::clone(&deps.lag),
+        poll_interval: deps.poll_interval,
+        promotion_timeout: deps.promotion_timeout,
+    };
+    let mut checks: Vec<Arc<dyn Step>> = Vec::new();
+    let mut promotes: Vec<Arc<dyn Step>> = Vec::new();
+    let mut waits: Vec<Arc<dyn Step>> = Vec::new();
+    for db in &deps.databases {
+        let target_cluster = db
+            .clusters
+            .get(&target_region)
+            .ok_or_else(|| PlanError::Invalid {
+                message: format!(
+                    "replication.aurora {} has no cluster in {target_region}",
+                    db.global_cluster
+                ),
+            })?;
+        let target = AuroraTarget {
+            global_cluster: db.global_cluster.clone(),
+            target_region: target_region.clone(),
+            target_cluster: target_cluster.clone(),
+            max_lag: db.max_lag.get(),
+        };
+        checks.push(Arc::new(AuroraPrecheck::new(
+            target.clone(),
+            promotion,
+            step_deps.clone(),
+        )));
+        promotes.push(Arc::new(AuroraPromote::new(
+            target.clone(),
+            promotion,
+            step_deps.clone(),
+        )));
+        waits.push(Arc::new(AuroraWaitWriter::new(target, step_deps.clone())));
+    }
+    Plan::new(
+        NAME,
+        vec![
+            Phase::steps("aurora-check", checks),
+            Phase::steps("aurora-promote", promotes),
+            Phase::steps("aurora-wait", waits),
+        ],
+    )
+}

@@ -1,0 +1,210 @@
+//! Omicron-style checks (`actions_succeed_idempotently`, `action_failure_can_unwind`) applied to the
+//! built-in `selftest` plan and to a plan mixing compensable, side-effect-free and irreversible
+//! steps in concurrent phases — and shown to catch a step that is not idempotent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use failoverd::engine::testing::{action_failure_can_unwind, actions_succeed_idempotently};
+use failoverd::engine::{
+    Mode, Phase, Plan, PlanCatalog, PlanError, Reversibility, RunStatus, Step, StepContext,
+    StepDescription, StepError, StepId, VerifyOutcome,
+};
+use failoverd::plans::PlanRegistry;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(3600);
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn selftest_steps_run_twice_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = Arc::new(PlanRegistry::builtin(dir.path()));
+    let params = json!({"steps": 4, "step_seconds": 1, "approval": true});
+    let view = actions_succeed_idempotently(plans, "selftest", &params, LIMIT)
+        .await
+        .unwrap();
+    let effects = lines(&dir.path().join("selftest-effects.log"));
+    for i in 1..=4 {
+        let line = format!("{} selftest-{i}", view.id);
+        assert_eq!(
+            effects.iter().filter(|l| **l == line).count(),
+            1,
+            "{effects:?}"
+        );
+    }
+    assert_eq!(effects.len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn selftest_failure_at_each_step_unwinds_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = Arc::new(PlanRegistry::builtin(dir.path()));
+    let params = json!({"steps": 4, "step_seconds": 1});
+    let views = action_failure_can_unwind(plans, "selftest", &params, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(views.len(), 4);
+    let effects = lines(&dir.path().join("selftest-effects.log"));
+    for (failing, view) in views.iter().enumerate() {
+        assert_eq!(view.status, RunStatus::Failed);
+        // Every step before the failing one took effect and was compensated; none after ran.
+        for i in 1..=4 {
+            let did = effects.contains(&format!("{} selftest-{i}", view.id));
+            let undone = effects.contains(&format!("{} selftest-{i} compensated", view.id));
+            assert_eq!(did, i <= failing, "run {failing}: step {i}");
+            assert_eq!(
+                undone,
+                i <= failing + 1,
+                "run {failing}: compensation of step {i}"
+            );
+        }
+    }
+}
+
+/// A world of named switches; steps flip them on, compensation flips them off.
+#[derive(Default)]
+struct Switches(Mutex<HashMap<String, u32>>);
+
+struct SwitchStep {
+    id: StepId,
+    reversibility: Reversibility,
+    switches: Arc<Switches>,
+    /// A broken step: each execution adds another effect.
+    idempotent: bool,
+}
+
+#[async_trait]
+impl Step for SwitchStep {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        self.id.as_str()
+    }
+    async fn describe(&self, _: &StepContext) -> Result<StepDescription, StepError> {
+        Ok(StepDescription {
+            summary: format!("turn {} on", self.id),
+            changes: vec![format!("{}: off -> on", self.id)],
+        })
+    }
+    async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut s = self.switches.0.lock().unwrap();
+        let n = s.entry(self.id.to_string()).or_default();
+        if self.reversibility == Reversibility::NoSideEffect {
+            return Ok(json!({}));
+        }
+        if !self.idempotent && *n > 0 {
+            return Err(StepError::permanent(
+                "already on: the API refuses a second change",
+            ));
+        }
+        *n = 1;
+        Ok(json!({"on": true}))
+    }
+    async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+        let s = self.switches.0.lock().unwrap();
+        Ok(match s.get(self.id.as_str()) {
+            Some(1) => VerifyOutcome::Done(json!({"on": true})),
+            _ => VerifyOutcome::NotDone,
+        })
+    }
+    fn reversibility(&self) -> Reversibility {
+        self.reversibility
+    }
+    async fn compensate(&self, _: &StepContext) -> Result<(), StepError> {
+        self.switches
+            .0
+            .lock()
+            .unwrap()
+            .insert(self.id.to_string(), 0);
+        Ok(())
+    }
+}
+
+struct MixedCatalog {
+    switches: Arc<Switches>,
+    idempotent: bool,
+}
+
+impl PlanCatalog for MixedCatalog {
+    fn build(&self, name: &str, _: Mode, _: &Value) -> Result<Plan, PlanError> {
+        let step = |id: &str, r: Reversibility| -> Arc<dyn Step> {
+            Arc::new(SwitchStep {
+                id: StepId::new(id),
+                reversibility: r,
+                switches: self.switches.clone(),
+                idempotent: self.idempotent,
+            })
+        };
+        use Reversibility::*;
+        Plan::new(
+            name,
+            vec![
+                Phase::steps("check", vec![step("precheck", NoSideEffect)]),
+                Phase::steps(
+                    "prepare",
+                    vec![step("scale-up", Compensable), step("dns-10", Compensable)],
+                ),
+                Phase::steps("promote", vec![step("promote-db", Irreversible)])
+                    .with_approval("promote?"),
+                Phase::steps("finish", vec![step("dns-100", Compensable)]),
+            ],
+        )
+    }
+    fn names(&self) -> Vec<String> {
+        vec!["mixed".into()]
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn mixed_plan_unwinds_or_stops_for_an_operator() {
+    let catalog = Arc::new(MixedCatalog {
+        switches: Arc::default(),
+        idempotent: true,
+    });
+    actions_succeed_idempotently(catalog.clone(), "mixed", &json!({}), LIMIT)
+        .await
+        .unwrap();
+    let views = action_failure_can_unwind(catalog, "mixed", &json!({}), LIMIT)
+        .await
+        .unwrap();
+    let statuses: Vec<_> = views.iter().map(|v| v.status).collect();
+    use RunStatus::*;
+    // precheck, scale-up, dns-10 unwind cleanly; a failed promotion or anything after a promotion
+    // needs a person.
+    assert_eq!(
+        statuses,
+        [Failed, Failed, Failed, NeedsOperator, NeedsOperator]
+    );
+    let msg = views[4].message.as_deref().unwrap();
+    assert!(
+        msg.contains("promote-db") && msg.contains("cannot be undone"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn helper_catches_a_step_that_is_not_idempotent() {
+    let catalog = Arc::new(MixedCatalog {
+        switches: Arc::default(),
+        idempotent: false,
+    });
+    let err = actions_succeed_idempotently(catalog, "mixed", &json!({}), LIMIT)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("ended Failed") || err.contains("second execution"),
+        "{err}"
+    );
+}
