@@ -3,7 +3,21 @@
 //!
 //! `port` defines what the trackers and database steps need from AWS; `crate::aws` implements it.
 
+pub mod aurora;
+pub mod backup;
+pub mod heartbeat;
+pub mod lag;
+mod metrics;
+pub mod monitor;
 pub mod port;
+pub mod state;
+pub mod steps;
+
+pub use lag::{LagObservation, LagReading, LagReadings, LagSourceKind};
+pub use monitor::{
+    RegionPorts, ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
+};
+pub use state::ReplicationSnapshot;
 
 pub use port::{
     BackupCatalogApi, CopyJob, CopyJobFilter, CopyJobState, DbCluster, DbClusterInstance,

@@ -1,0 +1,345 @@
+//! The replication monitor: starts one tracker task per configured global database (topology,
+//! CloudWatch lag or SQL heartbeat) and per backup vault, and hands out a cloneable
+//! [`ReplicationHandle`] that `/v1/status` and the policy read.
+//!
+//! The trackers never end on an error — the cold region's failoverd must keep reporting while the
+//! hot region's APIs are gone — only on the stop signal. What they observe goes into one shared
+//! state; metrics, the snapshot and lag readings are all derived from it at read time (see
+//! `state` and `metrics`), so none of them can show a stale value as current.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use prometheus::Registry;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::aurora::AuroraTracker;
+use super::backup::BackupTracker;
+use super::heartbeat::{HeartbeatError, HeartbeatProbe, HeartbeatTracker};
+use super::lag::{LagReading, LagReadings, LagSourceKind};
+use super::metrics;
+use super::port::{BackupCatalogApi, GlobalDatabaseApi, LagMetricsApi};
+use super::state::{
+    AuroraState, MonitorState, ReplicationSnapshot, SharedState, Topology, VaultState,
+};
+use crate::aws::AwsClients;
+use crate::config::{LagSource, ReplicationConfig};
+use crate::daemon::StopSignal;
+
+/// The AWS ports of one region.
+#[derive(Clone)]
+pub struct RegionPorts {
+    pub region: String,
+    pub global_database: Arc<dyn GlobalDatabaseApi>,
+    pub lag_metrics: Arc<dyn LagMetricsApi>,
+    pub backup: Arc<dyn BackupCatalogApi>,
+}
+
+/// The AWS ports of both regions of the pair.
+#[derive(Clone)]
+pub struct ReplicationPorts {
+    regions: Arc<Vec<RegionPorts>>,
+}
+
+impl ReplicationPorts {
+    pub fn new(regions: Vec<RegionPorts>) -> Self {
+        Self {
+            regions: Arc::new(regions),
+        }
+    }
+
+    /// The SDK adapters of both regions.
+    pub fn from_aws(clients: &AwsClients) -> Self {
+        Self::new(
+            clients
+                .regions()
+                .iter()
+                .map(|c| RegionPorts {
+                    region: c.region().to_owned(),
+                    global_database: Arc::new(c.global_database()),
+                    lag_metrics: Arc::new(c.cloudwatch()),
+                    backup: Arc::new(c.backup_catalog()),
+                })
+                .collect(),
+        )
+    }
+
+    /// The ports of `region`, if it is one of the pair.
+    pub fn region(&self, region: &str) -> Option<&RegionPorts> {
+        self.regions.iter().find(|p| p.region == region)
+    }
+}
+
+/// Why the monitor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    #[error("no AWS ports for region {0}, one of the pair")]
+    NoPorts(String),
+    #[error("replication.aurora ({global_cluster}): lag_source is heartbeat but heartbeat is not configured")]
+    NoHeartbeat { global_cluster: String },
+    #[error("replication.aurora ({global_cluster}).heartbeat: {source}")]
+    Heartbeat {
+        global_cluster: String,
+        source: HeartbeatError,
+    },
+    #[error("replication metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Starts the replication trackers.
+pub struct ReplicationMonitor;
+
+impl ReplicationMonitor {
+    /// Starts every tracker `config` asks for, in the current tokio runtime, registering the
+    /// replication metrics in `registry`. `regions` is the pair, hot first
+    /// ([`Config::region_names`](crate::config::Config::region_names)). The trackers run until
+    /// `stop`; [`ReplicationHandle::finished`] resolves when they all have ended.
+    pub fn spawn(
+        config: &ReplicationConfig,
+        regions: [&str; 2],
+        ports: ReplicationPorts,
+        registry: &Registry,
+        stop: StopSignal,
+    ) -> Result<ReplicationHandle, ReplicationError> {
+        Self::spawn_until(config, regions, ports, registry, async move {
+            let mut stop = stop;
+            stop.stopped().await
+        })
+    }
+
+    /// Like [`ReplicationMonitor::spawn`], stopping when the future `stop` resolves.
+    pub fn spawn_until(
+        config: &ReplicationConfig,
+        regions: [&str; 2],
+        ports: ReplicationPorts,
+        registry: &Registry,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<ReplicationHandle, ReplicationError> {
+        let regions: Arc<[String; 2]> = Arc::new(regions.map(str::to_owned));
+        if !config.aurora.is_empty() || !config.backup_vaults.is_empty() {
+            for region in regions.iter() {
+                if ports.region(region).is_none() {
+                    return Err(ReplicationError::NoPorts(region.clone()));
+                }
+            }
+        }
+
+        let mut initial = MonitorState::default();
+        for a in &config.aurora {
+            initial.aurora.insert(
+                a.global_cluster.clone(),
+                AuroraState {
+                    global_cluster: a.global_cluster.clone(),
+                    source: a.lag_source.into(),
+                    max_lag: a.max_lag.get(),
+                    stale_after: a.stale_after.get(),
+                    topology: None,
+                    lag: None,
+                    topology_error: None,
+                    lag_error: None,
+                },
+            );
+        }
+        for v in &config.backup_vaults {
+            initial.vaults.insert(
+                v.name.clone(),
+                VaultState {
+                    vault: v.name.clone(),
+                    region: v.region.clone(),
+                    source_region: other_region(&regions, &v.region).to_owned(),
+                    max_copy_age: v.max_copy_age.get(),
+                    copy_failure_window: v.max_copy_age.get(),
+                    newest: Default::default(),
+                    recovery_points_observed_at: None,
+                    failed_copy_jobs: None,
+                    copy_jobs_observed_at: None,
+                    recovery_points_error: None,
+                    copy_jobs_error: None,
+                },
+            );
+        }
+        let state = SharedState::new(initial);
+
+        // Build everything that can fail before registering metrics or spawning anything.
+        let mut heartbeats = Vec::new();
+        for a in &config.aurora {
+            if a.lag_source != LagSource::Heartbeat {
+                continue;
+            }
+            let hb = a
+                .heartbeat
+                .as_ref()
+                .ok_or_else(|| ReplicationError::NoHeartbeat {
+                    global_cluster: a.global_cluster.clone(),
+                })?;
+            let probe = HeartbeatProbe::new(hb).map_err(|source| ReplicationError::Heartbeat {
+                global_cluster: a.global_cluster.clone(),
+                source,
+            })?;
+            heartbeats.push((a.global_cluster.clone(), probe, hb.interval.get()));
+        }
+        let tracker_metrics = metrics::register(registry, state.clone())?;
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let interval = config.interval.get();
+        let mut set = JoinSet::new();
+        // The topology poller publishes the writer region; the heartbeat writes there.
+        let mut writer_senders = BTreeMap::new();
+        for (global_cluster, probe, hb_interval) in heartbeats {
+            let (tx, rx) = watch::channel(regions[0].clone());
+            writer_senders.insert(global_cluster.clone(), tx);
+            let tracker = HeartbeatTracker {
+                global_cluster,
+                probe,
+                regions: Arc::clone(&regions),
+                state: state.clone(),
+                metrics: tracker_metrics.clone(),
+                writer: rx,
+            };
+            set.spawn(tracker.run(hb_interval, stop_rx.clone()));
+        }
+        for a in &config.aurora {
+            let writer = writer_senders
+                .remove(&a.global_cluster)
+                .unwrap_or_else(|| watch::channel(regions[0].clone()).0);
+            let tracker = AuroraTracker {
+                config: a.clone(),
+                regions: Arc::clone(&regions),
+                ports: ports.clone(),
+                state: state.clone(),
+                metrics: tracker_metrics.clone(),
+                writer,
+            };
+            set.spawn(tracker.run(interval, stop_rx.clone()));
+        }
+        for v in &config.backup_vaults {
+            let tracker = BackupTracker {
+                source_region: other_region(&regions, &v.region).to_owned(),
+                copy_failure_window: v.max_copy_age.get(),
+                vault: v.clone(),
+                ports: ports.clone(),
+                state: state.clone(),
+                metrics: tracker_metrics.clone(),
+                last_full: None,
+            };
+            set.spawn(tracker.run(interval, stop_rx.clone()));
+        }
+
+        let (done_tx, done_rx) = watch::channel(false);
+        tokio::spawn(supervise(set, stop, stop_tx, done_tx));
+        Ok(ReplicationHandle {
+            state,
+            done: done_rx,
+        })
+    }
+}
+
+/// The region of the pair that is not `region` (the pair's first when `region` is neither).
+fn other_region<'a>(regions: &'a [String; 2], region: &str) -> &'a str {
+    if regions[0] == region {
+        &regions[1]
+    } else {
+        &regions[0]
+    }
+}
+
+/// Waits for the stop signal, tells the trackers, waits for them, then reports completion. A
+/// tracker that ends before the stop signal has panicked: that is logged loudly.
+async fn supervise(
+    mut set: JoinSet<()>,
+    stop: impl Future<Output = ()> + Send + 'static,
+    stop_tx: watch::Sender<bool>,
+    done_tx: watch::Sender<bool>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            Some(ended) = set.join_next(), if !set.is_empty() => {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "a replication tracker ended unexpectedly");
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(ended) = set.join_next().await {
+        if let Err(e) = ended {
+            if !e.is_cancelled() {
+                tracing::error!(error = %e, "a replication tracker failed while stopping");
+            }
+        }
+    }
+    let _ = done_tx.send(true);
+}
+
+/// Read access to what the trackers know. Cheap to clone.
+#[derive(Clone)]
+pub struct ReplicationHandle {
+    state: SharedState,
+    done: watch::Receiver<bool>,
+}
+
+impl ReplicationHandle {
+    /// Everything the trackers know, with ages computed now (for `/v1/status`).
+    pub fn snapshot(&self) -> ReplicationSnapshot {
+        self.state.read().snapshot(OffsetDateTime::now_utc())
+    }
+
+    /// The newest lag reading of `global_cluster` with its observation time, age and staleness;
+    /// `None` when nothing was ever observed (or the id is not configured).
+    pub fn last_lag(&self, global_cluster: &str) -> Option<LagReading> {
+        let now = OffsetDateTime::now_utc();
+        self.state
+            .read()
+            .aurora
+            .get(global_cluster)
+            .and_then(|a| a.reading(now))
+    }
+
+    /// The newest lag reading of every configured global database (`None` where nothing was
+    /// observed yet), for a policy that needs all of them within its bound.
+    pub fn last_lags(&self) -> Vec<(String, Option<LagReading>)> {
+        let now = OffsetDateTime::now_utc();
+        self.state
+            .read()
+            .aurora
+            .values()
+            .map(|a| (a.global_cluster.clone(), a.reading(now)))
+            .collect()
+    }
+
+    /// The last described topology of `global_cluster` (writer region, members, status).
+    pub fn topology(&self, global_cluster: &str) -> Option<Topology> {
+        self.state
+            .read()
+            .aurora
+            .get(global_cluster)
+            .and_then(|a| a.topology.clone())
+    }
+
+    /// The lag source configured for `global_cluster`.
+    pub fn lag_source(&self, global_cluster: &str) -> Option<LagSourceKind> {
+        self.state
+            .read()
+            .aurora
+            .get(global_cluster)
+            .map(|a| a.source)
+    }
+
+    /// Resolves once every tracker has stopped (after the stop signal).
+    pub async fn finished(&self) {
+        let mut done = self.done.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
+}
+
+impl LagReadings for ReplicationHandle {
+    fn last_lag(&self, global_cluster: &str) -> Option<LagReading> {
+        ReplicationHandle::last_lag(self, global_cluster)
+    }
+}
