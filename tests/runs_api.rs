@@ -320,7 +320,9 @@ fn bad_requests_are_refused_and_change_nothing() {
             (status, resp.json().await.unwrap())
         })
     };
-    let cases: Vec<(&str, (u16, Value), u16, &str, &str)> = vec![
+    // (case, (status, body) received, status wanted, error code wanted, text the message must hold)
+    type Case<'a> = (&'a str, (u16, Value), u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unknown plan",
             api.post("/v1/runs", json!({"plan": "nope", "reason": "x"})),
