@@ -20,7 +20,8 @@ deps: ## tools the tests need: promtool/prometheus, the Python test bed (moto)
 .PHONY: test
 test: deps check
 	$(CARGO) build --all-targets --locked
-	$(CARGO) test --all-targets --locked --no-fail-fast
+	$(CARGO) test --locked --no-fail-fast
+	.venv/bin/python -m pytest -q tests/support
 
 .PHONY: check
 check:

@@ -12,6 +12,8 @@ need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# PostgreSQL servers for the SQL-heartbeat lag tests (a primary and a streaming standby).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need_apt[*]} from Debian's packages"
@@ -19,9 +21,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 # Debian starts the packaged Prometheus as a service; the tests start their own.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
-  $SUDO systemctl stop prometheus || true
-fi
+# Likewise PostgreSQL: the tests run their own clusters on free ports.
+for svc in prometheus postgresql; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl stop "$svc" || true
+  fi
+done
 
 if [ -x tests/support/setup.sh ]; then
   tests/support/setup.sh
