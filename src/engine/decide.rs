@@ -194,3 +194,184 @@ pub fn decide(
         _ => Action::Idle,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::engine::event::{
+        Event, Mode, PhaseLayout, PlanLayout, Reversibility, RunId, RunRecord, StepLayout,
+    };
+    use crate::engine::state::apply;
+
+    fn state(events: &[EventKind]) -> RunState {
+        let step = |id: &str| StepLayout {
+            id: StepId::new(id),
+            name: id.into(),
+            reversibility: Reversibility::Compensable,
+            max_attempts: 2,
+        };
+        let record = Arc::new(RunRecord {
+            id: RunId::new(),
+            plan: "t".into(),
+            mode: Mode::Graceful,
+            dry_run: false,
+            drill: false,
+            reason: String::new(),
+            params: json!({}),
+            requested_by: String::new(),
+            region_pair: String::new(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            layout: PlanLayout {
+                phases: vec![
+                    PhaseLayout {
+                        name: "one".into(),
+                        approval: None,
+                        steps: vec![step("a"), step("b")],
+                    },
+                    PhaseLayout {
+                        name: "two".into(),
+                        approval: Some("ok?".into()),
+                        steps: vec![step("c")],
+                    },
+                ],
+            },
+        });
+        let mut s = RunState::new(record);
+        for k in events {
+            s = apply(&s, &Event::now(k.clone())).unwrap();
+        }
+        s
+    }
+
+    fn id(s: &str) -> StepId {
+        StepId::new(s)
+    }
+
+    fn start(s: &str, attempt: u32) -> EventKind {
+        EventKind::StepStarted {
+            step: id(s),
+            attempt,
+        }
+    }
+
+    fn ok(s: &str, attempt: u32) -> EventKind {
+        EventKind::StepSucceeded {
+            step: id(s),
+            attempt,
+            output: json!({}),
+            verified: false,
+        }
+    }
+
+    #[test]
+    fn starts_all_steps_of_a_phase_then_waits_at_the_barrier() {
+        let none = HashMap::new();
+        let ready = HashSet::new();
+        assert_eq!(
+            decide(&state(&[]), &none, &ready),
+            Action::Append(EventKind::RunStarted)
+        );
+        let s = state(&[EventKind::RunStarted]);
+        assert_eq!(
+            decide(&s, &none, &ready),
+            Action::Start {
+                step: id("a"),
+                attempt: 1
+            }
+        );
+        let s = state(&[EventKind::RunStarted, start("a", 1)]);
+        let busy = HashMap::from([(id("a"), TaskKind::Execute)]);
+        assert_eq!(
+            decide(&s, &busy, &ready),
+            Action::Start {
+                step: id("b"),
+                attempt: 1
+            }
+        );
+        let s = state(&[
+            EventKind::RunStarted,
+            start("a", 1),
+            start("b", 1),
+            ok("a", 1),
+        ]);
+        let busy = HashMap::from([(id("b"), TaskKind::Execute)]);
+        assert_eq!(decide(&s, &busy, &ready), Action::Idle, "barrier");
+        let s = state(&[
+            EventKind::RunStarted,
+            start("a", 1),
+            start("b", 1),
+            ok("a", 1),
+            ok("b", 1),
+        ]);
+        assert_eq!(
+            decide(&s, &none, &ready),
+            Action::Append(EventKind::WaitingApproval { gate: "two".into() })
+        );
+    }
+
+    #[test]
+    fn in_doubt_steps_are_verified_before_anything_else() {
+        let s = state(&[EventKind::RunStarted, start("a", 1)]);
+        let none = HashMap::new();
+        assert_eq!(
+            decide(&s, &none, &HashSet::new()),
+            Action::Verify {
+                step: id("a"),
+                attempt: 1
+            }
+        );
+        let busy = HashMap::from([(id("a"), TaskKind::Verify)]);
+        assert_eq!(
+            decide(&s, &busy, &HashSet::new()),
+            Action::Idle,
+            "b waits until a is resolved"
+        );
+    }
+
+    #[test]
+    fn retries_wait_for_backoff_and_abort_waits_for_running_steps() {
+        let failed = EventKind::StepFailed {
+            step: id("a"),
+            attempt: 1,
+            error: "x".into(),
+            retryable: true,
+        };
+        let s = state(&[EventKind::RunStarted, start("a", 1), failed.clone()]);
+        let none = HashMap::new();
+        assert_eq!(
+            decide(&s, &none, &HashSet::new()),
+            Action::ScheduleRetry {
+                step: id("a"),
+                failures: 1
+            }
+        );
+        let busy = HashMap::from([(id("a"), TaskKind::RetryWait)]);
+        assert_eq!(
+            decide(&s, &busy, &HashSet::new()),
+            Action::Start {
+                step: id("b"),
+                attempt: 1
+            }
+        );
+        assert_eq!(
+            decide(&s, &none, &HashSet::from([id("a")])),
+            Action::Start {
+                step: id("a"),
+                attempt: 2
+            }
+        );
+        let s = state(&[
+            EventKind::RunStarted,
+            start("a", 1),
+            start("b", 1),
+            EventKind::AbortRequested { by: "op".into() },
+        ]);
+        let busy = HashMap::from([(id("a"), TaskKind::Execute), (id("b"), TaskKind::Execute)]);
+        assert_eq!(decide(&s, &busy, &HashSet::new()), Action::Idle);
+    }
+}

@@ -622,3 +622,406 @@ pub fn apply(state: &RunState, event: &Event) -> Result<RunState, IllegalTransit
     }
     Ok(next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{Mode, PlanLayout, RunId};
+    use serde_json::json;
+
+    fn step(id: &str, r: Reversibility, max_attempts: u32) -> StepLayout {
+        StepLayout {
+            id: StepId::new(id),
+            name: id.into(),
+            reversibility: r,
+            max_attempts,
+        }
+    }
+
+    /// Phase 1: a (compensable), b (irreversible) concurrently; phase 2 behind gate "go": c.
+    fn record(dry_run: bool) -> Arc<RunRecord> {
+        Arc::new(RunRecord {
+            id: RunId::new(),
+            plan: "t".into(),
+            mode: Mode::Graceful,
+            dry_run,
+            drill: false,
+            reason: String::new(),
+            params: json!({}),
+            requested_by: "me".into(),
+            region_pair: "a/b".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            layout: PlanLayout {
+                phases: vec![
+                    PhaseLayout {
+                        name: "one".into(),
+                        approval: None,
+                        steps: vec![
+                            step("a", Reversibility::Compensable, 2),
+                            step("b", Reversibility::Irreversible, 1),
+                        ],
+                    },
+                    PhaseLayout {
+                        name: "go".into(),
+                        approval: Some("go?".into()),
+                        steps: vec![step("c", Reversibility::Compensable, 1)],
+                    },
+                ],
+            },
+        })
+    }
+
+    fn ev(kind: EventKind) -> Event {
+        Event {
+            at: OffsetDateTime::UNIX_EPOCH,
+            kind,
+        }
+    }
+    fn id(s: &str) -> StepId {
+        StepId::new(s)
+    }
+    fn started(s: &str, attempt: u32) -> Event {
+        ev(EventKind::StepStarted {
+            step: id(s),
+            attempt,
+        })
+    }
+    fn succeeded(s: &str, attempt: u32) -> Event {
+        ev(EventKind::StepSucceeded {
+            step: id(s),
+            attempt,
+            output: json!({}),
+            verified: false,
+        })
+    }
+    fn failed(s: &str, attempt: u32, retryable: bool) -> Event {
+        ev(EventKind::StepFailed {
+            step: id(s),
+            attempt,
+            error: "boom".into(),
+            retryable,
+        })
+    }
+
+    fn fold(record: Arc<RunRecord>, events: &[Event]) -> Result<RunState, IllegalTransition> {
+        RunState::replay(record, events.iter())
+    }
+
+    fn happy_path() -> Vec<Event> {
+        vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            started("b", 1),
+            failed("a", 1, true),
+            started("a", 2),
+            succeeded("a", 2),
+            succeeded("b", 1),
+            ev(EventKind::WaitingApproval { gate: "go".into() }),
+            ev(EventKind::Approved {
+                gate: "go".into(),
+                by: "op".into(),
+            }),
+            started("c", 1),
+            succeeded("c", 1),
+            ev(EventKind::RunFinished {
+                outcome: Outcome::Succeeded,
+            }),
+        ]
+    }
+
+    #[test]
+    fn happy_path_folds_to_succeeded() {
+        let s = fold(record(false), &happy_path()).unwrap();
+        assert_eq!(s.status, RunStatus::Succeeded);
+        assert_eq!(s.seq, 12);
+        assert_eq!(s.steps[&id("a")].attempt, 2);
+        assert_eq!(s.steps[&id("a")].failures, 1);
+        assert_eq!(s.started_order, [id("a"), id("b"), id("c")]);
+        assert_eq!(s.outcome, Some(Outcome::Succeeded));
+    }
+
+    #[test]
+    fn every_prefix_of_a_legal_journal_is_legal_and_nothing_follows_the_end() {
+        let events = happy_path();
+        for n in 0..=events.len() {
+            fold(record(false), &events[..n]).unwrap();
+        }
+        let done = fold(record(false), &events).unwrap();
+        for e in &events {
+            assert!(
+                apply(&done, e).is_err(),
+                "{:?} accepted after the end",
+                e.kind
+            );
+        }
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused() {
+        let r = record(false);
+        let base = [ev(EventKind::RunStarted)];
+        let cases: Vec<(Vec<Event>, &str)> = vec![
+            (vec![started("a", 1)], "step before RunStarted"),
+            (
+                vec![ev(EventKind::RunStarted), ev(EventKind::RunStarted)],
+                "started twice",
+            ),
+            (
+                vec![base[0].clone(), started("c", 1)],
+                "barrier: phase 2 before phase 1",
+            ),
+            (vec![base[0].clone(), started("zz", 1)], "unknown step"),
+            (vec![base[0].clone(), started("a", 2)], "attempt skipped"),
+            (
+                vec![base[0].clone(), succeeded("a", 1)],
+                "success without start",
+            ),
+            (
+                vec![base[0].clone(), started("a", 1), started("a", 2)],
+                "restart while running",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    started("b", 1),
+                    failed("b", 1, true),
+                    started("b", 2),
+                ],
+                "retry budget of 1 exceeded",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    started("a", 1),
+                    failed("a", 1, false),
+                    started("a", 2),
+                ],
+                "retry after permanent failure",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    started("a", 1),
+                    started("b", 1),
+                    succeeded("a", 1),
+                    succeeded("b", 1),
+                    started("c", 1),
+                ],
+                "gate not approved",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::Approved {
+                        gate: "go".into(),
+                        by: "x".into(),
+                    }),
+                ],
+                "approve while not waiting",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::WaitingApproval { gate: "go".into() }),
+                ],
+                "gate before its phase",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::RunFinished {
+                        outcome: Outcome::Succeeded,
+                    }),
+                ],
+                "finish early",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::UnwindStarted {
+                        cause: UnwindCause::Aborted,
+                    }),
+                ],
+                "unwind without abort",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::AbortRequested { by: "x".into() }),
+                    started("a", 1),
+                ],
+                "start after abort",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::AbortRequested { by: "x".into() }),
+                    ev(EventKind::AbortRequested { by: "y".into() }),
+                ],
+                "abort twice",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::StepDescribed {
+                        step: id("a"),
+                        description: StepDescription {
+                            summary: String::new(),
+                            changes: vec![],
+                        },
+                    }),
+                ],
+                "describe in a real run",
+            ),
+            (
+                vec![
+                    base[0].clone(),
+                    ev(EventKind::RunFinished {
+                        outcome: Outcome::NeedsOperator,
+                    }),
+                ],
+                "needs_operator via RunFinished",
+            ),
+        ];
+        for (events, why) in cases {
+            assert!(fold(r.clone(), &events).is_err(), "accepted: {why}");
+        }
+    }
+
+    #[test]
+    fn unwinding_goes_in_reverse_and_stops_at_irreversible_steps() {
+        let r = record(false);
+        let mut events = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            started("b", 1),
+            succeeded("a", 1),
+            failed("b", 1, false),
+        ];
+        let s = fold(r.clone(), &events).unwrap();
+        assert_eq!(s.finally_failed_step(), Some(&id("b")));
+        events.push(ev(EventKind::UnwindStarted {
+            cause: UnwindCause::StepFailed { step: id("b") },
+        }));
+        let s = fold(r.clone(), &events).unwrap();
+        // b started last, failed and is irreversible: a person must check it.
+        assert_eq!(s.next_unwind(), UnwindNext::CannotUndo(id("b")));
+        let mut compensate_a = events.clone();
+        compensate_a.push(ev(EventKind::CompensationStarted { step: id("a") }));
+        assert!(fold(r.clone(), &compensate_a).is_err(), "skipped b");
+        events.push(ev(EventKind::NeedsOperator {
+            message: "check b".into(),
+        }));
+        let s = fold(r, &events).unwrap();
+        assert_eq!(s.status, RunStatus::NeedsOperator);
+    }
+
+    #[test]
+    fn abort_compensates_then_finishes_aborted() {
+        let r = record(false);
+        let mut events = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            succeeded("a", 1),
+            ev(EventKind::AbortRequested { by: "op".into() }),
+            ev(EventKind::UnwindStarted {
+                cause: UnwindCause::Aborted,
+            }),
+        ];
+        let s = fold(r.clone(), &events).unwrap();
+        assert_eq!(s.next_unwind(), UnwindNext::Compensate(id("a")));
+        let early = [
+            events.clone(),
+            vec![ev(EventKind::RunFinished {
+                outcome: Outcome::Aborted,
+            })],
+        ]
+        .concat();
+        assert!(
+            fold(r.clone(), &early).is_err(),
+            "finished before compensating"
+        );
+        events.push(ev(EventKind::CompensationStarted { step: id("a") }));
+        events.push(ev(EventKind::CompensationFinished { step: id("a") }));
+        let wrong = [
+            events.clone(),
+            vec![ev(EventKind::RunFinished {
+                outcome: Outcome::Failed,
+            })],
+        ]
+        .concat();
+        assert!(
+            fold(r.clone(), &wrong).is_err(),
+            "aborted run cannot finish failed"
+        );
+        events.push(ev(EventKind::RunFinished {
+            outcome: Outcome::Aborted,
+        }));
+        assert_eq!(fold(r, &events).unwrap().status, RunStatus::Aborted);
+    }
+
+    #[test]
+    fn in_doubt_attempt_can_be_interrupted_and_restarted() {
+        let r = record(false);
+        let events = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            ev(EventKind::StepInterrupted {
+                step: id("a"),
+                attempt: 1,
+            }),
+            started("a", 2),
+        ];
+        let s = fold(r, &events).unwrap();
+        assert_eq!(s.steps[&id("a")].status, StepStatus::Running);
+        assert_eq!(
+            s.steps[&id("a")].failures,
+            0,
+            "interruptions do not use the retry budget"
+        );
+    }
+
+    #[test]
+    fn dry_run_describes_every_step() {
+        let r = record(true);
+        let d = |s: &str| {
+            ev(EventKind::StepDescribed {
+                step: id(s),
+                description: StepDescription {
+                    summary: s.into(),
+                    changes: vec![],
+                },
+            })
+        };
+        let mut events = vec![ev(EventKind::RunStarted), d("a"), d("b")];
+        let early = [
+            events.clone(),
+            vec![ev(EventKind::RunFinished {
+                outcome: Outcome::Succeeded,
+            })],
+        ]
+        .concat();
+        assert!(fold(r.clone(), &early).is_err());
+        assert!(
+            fold(r.clone(), &[events.clone(), vec![started("c", 1)]].concat()).is_err(),
+            "dry runs never execute"
+        );
+        events.push(d("c"));
+        events.push(ev(EventKind::RunFinished {
+            outcome: Outcome::Succeeded,
+        }));
+        assert_eq!(fold(r, &events).unwrap().status, RunStatus::Succeeded);
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        for e in happy_path() {
+            let json = serde_json::to_string(&e).unwrap();
+            let back: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, e, "{json}");
+        }
+        let json = serde_json::to_value(started("a", 1)).unwrap();
+        assert_eq!(json["type"], "step_started");
+        assert_eq!(json["step"], "a");
+    }
+}
