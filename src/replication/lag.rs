@@ -45,8 +45,10 @@ impl From<crate::config::LagSource> for LagSourceKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LagObservation {
     /// Replication lag of the secondary.
+    #[serde(rename = "lag_seconds", serialize_with = "seconds")]
     pub lag: Duration,
     /// The RPO lag (what an ungraceful failover would lose), where Aurora publishes it.
+    #[serde(rename = "rpo_lag_seconds", serialize_with = "optional_seconds")]
     pub rpo_lag: Option<Duration>,
     /// The secondary's region: the region whose data trails.
     pub region: String,
@@ -61,6 +63,18 @@ impl LagObservation {
     /// lag when Aurora publishes it (it is defined as exactly that), the replication lag otherwise.
     pub fn data_loss_estimate(&self) -> Duration {
         self.rpo_lag.unwrap_or(self.lag)
+    }
+}
+
+/// Durations are shown to people and scripts as (fractional) seconds, the base unit.
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
     }
 }
 
@@ -87,10 +101,12 @@ pub struct LagReading {
     #[serde(flatten)]
     pub observation: LagObservation,
     /// Age at the time the reading was taken.
+    #[serde(rename = "age_seconds", serialize_with = "seconds")]
     pub age: Duration,
     /// `age > stale_after`: do not treat `lag` as the current lag.
     pub stale: bool,
     /// The configured budget (`replication.aurora[].max_lag`).
+    #[serde(rename = "max_lag_seconds", serialize_with = "seconds")]
     pub max_lag: Duration,
 }
 
