@@ -18,6 +18,7 @@ pub mod dns;
 pub mod replication;
 pub mod cognito;
 pub mod health;
+pub mod policy;
 pub mod engine;
 pub mod plans;
 pub mod shutdown;
