@@ -2,7 +2,11 @@
 //!
 //! `port` defines what the switchover needs from Route 53 ([`DnsApi`]); `crate::aws` implements it.
 
+pub mod planner;
 pub mod port;
+pub mod rate_limit;
+pub mod steps;
+pub mod verify;
 
 pub use port::{
     ChangeAction, ChangeInfo, ChangeStatus, DnsApi, FailoverRole, RecordChange, RecordSet,
