@@ -1,0 +1,208 @@
+//! `config/prometheus/alerts.yaml` through `promtool` (Debian's `prometheus` package): the rules
+//! are valid, their unit tests (`alerts_test.yaml`) pass, every alert links to its own section of
+//! `runbooks/alerts.md`, and the replication metrics pass `promtool check metrics`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .current_dir(root())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: install Debian's `prometheus` package");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("write to promtool");
+    }
+    let out = child.wait_with_output().expect("promtool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn promtool_check_rules_accepts_the_alert_file() {
+    let (ok, out) = promtool(&["check", "rules", "config/prometheus/alerts.yaml"], None);
+    assert!(ok, "{out}");
+    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+}
+
+#[test]
+fn promtool_unit_tests_of_the_alerts_pass() {
+    let (ok, out) = promtool(
+        &["test", "rules", "config/prometheus/alerts_test.yaml"],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// GitHub's anchor for a heading: lower case, spaces to dashes, punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_links_to_its_runbook_section() {
+    let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("config/prometheus/alerts.yaml")).expect("read"),
+    )
+    .expect("YAML");
+    let runbook = std::fs::read_to_string(root().join("runbooks/alerts.md")).expect("read runbook");
+    let anchors: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(anchor)
+        .collect();
+    let mut alerts = Vec::new();
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let name = rule["alert"].as_str().expect("alerting rule").to_owned();
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has no runbook_url"));
+            let (file, fragment) = url
+                .split_once('#')
+                .unwrap_or_else(|| panic!("{name}: {url} has no anchor"));
+            assert_eq!(file, "runbooks/alerts.md", "{name}");
+            assert!(Path::new(&root().join(file)).exists());
+            assert_eq!(
+                fragment,
+                name.to_lowercase(),
+                "{name} links to its own section"
+            );
+            assert!(
+                anchors.contains(fragment),
+                "{name}: no section #{fragment} in runbooks/alerts.md ({anchors:?})"
+            );
+            for key in ["summary", "description"] {
+                assert!(
+                    rule["annotations"][key].as_str().is_some(),
+                    "{name} has no {key}"
+                );
+            }
+            assert!(rule["labels"]["severity"].as_str().is_some(), "{name}");
+            alerts.push(name);
+        }
+    }
+    for wanted in [
+        "FailoverdAuroraLagOverBudget",
+        "FailoverdAuroraLagDataStale",
+        "FailoverdBackupCopyTooOld",
+        "FailoverdBackupCopyJobsFailing",
+        "FailoverdHotRegionUnhealthy",
+        "FailoverdRunWaitingApproval",
+        "FailoverdRunNeedsOperator",
+    ] {
+        assert!(alerts.iter().any(|a| a == wanted), "{wanted} missing");
+    }
+    // And no orphan sections: every runbook section belongs to an alert.
+    let linked: BTreeSet<String> = alerts.iter().map(|a| a.to_lowercase()).collect();
+    assert_eq!(anchors, linked);
+}
+
+#[tokio::test]
+async fn replication_metrics_pass_promtool_check_metrics() {
+    use failoverd::config::{
+        AuroraConfig, BackupVaultConfig, Duration as CfgDuration, LagSource, ReplicationConfig,
+    };
+    use failoverd::replication::{ReplicationMonitor, ReplicationPorts};
+    use std::collections::BTreeMap;
+
+    // Nothing answers on this port: the trackers record errors, and the metrics that exist
+    // without data (budgets, staleness, failure counters) are exported.
+    let settings = failoverd::aws::ClientSettings {
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        max_attempts: 1,
+        connect_timeout: std::time::Duration::from_millis(200),
+        ..failoverd::aws::ClientSettings::default()
+    };
+    let clients = failoverd::aws::AwsClients::with_credentials(
+        &settings,
+        ["us-east-1", "us-west-2"],
+        aws_types::sdk_config::SharedCredentialsProvider::new(
+            aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "tests"),
+        ),
+    )
+    .await
+    .expect("clients");
+    let registry = failoverd::telemetry::new_registry().expect("registry");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = ReplicationMonitor::spawn_until(
+        &ReplicationConfig {
+            interval: CfgDuration::from_millis(200),
+            aurora: vec![AuroraConfig {
+                global_cluster: "app".into(),
+                clusters: BTreeMap::from([
+                    ("us-east-1".to_owned(), "app-hot".to_owned()),
+                    ("us-west-2".to_owned(), "app-cold".to_owned()),
+                ]),
+                lag_source: LagSource::Cloudwatch,
+                max_lag: CfgDuration::from_secs(5),
+                stale_after: CfgDuration::from_secs(60),
+                heartbeat: None,
+            }],
+            backup_vaults: vec![BackupVaultConfig {
+                region: "us-west-2".into(),
+                name: "cold-vault".into(),
+                max_copy_age: CfgDuration::from_secs(3600),
+            }],
+        },
+        ["us-east-1", "us-west-2"],
+        ReplicationPorts::from_aws(&clients),
+        &registry,
+        async move {
+            let _ = rx.await;
+        },
+    )
+    .expect("spawn");
+    // Bounded wait for the first failed rounds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handle.snapshot().aurora[0].topology_error.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no failed round");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = failoverd::telemetry::render(&registry).expect("render");
+    for name in [
+        "failoverd_aurora_max_lag_seconds",
+        "failoverd_aurora_lag_stale",
+        "failoverd_backup_max_copy_age_seconds",
+        "failoverd_replication_poll_failures_total",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let (ok, out) = promtool(&["check", "metrics"], Some(&text));
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}"
+    );
+    let _ = tx.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
+        .await
+        .expect("stops");
+}
