@@ -32,6 +32,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_types::retry::RetrySpec;
 use aws_types::sdk_config::SharedCredentialsProvider;
 
 pub use backup::BackupCatalog;
@@ -303,7 +304,13 @@ fn timeout_config(settings: &ClientSettings) -> TimeoutConfig {
 fn retry_config(settings: &ClientSettings) -> RetryConfig {
     let config = match settings.retry_mode {
         RetryMode::Standard => RetryConfig::standard(),
-        RetryMode::Adaptive => RetryConfig::adaptive(),
+        // Under the SDK's default (legacy, "2.0") retry behaviour, the adaptive rate limiter
+        // charges a throttled retry 10 tokens against a bucket whose capacity follows the
+        // measured send rate (about 1 token for a control plane making a few calls a second), so
+        // the first throttle stalls the operation for ~20 s — past any sensible operation
+        // timeout (tests/aws_retries.rs shows it). Retry behaviour 2.1 charges one token per
+        // attempt, which keeps the limiter's pacing in seconds.
+        RetryMode::Adaptive => RetryConfig::adaptive().with_retry_spec(RetrySpec::v2_1()),
     };
     config.with_max_attempts(settings.max_attempts)
 }
