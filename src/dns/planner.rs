@@ -532,7 +532,9 @@ pub fn stage_routing(
             .all(|s| matches!(s.routing, ManagedRouting::Weighted { .. }));
         let planned: Vec<SetRouting> = if weighted {
             let want = percent.max(current);
-            if want == current {
+            // Keep the weights as they are when they already give the target this share — unless
+            // they are all 0 (an implicit even split), which is made explicit.
+            if want == current && check_not_all_zero(record, percent).is_ok() {
                 record.to_vec()
             } else {
                 record
