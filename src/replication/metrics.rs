@@ -155,24 +155,21 @@ impl ReplicationCollector {
                 .with_label_values(&[g])
                 .set(a.max_lag.as_secs_f64());
             let reading = a.reading(now);
-            match &reading {
-                Some(r) => {
-                    self.observation_age
-                        .with_label_values(&[g, source])
-                        .set(r.age.as_secs_f64());
-                    if !r.stale {
-                        let region = r.observation.region.as_str();
-                        self.lag
-                            .with_label_values(&[g, region, source])
-                            .set(r.observation.lag.as_secs_f64());
-                        if let Some(rpo) = r.observation.rpo_lag {
-                            self.rpo_lag
-                                .with_label_values(&[g, region])
-                                .set(rpo.as_secs_f64());
-                        }
+            if let Some(r) = &reading {
+                self.observation_age
+                    .with_label_values(&[g, source])
+                    .set(r.age.as_secs_f64());
+                if !r.stale {
+                    let region = r.observation.region.as_str();
+                    self.lag
+                        .with_label_values(&[g, region, source])
+                        .set(r.observation.lag.as_secs_f64());
+                    if let Some(rpo) = r.observation.rpo_lag {
+                        self.rpo_lag
+                            .with_label_values(&[g, region])
+                            .set(rpo.as_secs_f64());
                     }
                 }
-                None => {}
             }
             self.stale
                 .with_label_values(&[g, source])
