@@ -518,7 +518,7 @@ async fn backup_copy_age_and_failed_copy_jobs() {
         .find(|r| r.resource_arn == db_a)
         .expect("db a");
     assert!(
-        (7200.0..7260.0).contains(&a.age_seconds),
+        (7200.0..7400.0).contains(&a.age_seconds),
         "newest completed copy of a is 2 h old: {a:?}"
     );
     assert!(!a.too_old);
@@ -536,7 +536,7 @@ async fn backup_copy_age_and_failed_copy_jobs() {
         &[("vault", "cold-vault"), ("resource", &db_b)],
     )
     .expect("age of b");
-    assert!((108_000.0..108_100.0).contains(&age_b), "{age_b}");
+    assert!((108_000.0..108_300.0).contains(&age_b), "{age_b}");
     assert_eq!(
         sample(
             &text,

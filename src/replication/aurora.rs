@@ -138,12 +138,16 @@ impl AuroraTracker {
                 Ok(global) => {
                     let now = OffsetDateTime::now_utc();
                     let topology = Topology::from_global(&global, now);
-                    let writer = writer_region(Some(&topology), &self.regions).to_owned();
-                    self.writer.send_if_modified(|w| {
-                        let changed = *w != writer;
-                        *w = writer;
-                        changed
-                    });
+                    // Mid-failover there is no writer: keep the last known one rather than
+                    // falling back to the configured hot region.
+                    if topology.writer_region.is_some() {
+                        let writer = writer_region(Some(&topology), &self.regions).to_owned();
+                        self.writer.send_if_modified(|w| {
+                            let changed = *w != writer;
+                            *w = writer;
+                            changed
+                        });
+                    }
                     self.state.update_aurora(id, |a| {
                         a.topology = Some(topology);
                         a.topology_error = None;
