@@ -316,7 +316,7 @@ async fn a_hung_endpoint_is_a_timeout_bounded_by_the_operation_timeout() {
             "{which:?}: gave up after {elapsed:?}, before one attempt timed out"
         );
         assert!(
-            elapsed < settings.operation_timeout + Duration::from_secs(2),
+            elapsed < settings.operation_timeout + Duration::from_secs(5),
             "{which:?}: took {elapsed:?}, the operation timeout is {:?}",
             settings.operation_timeout
         );

@@ -150,6 +150,8 @@ impl FaultProxy {
         let accept_task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
                 let shared = accept_shared.clone();
