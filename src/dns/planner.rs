@@ -691,6 +691,16 @@ pub fn changes_to(
     Ok(out)
 }
 
+/// Split `sets` into those present in `live` and those that are gone.
+pub fn split_present(
+    live: &LiveRecords,
+    sets: &[SetRouting],
+) -> (Vec<SetRouting>, Vec<SetRouting>) {
+    sets.iter()
+        .cloned()
+        .partition(|s| live_set(live, s).is_some())
+}
+
 /// Whether every set of `desired` has that routing live.
 pub fn is_applied(live: &LiveRecords, desired: &[SetRouting]) -> Result<bool, PlanRefused> {
     Ok(changes_to(live, desired)?.is_empty())

@@ -414,16 +414,29 @@ impl Step for DnsApplyStage {
             )));
         };
         let live = self.deps.read_live().await?;
-        let batches = changes_to(&live, &recorded.original).map_err(refused)?;
-        if batches.is_empty() {
+        // Restore every set that still exists, even when one has gone: the traffic should go
+        // back as far as it can; the missing set is then reported for an operator.
+        let (present, missing) = planner::split_present(&live, &recorded.original);
+        let batches = changes_to(&live, &present).map_err(refused)?;
+        if !batches.is_empty() {
+            let comment = format!(
+                "failoverd run {}: restore the routing found at the start",
+                ctx.run_id
+            );
+            let ids = self.deps.submit(&batches, &comment).await?;
+            self.deps.await_insync(&ids).await?;
+        }
+        if missing.is_empty() {
             return Ok(());
         }
-        let comment = format!(
-            "failoverd run {}: restore the routing found at the start",
-            ctx.run_id
-        );
-        let ids = self.deps.submit(&batches, &comment).await?;
-        self.deps.await_insync(&ids).await
+        Err(StepError::permanent(format!(
+            "restored the routing of every other set, but {} no longer exist(s) in Route 53 (deleted behind failoverd's back?)",
+            missing
+                .iter()
+                .map(|s| format!("{} ({})", s.label(), s.region))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
 
     fn operator_check(&self) -> String {
