@@ -15,6 +15,7 @@ use failoverd::config::{
 use failoverd::replication::{
     LagSourceKind, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
+use failoverd::status::{ComponentState, StatusBoard};
 use prometheus::Registry;
 use support::fault_proxy::{Fault, FaultPlan};
 use support::{TestBed, ACCOUNT, COLD, HOT};
@@ -411,6 +412,15 @@ async fn unreachable_apis_are_recorded_and_retried() {
         "both regions were tried: {:?}",
         a.topology_error
     );
+    // The status board shows the tracker as unreachable, with the error.
+    let board = StatusBoard::new(&Registry::new()).expect("board");
+    monitor.handle.report_status(&board);
+    let component = board.snapshot()["replication.aurora.app-global"].clone();
+    assert_eq!(component.state, ComponentState::Unreachable);
+    assert!(component
+        .error
+        .is_some_and(|e| e.contains("DescribeGlobalClusters")));
+
     let text = monitor.metrics();
     let failures = sample(
         &text,
@@ -432,6 +442,9 @@ async fn unreachable_apis_are_recorded_and_retried() {
     .await;
     assert_eq!(reading.observation.lag, Duration::from_millis(300));
     assert!(monitor.handle.topology(GLOBAL).is_some());
+    monitor.handle.report_status(&board);
+    let component = board.snapshot()["replication.aurora.app-global"].clone();
+    assert_eq!(component.state, ComponentState::Ok, "{component:?}");
     monitor.stop().await;
 }
 

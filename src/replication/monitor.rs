@@ -28,6 +28,7 @@ use super::state::{
 use crate::aws::AwsClients;
 use crate::config::{LagSource, ReplicationConfig};
 use crate::daemon::StopSignal;
+use crate::status::{ComponentState, StatusBoard};
 
 /// The AWS ports of one region.
 #[derive(Clone)]
@@ -331,6 +332,15 @@ impl ReplicationHandle {
             .map(|a| a.source)
     }
 
+    /// Writes one component per tracker into `board` (`replication.aurora.<global cluster>`,
+    /// `replication.backup.<vault>`), for `/v1/status` and `failoverd_component_up`. Cheap; call
+    /// it whenever the board should be current (e.g. on each status request or on a timer).
+    pub fn report_status(&self, board: &StatusBoard) {
+        for (component, state, error) in component_states(&self.snapshot()) {
+            board.report(&component, state, error);
+        }
+    }
+
     /// Resolves once every tracker has stopped (after the stop signal).
     pub async fn finished(&self) {
         let mut done = self.done.clone();
@@ -342,4 +352,66 @@ impl LagReadings for ReplicationHandle {
     fn last_lag(&self, global_cluster: &str) -> Option<LagReading> {
         ReplicationHandle::last_lag(self, global_cluster)
     }
+}
+
+/// The status-board view of a snapshot: `ok` when every poll of the tracker succeeds and its data
+/// is fresh, `degraded` when some poll fails or the lag is unknown, `unreachable` when every poll
+/// fails, `starting` before the first result.
+pub fn component_states(
+    snapshot: &ReplicationSnapshot,
+) -> Vec<(String, ComponentState, Option<String>)> {
+    let mut out = Vec::new();
+    for a in &snapshot.aurora {
+        let errors: Vec<String> = [&a.topology_error, &a.lag_error]
+            .into_iter()
+            .flatten()
+            .map(|f| f.message.clone())
+            .collect();
+        let state = if a.topology.is_none() && a.lag.is_none() && errors.is_empty() {
+            ComponentState::Starting
+        } else if a.topology_error.is_some() && a.lag_error.is_some() {
+            ComponentState::Unreachable
+        } else if !errors.is_empty() || a.lag_unknown {
+            ComponentState::Degraded
+        } else {
+            ComponentState::Ok
+        };
+        let error = match (errors.is_empty(), a.lag_unknown) {
+            (false, _) => Some(errors.join("; ")),
+            (true, true) if state != ComponentState::Starting => {
+                Some("lag unknown: no fresh observation".to_owned())
+            }
+            _ => None,
+        };
+        out.push((
+            format!("replication.aurora.{}", a.global_cluster),
+            state,
+            error,
+        ));
+    }
+    for v in &snapshot.backup_vaults {
+        let errors: Vec<String> = [&v.recovery_points_error, &v.copy_jobs_error]
+            .into_iter()
+            .flatten()
+            .map(|f| f.message.clone())
+            .collect();
+        let state = if v.recovery_points_observed_at.is_none()
+            && v.copy_jobs_observed_at.is_none()
+            && errors.is_empty()
+        {
+            ComponentState::Starting
+        } else if v.recovery_points_error.is_some() && v.copy_jobs_error.is_some() {
+            ComponentState::Unreachable
+        } else if !errors.is_empty() {
+            ComponentState::Degraded
+        } else {
+            ComponentState::Ok
+        };
+        out.push((
+            format!("replication.backup.{}", v.vault),
+            state,
+            (!errors.is_empty()).then(|| errors.join("; ")),
+        ));
+    }
+    out
 }
