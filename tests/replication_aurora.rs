@@ -218,6 +218,13 @@ async fn monitor_tracks_topology_and_cloudwatch_lag() {
         Duration::from_millis(900)
     );
 
+    let bound = monitor
+        .handle
+        .worst_data_loss()
+        .expect("fresh lag: a bound");
+    assert_eq!(bound.estimate, Duration::from_millis(900), "the RPO lag");
+    assert_eq!(bound.age, reading.age.max(bound.age));
+
     let topology = eventually("the topology", || monitor.handle.topology(GLOBAL)).await;
     assert_eq!(topology.writer_region.as_deref(), Some(HOT));
     assert_eq!(topology.status.as_deref(), Some("available"));
@@ -324,6 +331,11 @@ async fn stale_lag_is_reported_as_stale_not_as_current() {
     let snapshot = serde_json::to_value(monitor.handle.snapshot()).expect("snapshot");
     assert_eq!(snapshot["aurora"][0]["lag_unknown"], true);
     assert_eq!(snapshot["aurora"][0]["lag"]["stale"], true);
+    assert_eq!(
+        monitor.handle.worst_data_loss(),
+        None,
+        "a stale lag gives the policy no bound"
+    );
     monitor.stop().await;
 }
 

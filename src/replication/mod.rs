@@ -15,7 +15,8 @@ pub mod steps;
 
 pub use lag::{LagObservation, LagReading, LagReadings, LagSourceKind};
 pub use monitor::{
-    RegionPorts, ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
+    DataLossBound, RegionPorts, ReplicationError, ReplicationHandle, ReplicationMonitor,
+    ReplicationPorts,
 };
 pub use state::ReplicationSnapshot;
 

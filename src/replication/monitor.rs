@@ -278,6 +278,15 @@ async fn supervise(
     let _ = done_tx.send(true);
 }
 
+/// See [`ReplicationHandle::worst_data_loss`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataLossBound {
+    /// The largest estimated data loss of an ungraceful failover now.
+    pub estimate: std::time::Duration,
+    /// Age of the oldest observation behind it (the observation time is `now - age`).
+    pub age: std::time::Duration,
+}
+
 /// Read access to what the trackers know. Cheap to clone.
 #[derive(Clone)]
 pub struct ReplicationHandle {
@@ -312,6 +321,28 @@ impl ReplicationHandle {
             .values()
             .map(|a| (a.global_cluster.clone(), a.reading(now)))
             .collect()
+    }
+
+    /// What the failover policy needs in one value: the largest estimated data loss over every
+    /// configured global database ([`LagObservation::data_loss_estimate`](super::LagObservation::data_loss_estimate))
+    /// and the age of the oldest reading it is based on. `None` — lag unknown, which must block
+    /// an automatic failover — when any global database has no reading or only a stale one, or
+    /// when none is configured.
+    pub fn worst_data_loss(&self) -> Option<DataLossBound> {
+        let readings = self.last_lags();
+        if readings.is_empty() {
+            return None;
+        }
+        let mut worst = DataLossBound {
+            estimate: std::time::Duration::ZERO,
+            age: std::time::Duration::ZERO,
+        };
+        for (_, reading) in readings {
+            let r = reading.filter(|r| !r.stale)?;
+            worst.estimate = worst.estimate.max(r.observation.data_loss_estimate());
+            worst.age = worst.age.max(r.age);
+        }
+        Some(worst)
     }
 
     /// The last described topology of `global_cluster` (writer region, members, status).
