@@ -275,6 +275,58 @@ def test_switchover_in_progress_for_the_transition_delay(moto: Moto) -> None:
     assert writers(moto) == {"hot": False, "cold": True}
 
 
+def test_remove_from_global_cluster_across_regions(moto: Moto) -> None:
+    arns = make_global(moto)
+    west = moto.client("rds", "us-west-2")
+    removed = west.remove_from_global_cluster(GlobalClusterIdentifier="g", DbClusterIdentifier=arns["cold"])
+    cluster = removed["GlobalCluster"]
+    assert cluster["GlobalClusterIdentifier"] == "g"
+    assert [m["DBClusterArn"] for m in cluster["GlobalClusterMembers"]] == [arns["hot"]]
+    assert writers(moto) == {"hot": True}
+    assert moto.client("rds", "us-west-2").describe_global_clusters(GlobalClusterIdentifier="g")[
+        "GlobalClusters"
+    ][0]["GlobalClusterMembers"] == cluster["GlobalClusterMembers"]
+    # standalone now: no global cluster, and a writer instance of its own
+    cold = west.describe_db_clusters(DBClusterIdentifier="cold")["DBClusters"][0]
+    assert "GlobalClusterIdentifier" not in cold
+    assert instance_writer(moto, "us-west-2", "cold") and instance_writer(moto, "us-east-1", "hot")
+
+    # again: AWS's answer for a member that is already detached
+    code, status = error_of(
+        lambda: west.remove_from_global_cluster(GlobalClusterIdentifier="g", DbClusterIdentifier=arns["cold"])
+    )
+    assert (code, status) == ("InvalidParameterValue", 400)
+    # the last member (the writer) can go too; an identifier works as well as an ARN
+    east = moto.client("rds", "us-east-1")
+    east.remove_from_global_cluster(GlobalClusterIdentifier="g", DbClusterIdentifier="hot")
+    assert writers(moto) == {}
+    east.delete_global_cluster(GlobalClusterIdentifier="g")
+
+
+def test_remove_from_global_cluster_errors(moto: Moto) -> None:
+    arns = make_global(moto)
+    west = moto.client("rds", "us-west-2")
+    assert error_of(
+        lambda: west.remove_from_global_cluster(GlobalClusterIdentifier="nope", DbClusterIdentifier=arns["cold"])
+    ) == ("GlobalClusterNotFoundFault", 404)
+    assert error_of(
+        lambda: west.remove_from_global_cluster(
+            GlobalClusterIdentifier="g", DbClusterIdentifier=f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:gone"
+        )
+    ) == ("DBClusterNotFoundFault", 404)
+    # the primary cannot leave while a secondary remains
+    assert error_of(
+        lambda: west.remove_from_global_cluster(GlobalClusterIdentifier="g", DbClusterIdentifier=arns["hot"])
+    ) == ("InvalidGlobalClusterStateFault", 400)
+    # nor anyone while a switchover is in progress
+    moto.post("/_failoverd/rds/settings", {"transition_seconds": 30})
+    west.switchover_global_cluster(GlobalClusterIdentifier="g", TargetDbClusterIdentifier=arns["cold"])
+    assert error_of(
+        lambda: west.remove_from_global_cluster(GlobalClusterIdentifier="g", DbClusterIdentifier=arns["cold"])
+    ) == ("InvalidGlobalClusterStateFault", 400)
+    assert writers(moto) == {"hot": True, "cold": False}
+
+
 # ------------------------------------------------------------------------- backup
 
 

@@ -7,10 +7,14 @@ Loaded into the moto server process by ``tests/support/moto_server.py``:
 * Backup ``ListRecoveryPointsByBackupVault`` / ``ListCopyJobs`` — :mod:`failoverd_moto.backup`
 * Cognito ``ListUserPoolReplicas`` / ``CreateUserPoolReplica`` / ``UpdateUserPoolReplica`` —
   :mod:`failoverd_moto.cognito`
+* RDS ``RemoveFromGlobalCluster`` across regions — :mod:`failoverd_moto.rds`
+* CloudWatch over Smithy RPC v2 CBOR (the AWS SDK for Rust's protocol for CloudWatch), bridged to
+  moto's CloudWatch — :mod:`failoverd_moto.cloudwatch`
 * test-only seeding endpoints under ``/_failoverd/`` — :mod:`failoverd_moto.admin`
 
 Every operation answers through moto's botocore-model-driven serialisers (``ActionResult``), and
 errors are ``ServiceException``s with the codes of the AWS model, so the wire format is AWS's.
+The RPC v2 CBOR bridge re-encodes moto's CloudWatch answers following the botocore model shapes.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import Any
 
 from . import backup, cognito, rds
 from .admin import AdminMiddleware
+from .cloudwatch import RpcV2CborMiddleware
 
-__all__ = ["AdminMiddleware", "install", "wrap"]
+__all__ = ["AdminMiddleware", "RpcV2CborMiddleware", "install", "wrap"]
 
 
 def install() -> None:
@@ -34,6 +39,7 @@ def install() -> None:
 def wrap(
     app: Callable[..., Iterable[bytes]],
 ) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    """Install the extension and return ``app`` with the ``/_failoverd/`` endpoints in front."""
+    """Install the extension and return ``app`` with the ``/_failoverd/`` endpoints and the
+    CloudWatch RPC v2 CBOR bridge in front."""
     install()
-    return AdminMiddleware(app)
+    return AdminMiddleware(RpcV2CborMiddleware(app))

@@ -23,7 +23,22 @@ SECONDS`` or ``POST /_failoverd/rds/settings {"transition_seconds": N}``) the gl
 stays ``switching-over`` / ``failing-over`` with a ``FailoverState`` for that long, and the old
 writer is still the writer, so clients have to poll ``DescribeGlobalClusters`` like on AWS.
 
-Two fixes to moto's existing behaviour are installed as well:
+``RemoveFromGlobalCluster`` works across regions. moto keeps a global cluster in one region's
+backend only (us-east-1's) and looks it up in the region called, so detaching a secondary
+cluster from its own region silently did nothing. Here, as on AWS:
+
+* the global cluster is found whichever region is called (``GlobalClusterNotFoundFault``, 404,
+  when no region has it), and ``DbClusterIdentifier`` (an ARN, or for convenience an identifier)
+  in any region (``DBClusterNotFoundFault``, 404);
+* a cluster that is not a member -> ``InvalidParameterValue`` (400) "... is not found in global
+  cluster ...", AWS's answer for an already detached member;
+* a global cluster with a switchover/failover in progress, or its writer while secondaries
+  remain -> ``InvalidGlobalClusterStateFault`` (400);
+* the member leaves ``GlobalClusterMembers`` and becomes a standalone cluster: no
+  ``GlobalClusterIdentifier``, a writer of its own (its first instance by promotion tier is the
+  cluster writer again). The answer is the global cluster without it.
+
+Fixes to moto's existing behaviour are installed as well:
 
 * ``DescribeGlobalClusters`` honours ``GlobalClusterIdentifier`` (moto ignores it and returns
   every global cluster) and answers ``GlobalClusterNotFoundFault`` for an unknown one.
@@ -79,6 +94,18 @@ def _find_global_cluster(backend: RDSBackend, identifier: str) -> GlobalCluster:
     for cluster in backend.global_clusters.values():
         if wanted in (cluster.global_cluster_identifier, cluster.global_cluster_arn.lower()):
             return cluster
+    raise GlobalClusterNotFoundFault(identifier)
+
+
+def _find_global_cluster_anywhere(account_id: str, identifier: str) -> GlobalCluster:
+    """A global cluster is global: look in us-east-1's backend (where moto creates them), then in
+    every other region's."""
+    backends = rds_backends[account_id]
+    for region in ["us-east-1", *(r for r in backends.keys() if r != "us-east-1")]:
+        try:
+            return _find_global_cluster(backends[region], identifier)
+        except GlobalClusterNotFoundFault:
+            continue
     raise GlobalClusterNotFoundFault(identifier)
 
 
@@ -153,6 +180,45 @@ def _failover_global_cluster(self: RDSResponse) -> ActionResult:
     return ActionResult({"GlobalCluster": global_cluster})
 
 
+class InvalidParameterValue(RDSClientError):
+    def __init__(self, message: str):
+        super().__init__("InvalidParameterValue", message)
+
+
+def _detach(global_cluster: GlobalCluster, member: DBCluster) -> None:
+    """Remove ``member`` from ``global_cluster``; it becomes a standalone (writer) cluster."""
+    with _LOCK:
+        if member not in global_cluster.members:
+            raise InvalidParameterValue(
+                f"The cluster {member.db_cluster_arn} is not found in global cluster "
+                f"{global_cluster.global_cluster_identifier}."
+            )
+        if global_cluster.status != "available":
+            raise InvalidGlobalClusterStateFault(
+                f"Global cluster {global_cluster.global_cluster_identifier} is in "
+                f"{global_cluster.status} state; a member cannot be removed now."
+            )
+        if member.is_writer and len(global_cluster.members) > 1:
+            raise InvalidGlobalClusterStateFault(
+                f"DB cluster {member.db_cluster_arn} is the primary cluster of global cluster "
+                f"{global_cluster.global_cluster_identifier}; remove the secondary clusters first."
+            )
+        global_cluster.members.remove(member)
+        member.global_cluster_identifier = None
+        member.is_writer = True
+        # A writer instance again (moto's own designation, now that it is no secondary).
+        member.designate_writer()
+
+
+def _remove_from_global_cluster(self: RDSResponse) -> ActionResult:
+    global_cluster = _find_global_cluster_anywhere(
+        self.current_account, self.params["GlobalClusterIdentifier"]
+    )
+    member = _find_db_cluster(self.current_account, self.params["DbClusterIdentifier"])
+    _detach(global_cluster, member)
+    return ActionResult({"GlobalCluster": global_cluster})
+
+
 def _describe_global_clusters(self: RDSResponse) -> ActionResult:
     identifier = self.params.get("GlobalClusterIdentifier")
     if identifier:
@@ -192,5 +258,6 @@ def install() -> None:
     RDSResponse.switchover_global_cluster = _switchover_global_cluster
     RDSResponse.failover_global_cluster = _failover_global_cluster
     RDSResponse.describe_global_clusters = _describe_global_clusters
+    RDSResponse.remove_from_global_cluster = _remove_from_global_cluster
     RDSBackend.create_global_cluster = _create_global_cluster
     DBCluster.designate_writer = _designate_writer
