@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::api::{self, AppState, TokenSet};
-use crate::config::Config;
+use crate::aws::{AwsClients, ClientBuildError, ClientSettings, RetryMode};
+use crate::config::{self as cfg, Config};
 use crate::engine::{
     EngineMetrics, LocalLeadership, Runner, RunnerConfig, RunnerDeps, SqliteStore, StoreError,
 };
 use crate::plans::PlanRegistry;
+use crate::replication::{
+    ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
+};
 use crate::shutdown::stop_channel;
 use crate::status::{ComponentState, StatusBoard};
 use crate::telemetry;
@@ -50,6 +54,10 @@ pub enum ServeError {
     },
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("AWS clients: {0}")]
+    Aws(#[from] ClientBuildError),
+    #[error("replication monitor: {0}")]
+    Replication(#[from] ReplicationError),
     #[error("HTTP server failed: {0}")]
     Server(std::io::Error),
 }
@@ -82,10 +90,39 @@ pub async fn serve(
     let (trigger, stop) = stop_channel();
     let mut components: JoinSet<()> = JoinSet::new();
 
+    // AWS clients: built without any network I/O, so a machine without AWS access still starts;
+    // components that cannot reach their API say so in /v1/status and retry.
+    let regions = config.region_names();
+    let aws = AwsClients::new(&aws_settings(&config.aws), regions).await?;
+    let replication_ports = ReplicationPorts::from_aws(&aws);
+
+    // Replication lag (Aurora) and AWS Backup copies.
+    let replication = ReplicationMonitor::spawn(
+        &config.replication,
+        regions,
+        replication_ports.clone(),
+        &registry,
+        stop.clone(),
+    )?;
+    components.spawn(report_replication(
+        replication.clone(),
+        status.clone(),
+        stop.clone(),
+    ));
+
     // The run engine: journal in SQLite, leadership by a lock in the state directory.
     status.report("engine", ComponentState::Starting, None);
     let store = SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?;
-    let plans = PlanRegistry::builtin(&state_dir);
+    let mut plans = PlanRegistry::builtin(&state_dir);
+    crate::plans::aurora::register(
+        &mut plans,
+        crate::plans::aurora::AuroraPlanDeps::new(
+            &config.replication.aurora,
+            regions,
+            &replication_ports,
+            Arc::new(replication.clone()),
+        ),
+    );
     let grace = config.server.shutdown_grace.get();
     let runner = Runner::spawn(
         RunnerConfig {
@@ -110,6 +147,9 @@ pub async fn serve(
         status,
         runner.handle(),
         stop.clone(),
+        api::Monitors {
+            replication: Some(replication.clone()),
+        },
     );
     let app = api::router(state.clone());
 
@@ -184,6 +224,41 @@ async fn watch_engine(
             () = stop.stopped() => return,
             () = tokio::time::sleep(ENGINE_STATUS_INTERVAL) => {}
         }
+    }
+}
+
+/// How often component states are copied into the status board.
+const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Mirrors the replication trackers' state into `/v1/status` and `failoverd_component_up`.
+async fn report_replication(
+    replication: ReplicationHandle,
+    status: StatusBoard,
+    mut stop: StopSignal,
+) {
+    loop {
+        replication.report_status(&status);
+        tokio::select! {
+            () = stop.stopped() => break,
+            () = tokio::time::sleep(STATUS_INTERVAL) => {}
+        }
+    }
+    replication.finished().await;
+}
+
+/// The `aws:` section as the client factory's settings.
+pub fn aws_settings(aws: &cfg::AwsConfig) -> ClientSettings {
+    ClientSettings {
+        endpoint_url: aws.endpoint_url.clone(),
+        connect_timeout: aws.connect_timeout.get(),
+        operation_timeout: aws.operation_timeout.get(),
+        operation_attempt_timeout: aws.attempt_timeout.get(),
+        max_attempts: aws.max_attempts,
+        retry_mode: match aws.retry_mode {
+            cfg::RetryMode::Standard => RetryMode::Standard,
+            cfg::RetryMode::Adaptive => RetryMode::Adaptive,
+        },
+        profile: aws.profile.clone(),
     }
 }
 

@@ -236,3 +236,62 @@ fn oversized_bodies_are_refused() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "body_too_large");
 }
+
+/// The cold region must survive the hot region's APIs disappearing: with every AWS endpoint on a
+/// closed port, failoverd starts, keeps answering, and reports the component as unreachable.
+#[test]
+fn serves_while_aws_is_unreachable() {
+    // A port with nothing listening: bind, note it, close.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let d = Daemon::start(&config_yaml(&format!(
+        "aws:\n  endpoint_url: http://{closed}\n  connect_timeout: 200ms\n  attempt_timeout: 500ms\n  operation_timeout: 1s\n  max_attempts: 1\nreplication:\n  interval: 1s\n  aurora:\n    - global_cluster: orders\n      clusters: {{us-east-1: orders-e, us-west-2: orders-w}}\n  backup_vaults:\n    - {{region: us-west-2, name: dr}}\n"
+    )));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let component = loop {
+        let (status, body) = get(&d, "/v1/status", Some(VIEWER_TOKEN));
+        assert_eq!(status, 200);
+        let c = body["components"]["replication.aurora.orders"].clone();
+        if c["state"] == "unreachable" {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never unreachable: {body:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(component["failures"].as_u64().unwrap() >= 1, "{component}");
+    assert!(
+        component["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{component}"
+    );
+    // Still alive and ready, and the metric says the component is down.
+    assert_eq!(get(&d, "/healthz", None).0, 200);
+    assert_eq!(get(&d, "/readyz", None).0, 200);
+    let (_, metrics) = get(&d, "/metrics", None);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("failoverd_component_up{component=\"replication.aurora.orders\"} 0"),
+        "{metrics}"
+    );
+    // It keeps retrying: the failure count grows.
+    let first = component["failures"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = get(&d, "/v1/status", Some(VIEWER_TOKEN));
+        if body["components"]["replication.aurora.orders"]["failures"]
+            .as_u64()
+            .unwrap_or(0)
+            > first
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no retry: {body:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

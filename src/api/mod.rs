@@ -46,6 +46,14 @@ pub struct AppState {
     pub runner: RunnerHandle,
     /// Ends long-lived responses (event streams) when the daemon stops.
     pub stop: StopSignal,
+    /// Views of the background monitors, for `/v1/status`.
+    pub monitors: Monitors,
+}
+
+/// The background monitors whose state `/v1/status` shows.
+#[derive(Clone, Default)]
+pub struct Monitors {
+    pub replication: Option<crate::replication::ReplicationHandle>,
 }
 
 impl AppState {
@@ -56,6 +64,7 @@ impl AppState {
         status: StatusBoard,
         runner: RunnerHandle,
         stop: StopSignal,
+        monitors: Monitors,
     ) -> Self {
         let request_timeout = config.server.request_timeout.get();
         let body_limit = config.server.body_limit_bytes;
@@ -70,6 +79,7 @@ impl AppState {
             started_at: OffsetDateTime::now_utc(),
             runner,
             stop,
+            monitors,
         }
     }
 }

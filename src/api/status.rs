@@ -26,6 +26,9 @@ pub struct StatusView {
     pub components: BTreeMap<String, ComponentStatus>,
     /// Leadership and the active run; null when the engine did not answer in time.
     pub engine: Option<RunnerStatus>,
+    /// Aurora topology and lag, AWS Backup copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<crate::replication::ReplicationSnapshot>,
 }
 
 #[derive(Serialize)]
@@ -53,5 +56,6 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
         },
         components: state.status.snapshot(),
         engine,
+        replication: state.monitors.replication.as_ref().map(|r| r.snapshot()),
     })
 }
