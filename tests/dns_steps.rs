@@ -20,7 +20,7 @@ use failoverd::dns::{
 };
 use failoverd::engine::testing::{spawn_runner, wait_finished};
 use failoverd::engine::{MemoryStore, Mode, RunRequest, RunStatus, RunView, StepStatus};
-use failoverd::health::{HealthCheckStatus, HealthCheckStatusApi};
+use failoverd::health::{CheckerObservation, HealthCheckStatus, HealthCheckStatusApi};
 use failoverd::plans::dns::{register_with, NAME};
 use failoverd::plans::PlanRegistry;
 use serde_json::json;
@@ -40,6 +40,8 @@ struct FakeRoute53 {
     pending_polls: u32,
     never_insync: HashSet<usize>,
     throttle_everything: bool,
+    /// `(healthy, total)` checkers reported for every health check.
+    checkers: (usize, usize),
     /// When each call arrived (paused time).
     calls: Mutex<Vec<Instant>>,
 }
@@ -63,8 +65,15 @@ impl FakeRoute53 {
             pending_polls: 0,
             never_insync: HashSet::new(),
             throttle_everything: false,
+            checkers: (3, 3),
             calls: Mutex::default(),
         }
+    }
+
+    /// Attach a health check to the us-west-2 set.
+    fn with_west_health_check(self) -> Self {
+        self.records.lock().unwrap()[1].health_check_id = Some("hc-west".into());
+        self
     }
 
     fn west_weight(&self) -> Routing {
@@ -135,7 +144,18 @@ impl DnsApi for FakeRoute53 {
 #[async_trait]
 impl HealthCheckStatusApi for FakeRoute53 {
     async fn health_check_status(&self, _id: &str) -> AwsResult<HealthCheckStatus> {
-        Ok(HealthCheckStatus::default())
+        let (healthy, total) = self.checkers;
+        Ok(HealthCheckStatus {
+            checkers: (0..total)
+                .map(|i| CheckerObservation {
+                    region: None,
+                    ip_address: None,
+                    healthy: i < healthy,
+                    status: String::new(),
+                    checked_at: None,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -368,4 +388,101 @@ async fn persistent_throttling_is_retried_within_its_budget_then_surfaces() {
     assert_eq!(limited.throttled_total(), 7);
     // 1 + 2 + 4 + 8 + 16 + 16 s of backoff.
     assert_eq!(start.elapsed(), Duration::from_secs(47));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_switchover_refuses_a_target_its_health_check_calls_unhealthy() {
+    let fake = Arc::new(
+        FakeRoute53 {
+            checkers: (1, 3),
+            ..FakeRoute53::new(Duration::from_secs(60))
+        }
+        .with_west_health_check(),
+    );
+    let view = run(
+        fake.clone(),
+        Arc::default(),
+        config(Duration::ZERO, false),
+        Mode::Graceful,
+    )
+    .await;
+    assert_eq!(view.status, RunStatus::Failed, "{:?}", view.message);
+    let preflight = &view.phases[0].steps[0];
+    let error = preflight.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(
+            "app.example.com. A [us-west-2]: health check hc-west: 1 of 3 checkers healthy"
+        ),
+        "{error}"
+    );
+    assert!(fake.changes.lock().unwrap().is_empty(), "nothing written");
+
+    // Healthy enough (2 of 3): the same switchover goes ahead.
+    let fake = Arc::new(
+        FakeRoute53 {
+            checkers: (2, 3),
+            ..FakeRoute53::new(Duration::from_secs(60))
+        }
+        .with_west_health_check(),
+    );
+    let view = run(
+        fake,
+        Arc::default(),
+        config(Duration::ZERO, false),
+        Mode::Graceful,
+    )
+    .await;
+    assert_eq!(view.status, RunStatus::Succeeded, "{:?}", view.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ungraceful_switchover_goes_ahead_whatever_the_health_checks_say() {
+    let fake = Arc::new(
+        FakeRoute53 {
+            checkers: (0, 3),
+            ..FakeRoute53::new(Duration::from_secs(60))
+        }
+        .with_west_health_check(),
+    );
+    let view = run(
+        fake.clone(),
+        Arc::default(),
+        config(Duration::ZERO, false),
+        Mode::Ungraceful,
+    )
+    .await;
+    assert_eq!(view.status, RunStatus::Succeeded, "{:?}", view.message);
+    assert_eq!(fake.west_weight(), Routing::Weighted { weight: 100 });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_that_changes_nothing_does_not_wait_a_ttl() {
+    // Already all in us-west-2: every stage is in place, nothing is written or waited for.
+    let fake = Arc::new(FakeRoute53::new(Duration::from_secs(600)));
+    {
+        let mut records = fake.records.lock().unwrap();
+        records[0].routing = Routing::Weighted { weight: 0 };
+        records[1].routing = Routing::Weighted { weight: 100 };
+    }
+    let start = Instant::now();
+    let view = run(
+        fake.clone(),
+        Arc::default(),
+        config(Duration::ZERO, true),
+        Mode::Graceful,
+    )
+    .await;
+    assert_eq!(view.status, RunStatus::Succeeded, "{:?}", view.message);
+    assert!(fake.changes.lock().unwrap().is_empty());
+    for p in [10, 50, 100] {
+        assert_eq!(
+            output(&view, &format!("dns-sync-{p}"))["ttl_waited_seconds"],
+            0
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(600),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -633,7 +633,7 @@ pub fn check_target(regions: &[String; 2], target: &str) -> Result<(), PlanRefus
 }
 
 /// The live set a planned routing applies to.
-fn live_set<'a>(live: &'a LiveRecords, set: &SetRouting) -> Option<&'a RecordSet> {
+pub fn live_set<'a>(live: &'a LiveRecords, set: &SetRouting) -> Option<&'a RecordSet> {
     live.get(&set.zone_id)?.iter().find(|s| {
         normalize_name(&s.name) == set.name
             && s.record_type.as_str() == set.record_type

@@ -35,7 +35,7 @@ use super::port::{ChangeStatus, DnsApi};
 use super::verify::StageVerifier;
 use crate::config::DnsConfig;
 use crate::engine::{
-    RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
+    Mode, RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
 
@@ -219,18 +219,71 @@ impl DnsPreflight {
         }
     }
 
-    async fn plan(&self) -> Result<SwitchoverPlan, StepError> {
+    async fn plan(&self) -> Result<(LiveRecords, SwitchoverPlan), StepError> {
         let live = self.deps.read_live().await?;
-        planner::plan_switchover(
+        let plan = planner::plan_switchover(
             &self.deps.dns,
             &self.deps.regions,
             &live,
             &self.target,
             &self.stages,
         )
-        .map_err(refused)
+        .map_err(refused)?;
+        Ok((live, plan))
+    }
+
+    /// Graceful runs only send traffic to sets whose Route 53 health check (if any) is healthy
+    /// according to at least half of AWS's checkers. Returns one line per health check looked at.
+    async fn check_target_health(
+        &self,
+        live: &LiveRecords,
+        plan: &SwitchoverPlan,
+    ) -> Result<Vec<String>, StepError> {
+        let mut seen = Vec::new();
+        let mut unhealthy = Vec::new();
+        for set in plan.original.iter().filter(|s| s.region == self.target) {
+            let Some(id) = planner::live_set(live, set).and_then(|l| l.health_check_id.clone())
+            else {
+                continue;
+            };
+            let status = self
+                .deps
+                .api
+                .health_check_status(&id)
+                .await
+                .map_err(aws_error)?;
+            let line = match status.healthy_share() {
+                None => format!("{}: health check {id} has no report yet", set.label()),
+                Some(share) => {
+                    let line = format!(
+                        "{}: health check {id}: {} of {} checkers healthy",
+                        set.label(),
+                        status.checkers_healthy(),
+                        status.checkers_total()
+                    );
+                    if share < MIN_TARGET_HEALTHY_SHARE {
+                        unhealthy.push(line.clone());
+                    }
+                    line
+                }
+            };
+            seen.push(line);
+        }
+        if unhealthy.is_empty() {
+            Ok(seen)
+        } else {
+            Err(StepError::permanent(format!(
+                "dns switchover refused: the target region's health checks are failing ({}); \
+                 use mode ungraceful to switch anyway",
+                unhealthy.join("; ")
+            )))
+        }
     }
 }
+
+/// Share of Route 53's checkers that must report a target set healthy before a graceful
+/// switchover sends it traffic (the health probes' default `min_healthy_fraction`).
+pub const MIN_TARGET_HEALTHY_SHARE: f64 = 0.5;
 
 #[async_trait]
 impl Step for DnsPreflight {
@@ -242,13 +295,16 @@ impl Step for DnsPreflight {
         "check the DNS records and record their routing"
     }
 
-    async fn describe(&self, _ctx: &StepContext) -> Result<StepDescription, StepError> {
-        let plan = self.plan().await?;
+    async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
+        let (live, plan) = self.plan().await?;
+        if ctx.mode == Mode::Graceful {
+            self.check_target_health(&live, &plan).await?;
+        }
         let active = planner::active_region(&plan.original, &self.deps.regions)
             .unwrap_or_else(|| "split evenly".to_owned());
         Ok(StepDescription {
             summary: format!(
-                "check {} record sets and record their routing (traffic now: {active}); stages to {}: {:?} %",
+                "check {} record sets (and, graceful, the target's Route 53 health checks) and record their routing (traffic now: {active}); stages to {}: {:?} %",
                 plan.original.len(),
                 self.target,
                 self.stages
@@ -260,8 +316,12 @@ impl Step for DnsPreflight {
         })
     }
 
-    async fn execute(&self, _ctx: &StepContext) -> Result<Value, StepError> {
-        let plan = self.plan().await?;
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
+        let (live, plan) = self.plan().await?;
+        if ctx.mode == Mode::Graceful {
+            let health = self.check_target_health(&live, &plan).await?;
+            tracing::info!(target_region = %self.target, ?health, "target health checks pass");
+        }
         tracing::info!(target_region = %self.target, original = ?routing_lines(&plan.original), "dns switchover planned");
         to_value(&plan)
     }
@@ -510,7 +570,9 @@ impl Step for DnsAwaitSync {
             tokio::time::sleep(self.deps.timings.unknown_change_wait).await;
         }
         let insync = started.elapsed();
-        let ttl = if self.deps.dns.wait_ttl_after_insync {
+        // Nothing written by this stage: resolvers have nothing stale to drop.
+        let changed = !applied.change_ids.is_empty() || applied.unconfirmed;
+        let ttl = if self.deps.dns.wait_ttl_after_insync && changed {
             Duration::from_secs(applied.ttl_seconds)
         } else {
             Duration::ZERO
