@@ -1,10 +1,11 @@
 //! The Route 53 steps of a DNS switchover, on the durable engine.
 //!
-//! A switchover is a preflight followed, for each stage, by three steps (DESIGN.md §5):
+//! A switchover is a preflight (1) followed, for each stage, by three steps (2–4) (DESIGN.md §5):
 //!
 //! 1. [`DnsPreflight`] reads every configured zone, runs the planner (which refuses unsafe shapes
-//!    before anything changes) and records the routing found — in its output, so it is in the
-//!    journal and survives a crash. Every compensation restores exactly that.
+//!    before anything changes), in graceful mode refuses a target whose Route 53 health checks
+//!    fail, and records the routing found — in its output, so it is in the journal and survives a
+//!    crash. Every compensation restores exactly that.
 //! 2. [`DnsApplyStage`] submits one change batch of UPSERTs per zone for the sets that differ from
 //!    the stage, so re-applying is harmless and an applied stage costs no write. Its `verify` reads
 //!    the live records: after a crash an in-doubt stage is recognised as applied (and not
@@ -13,7 +14,8 @@
 //! 3. [`DnsAwaitSync`] polls `GetChange` until Route 53 reports `INSYNC`, then (optionally) waits
 //!    one record TTL so resolvers drop the old answer.
 //! 4. [`DnsHoldAndVerify`] runs the stage verification, holds the stage for `dns.hold`, and
-//!    verifies again; a failure fails the step, and the run unwinds to the recorded routing.
+//!    (when the hold is not zero) verifies again; a failure fails the step, and the run unwinds to
+//!    the recorded routing.
 //!
 //! Steps compute what to write at execution time, from the live records and the recorded
 //! routing, so a plan rebuilt after a restart behaves exactly like the original. All Route 53 calls
@@ -510,6 +512,11 @@ impl Step for DnsApplyStage {
 // Wait for INSYNC (+ TTL)
 // ---------------------------------------------------------------------------------------------
 
+/// The longest TTL wait after `INSYNC`. Records a switchover moves should have TTLs of a minute or
+/// so; a record with a TTL of a day would otherwise hold a failover for a day. Resolvers that cache
+/// longer than this keep the old answer a little longer, which the hold and verification cover.
+pub const MAX_TTL_WAIT: Duration = Duration::from_secs(15 * 60);
+
 /// Waits until the stage's changes are `INSYNC`, then optionally one TTL.
 pub struct DnsAwaitSync {
     id: StepId,
@@ -573,7 +580,14 @@ impl Step for DnsAwaitSync {
         // Nothing written by this stage: resolvers have nothing stale to drop.
         let changed = !applied.change_ids.is_empty() || applied.unconfirmed;
         let ttl = if self.deps.dns.wait_ttl_after_insync && changed {
-            Duration::from_secs(applied.ttl_seconds)
+            let ttl = Duration::from_secs(applied.ttl_seconds);
+            if ttl > MAX_TTL_WAIT {
+                tracing::warn!(
+                    ttl_seconds = applied.ttl_seconds,
+                    "record TTL above {MAX_TTL_WAIT:?}; waiting only that long"
+                );
+            }
+            ttl.min(MAX_TTL_WAIT)
         } else {
             Duration::ZERO
         };
@@ -594,11 +608,11 @@ impl Step for DnsAwaitSync {
     }
 
     fn timeout(&self) -> Duration {
-        // The INSYNC bound, the propagation allowance, a TTL (at most a day in Route 53) is not
-        // known here; one hour covers every TTL a switchable record should have.
+        // Every wait this step can make, plus a margin for the GetChange calls themselves.
         self.deps.timings.insync_timeout
             + self.deps.timings.unknown_change_wait
-            + Duration::from_secs(3600)
+            + MAX_TTL_WAIT
+            + Duration::from_secs(60)
     }
 }
 

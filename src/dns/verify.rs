@@ -116,10 +116,10 @@ impl ProbeVerifier {
                     &self.http_insecure
                 };
                 let response = client
-                    .request(method, url)
+                    .request(method.clone(), url)
                     .send()
                     .await
-                    .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+                    .map_err(|e| format!("{method} {url}: {}", error_chain(&e)))?;
                 let status = response.status().as_u16();
                 let [low, high] = p.expect_status.unwrap_or(DEFAULT_EXPECT_STATUS);
                 if !(low..=high).contains(&status) {
