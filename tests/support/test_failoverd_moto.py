@@ -9,8 +9,10 @@ Each test module run starts its own moto servers on free loopback ports and stop
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.model
+import cbor2
 import pytest
 from botocore.exceptions import ClientError
 
@@ -325,6 +329,225 @@ def test_remove_from_global_cluster_errors(moto: Moto) -> None:
         lambda: west.remove_from_global_cluster(GlobalClusterIdentifier="g", DbClusterIdentifier=arns["cold"])
     ) == ("InvalidGlobalClusterStateFault", 400)
     assert writers(moto) == {"hot": True, "cold": False}
+
+
+# ------------------------------------------------------------------------- cloudwatch (RPC v2 CBOR)
+
+CBOR_PATH = "/service/GraniteServiceVersion20100801/operation/"
+
+#: A GetMetricData request body exactly as the AWS SDK for Rust (aws-sdk-cloudwatch 1.140.0, the
+#: one in Cargo.lock) sent it from failoverd to moto, captured by a logging proxy: indefinite-length
+#: maps, StartTime/EndTime as tag 1 doubles (2026-11-28T14:12:37.773962Z .. 14:44:37.773962Z).
+RUST_SDK_GET_METRIC_DATA = bytes.fromhex(
+    "bf714d6574726963446174615175657269657381bf624964636c61676a4d657472696353746174bf664d6574"
+    "726963bf694e616d657370616365674157532f5244536a4d65747269634e616d65781c4175726f7261476c6f"
+    "62616c44425265706c69636174696f6e4c61676a44696d656e73696f6e7381bf644e616d65734442436c7573"
+    "7465724964656e7469666965726556616c7565686c61622d636f6c64ffff66506572696f64183c6453746174"
+    "674d6178696d756dff6a52657475726e44617461f5ff69537461727454696d65c1fb41dac2b8557188976745"
+    "6e6454696d65c1fb41dac2ba35718897665363616e42797254696d657374616d70417363656e64696e67ff"
+)
+
+
+def rust_sdk_headers(region: str) -> dict[str, str]:
+    """The headers the Rust SDK sends (signature left as it was: moto does not check it)."""
+    return {
+        "content-type": "application/cbor",
+        "smithy-protocol": "rpc-v2-cbor",
+        "accept": "application/cbor",
+        "x-amzn-query-mode": "true",
+        "x-amz-user-agent": "aws-sdk-rust/1.7.0 ua/2.1 api/cloudwatch/1.140.0 os/linux lang/rust/1.95.0",
+        "x-amz-date": "20261128T144337Z",
+        "authorization": f"AWS4-HMAC-SHA256 Credential=lab/20261128/{region}/monitoring/aws4_request, "
+        "SignedHeaders=accept;content-length;content-type;host;smithy-protocol;x-amz-date;"
+        "x-amz-user-agent;x-amzn-query-mode, Signature=c02a352c804b57782cbc6ae7084b700c2ec5fcd084ca86bdb9680396f91e721d",
+    }
+
+
+def cbor_call(
+    moto: Moto, operation: str, body: bytes, region: str = "us-west-2", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        moto.endpoint + CBOR_PATH + operation,
+        data=body,
+        method="POST",
+        headers=rust_sdk_headers(region) if headers is None else headers,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+
+
+def tagged_time(seconds: float) -> bytes:
+    """A timestamp as RPC v2 CBOR carries it: tag 1, then the epoch seconds (int or double)."""
+    return cbor2.dumps(cbor2.CBORTag(1, int(seconds) if float(seconds).is_integer() else float(seconds)))
+
+
+def double(value: float) -> bytes:
+    return b"\xfb" + struct.pack(">d", value)
+
+
+@pytest.fixture
+def cbor_cloudwatch(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A boto3 CloudWatch client that speaks smithy-rpc-v2-cbor (botocore's own CBOR serialiser
+    and parser, an independent implementation) instead of the JSON protocol it would pick."""
+    order = botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS
+    monkeypatch.setattr(
+        botocore.model,
+        "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS",
+        ("smithy-rpc-v2-cbor", *(p for p in order if p != "smithy-rpc-v2-cbor")),
+    )
+
+    def make(region: str = "us-west-2") -> Any:
+        client = moto.client("cloudwatch", region)
+        assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+        return client
+
+    return make
+
+
+def test_cloudwatch_over_rpc_v2_cbor(moto: Moto, cbor_cloudwatch: Any) -> None:
+    west = cbor_cloudwatch("us-west-2")
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    dims = [{"Name": "DBClusterIdentifier", "Value": "cold"}]
+    put = west.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {"MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims, "Value": float(v),
+             "Unit": "Milliseconds", "Timestamp": now - timedelta(minutes=3 - i)}
+            for i, v in enumerate([120, 250, 80])
+        ],
+    )
+    headers = put["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
+
+    metrics = west.list_metrics(Namespace="AWS/RDS")["Metrics"]
+    assert metrics == [{"Namespace": "AWS/RDS", "MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims}]
+    assert cbor_cloudwatch("us-east-1").list_metrics()["Metrics"] == []  # regional, like moto's JSON
+
+    data = west.get_metric_data(
+        MetricDataQueries=[
+            {"Id": "lag", "MetricStat": {"Metric": {"Namespace": "AWS/RDS",
+             "MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}
+        ],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1),
+        ScanBy="TimestampAscending",
+    )["MetricDataResults"][0]
+    assert data["Values"] == [120.0, 250.0, 80.0]
+    assert data["Timestamps"] == [now - timedelta(minutes=3 - i) for i in range(3)]
+
+    west.put_metric_alarm(
+        AlarmName="api-5xx", Namespace="app", MetricName="5xx", Statistic="Sum", Period=60,
+        EvaluationPeriods=2, Threshold=5.0, ComparisonOperator="GreaterThanThreshold",
+    )
+    west.set_alarm_state(AlarmName="api-5xx", StateValue="ALARM", StateReason="test")
+    alarms = west.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"]
+    assert [(a["AlarmName"], a["StateValue"], a["Threshold"], a["EvaluationPeriods"]) for a in alarms] == [
+        ("api-5xx", "ALARM", 5.0, 2)
+    ]
+    assert isinstance(alarms[0]["StateUpdatedTimestamp"], datetime)
+    assert west.describe_alarms(StateValue="OK")["MetricAlarms"] == []
+
+    with pytest.raises(ClientError) as info:
+        west.set_alarm_state(AlarmName="nope", StateValue="OK", StateReason="test")
+    assert info.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_cloudwatch_rpc_v2_cbor_wire_format(moto: Moto) -> None:
+    """What the Rust SDK sends, byte for byte, and the encoding it needs back: its decoder takes
+    a CBOR double (never an integer) for a double member, an integer for an int, tag 1 for a
+    timestamp."""
+    moto.client("cloudwatch", "us-west-2").put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {"MetricName": "AuroraGlobalDBReplicationLag", "Value": 2.0,
+             "Dimensions": [{"Name": "DBClusterIdentifier", "Value": "lab-cold"}],
+             "Timestamp": datetime(2026, 11, 28, 14, 30, tzinfo=timezone.utc)}
+        ],
+    )
+    status, headers, body = cbor_call(moto, "GetMetricData", RUST_SDK_GET_METRIC_DATA)
+    assert status == 200, body
+    assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
+    result = cbor2.loads(body)["MetricDataResults"][0]
+    assert result["Id"] == "lag" and result["StatusCode"] == "Complete"
+    # moto's periods start at StartTime (14:12:37.77): the 14:30:00 point is in the 14:29:37 one
+    period = datetime(2026, 11, 28, 14, 29, 37, tzinfo=timezone.utc)
+    assert result["Timestamps"] == [period]
+    assert result["Values"] == [2.0]
+    assert cbor2.dumps("Timestamps") + b"\x81" + tagged_time(period.timestamp()) in body  # tag 1
+    assert cbor2.dumps("Values") + b"\x81" + double(2.0) in body  # a double, though integral
+
+    # PutMetricAlarm in CBOR (definite lengths this time), DescribeAlarms with an empty body
+    alarm = cbor2.dumps({
+        "AlarmName": "lag", "Namespace": "AWS/RDS", "MetricName": "AuroraGlobalDBReplicationLag",
+        "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 3, "Threshold": 5000.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+    })
+    status, headers, body = cbor_call(moto, "PutMetricAlarm", alarm)
+    assert (status, cbor2.loads(body), headers["smithy-protocol"]) == (200, {}, "rpc-v2-cbor")
+    status, _, body = cbor_call(moto, "DescribeAlarms", b"")
+    assert status == 200
+    described = cbor2.loads(body)["MetricAlarms"][0]
+    assert described["AlarmName"] == "lag" and described["StateValue"] == "OK"
+    assert isinstance(described["StateUpdatedTimestamp"], datetime)
+    assert cbor2.dumps("Threshold") + double(5000.0) in body
+    assert cbor2.dumps("Period") + cbor2.dumps(60) in body
+    assert cbor2.dumps("EvaluationPeriods") + cbor2.dumps(3) in body
+    assert cbor2.dumps("StateUpdatedTimestamp") + b"\xc1" in body
+    # regional: the alarm is in us-west-2 only
+    assert cbor2.loads(cbor_call(moto, "DescribeAlarms", b"", "us-east-1")[2])["MetricAlarms"] == []
+
+    # an unknown alarm -> the modeled error, with the query-compatible code in the header
+    status, headers, body = cbor_call(
+        moto, "SetAlarmState", cbor2.dumps({"AlarmName": "nope", "StateValue": "OK", "StateReason": "x"})
+    )
+    assert status == 404
+    assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
+    assert headers["x-amzn-query-error"] == "ResourceNotFound;Sender"
+    error = cbor2.loads(body)
+    assert error["__type"] == "com.amazonaws.cloudwatch#ResourceNotFound" and "message" in error
+
+    # an invalid parameter: moto's validation, in CBOR
+    status, headers, body = cbor_call(moto, "SetAlarmState", cbor2.dumps(
+        {"AlarmName": "lag", "StateValue": "MAYBE", "StateReason": "x"}))
+    assert status == 400, body
+    assert cbor2.loads(body)["__type"].startswith("com.amazonaws.cloudwatch#")
+    assert headers["x-amzn-query-error"].endswith(";Sender")
+
+
+def test_cloudwatch_rpc_v2_cbor_protocol_errors(moto: Moto) -> None:
+    status, headers, body = cbor_call(moto, "NoSuchOperation", b"")
+    assert status == 404 and headers["smithy-protocol"] == "rpc-v2-cbor"
+    assert cbor2.loads(body)["__type"].endswith("#UnknownOperationException")
+    status, _, body = cbor_call(moto, "ListMetrics", b"\xff\x00 not cbor")
+    assert status == 400 and cbor2.loads(body)["__type"].endswith("#SerializationException")
+    status, _, body = cbor_call(moto, "ListMetrics", cbor2.dumps([1, 2]))
+    assert status == 400 and cbor2.loads(body)["__type"].endswith("#SerializationException")
+    # a gzip-compressed body, as the SDKs send a large PutMetricData
+    put = cbor2.dumps({"Namespace": "app", "MetricData": [
+        {"MetricName": f"m{i}", "Value": float(i), "Timestamp": cbor2.CBORTag(1, 1795000000 + i)} for i in range(300)
+    ]})
+    headers = {**rust_sdk_headers("us-west-2"), "content-encoding": "gzip"}
+    status, _, body = cbor_call(moto, "PutMetricData", gzip.compress(put), headers=headers)
+    assert (status, cbor2.loads(body)) == (200, {})
+    listed = cbor2.loads(cbor_call(moto, "ListMetrics", cbor2.dumps({"Namespace": "app"}))[2])["Metrics"]
+    assert len(listed) == 300
+    # an unsigned request still reaches CloudWatch (us-east-1)
+    status, _, body = cbor_call(
+        moto, "ListMetrics", b"", headers={"content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+    )
+    assert (status, cbor2.loads(body)) == (200, {"Metrics": []})
+    # other services' RPC v2 paths go to moto untouched (which does not serve them)
+    request = urllib.request.Request(
+        moto.endpoint + "/service/AmazonSSM/operation/GetParameter", data=b"", method="POST",
+        headers=rust_sdk_headers("us-west-2"),
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.headers.get("smithy-protocol") is None
 
 
 # ------------------------------------------------------------------------- backup

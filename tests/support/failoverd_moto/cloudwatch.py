@@ -24,7 +24,10 @@ Errors keep moto's HTTP status and become ``{"__type": "com.amazonaws.cloudwatch
 "message": ...}``; since CloudWatch is ``awsQueryCompatible``, the ``x-amzn-query-error:
 <Code>;<Sender|Receiver>`` header (which the SDKs use for the error code) is passed on, or derived
 from the error shape when moto did not send one. Protocol-level failures: an unknown operation is
-``404 UnknownOperationException``, a body that is not a CBOR map ``400 SerializationException``.
+``404 smithy.framework#UnknownOperationException``, a body that is not a CBOR map
+``400 smithy.framework#SerializationException``. A ``Content-Encoding: gzip`` body (the SDKs
+compress large ``PutMetricData`` requests) is decompressed first. An unsigned request is taken as
+one for us-east-1 (moto finds account and region in the SigV4 credential scope).
 
 Only CloudWatch (target prefix ``GraniteServiceVersion20100801``) is served; any other
 ``/service/.../operation/...`` path goes to moto untouched.
@@ -33,6 +36,7 @@ Only CloudWatch (target prefix ``GraniteServiceVersion20100801``) is served; any
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import math
@@ -155,12 +159,12 @@ def to_cbor_value(shape: Shape | None, value: Any) -> Any:
     kind = shape.type_name
     if kind == "structure":
         members = shape.members  # type: ignore[attr-defined]
-        out = {}
-        for name, item in value.items():
-            if item is None:
-                continue
-            out[name] = to_cbor_value(members.get(name), item)
-        return out
+        # Members the model does not know (moto extras) are left out, like AWS would.
+        return {
+            name: to_cbor_value(members[name], item)
+            for name, item in value.items()
+            if item is not None and name in members
+        }
     if kind == "list":
         return [to_cbor_value(shape.member, item) for item in value]  # type: ignore[attr-defined]
     if kind == "map":
@@ -287,7 +291,20 @@ class RpcV2CborMiddleware:
             raise ProtocolError(404, "UnknownOperationException", f"unknown operation {operation}")
         operation_model: OperationModel = model.operation_model(operation)
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        if length:
+            raw = environ["wsgi.input"].read(length)
+        elif environ.get("wsgi.input_terminated"):  # chunked
+            raw = environ["wsgi.input"].read()
+        else:
+            raw = b""
+        encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if encoding == "gzip":  # the SDKs compress large PutMetricData bodies (requestCompression)
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as err:
+                raise ProtocolError(400, "SerializationException", f"bad gzip body: {err}") from err
+        elif encoding not in ("", "identity"):
+            raise ProtocolError(400, "SerializationException", f"unsupported Content-Encoding {encoding}")
         document = json.dumps(decode_request(raw)).encode()
 
         inner = dict(environ)
@@ -306,8 +323,12 @@ class RpcV2CborMiddleware:
             }
         )
         if not inner.get("HTTP_AUTHORIZATION"):
-            # moto finds the service of an unsigned request from its host name.
-            inner["HTTP_HOST"] = f"{model.endpoint_prefix}.us-east-1.amazonaws.com"
+            # moto finds service and region in the credential scope; an unsigned request is taken
+            # as one for us-east-1 with the default account's credentials.
+            inner["HTTP_AUTHORIZATION"] = (
+                f"AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/"
+                f"{model.signing_name}/aws4_request, SignedHeaders=host, Signature=unsigned"
+            )
         captured = _Captured()
         chunks = self.app(inner, captured.start_response)
         try:
