@@ -8,6 +8,7 @@
 //! process exits in bounded time. (An abandoned step is safe: it is *in doubt* and resolved with
 //! `verify` at the next start.)
 
+use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -19,9 +20,11 @@ use tokio::task::JoinSet;
 use crate::api::{self, AppState, TokenSet};
 use crate::aws::{AwsClients, ClientBuildError, ClientSettings, RetryMode};
 use crate::config::{self as cfg, Config};
+use crate::dns::verify::ProbeVerifier;
 use crate::engine::{
     EngineMetrics, LocalLeadership, Runner, RunnerConfig, RunnerDeps, SqliteStore, StoreError,
 };
+use crate::health::port::AlarmStateApi;
 use crate::plans::PlanRegistry;
 use crate::replication::{
     ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
@@ -58,6 +61,8 @@ pub enum ServeError {
     Aws(#[from] ClientBuildError),
     #[error("replication monitor: {0}")]
     Replication(#[from] ReplicationError),
+    #[error(transparent)]
+    DnsVerifier(#[from] crate::dns::verify::VerifierError),
     #[error("HTTP server failed: {0}")]
     Server(std::io::Error),
 }
@@ -123,6 +128,24 @@ pub async fn serve(
             Arc::new(replication.clone()),
         ),
     );
+    if let Some(dns) = &config.dns {
+        let alarms: BTreeMap<String, Arc<dyn AlarmStateApi>> = aws
+            .regions()
+            .iter()
+            .map(|r| {
+                let api: Arc<dyn AlarmStateApi> = Arc::new(r.cloudwatch());
+                (r.region().to_owned(), api)
+            })
+            .collect();
+        let verifier = ProbeVerifier::new(&config.health.probes, Arc::new(aws.dns()), alarms)?;
+        crate::plans::dns::register(
+            &mut plans,
+            Arc::new(dns.clone()),
+            regions.map(str::to_owned),
+            Arc::new(aws.dns()),
+            Arc::new(verifier),
+        );
+    }
     let grace = config.server.shutdown_grace.get();
     let runner = Runner::spawn(
         RunnerConfig {

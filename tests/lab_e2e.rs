@@ -1,0 +1,211 @@
+//! The lab, end to end: the real binary on `config/lab.yaml` against a freshly seeded emulated
+//! two-region AWS (moto + failoverd's extension, behind the test bed's proxy). What `make lab`
+//! shows a person, checked: status sees the Aurora topology and lag and the backup copies, a
+//! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer.
+
+mod harness;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use failoverd::dns::{DnsApi, Routing};
+use harness::{Daemon, OPERATOR_TOKEN};
+use serde_json::{json, Value};
+use support::TestBed;
+
+const ZONE: &str = "MPJUQ3UZI4BN9I99O6AT71";
+
+async fn seed(bed: &TestBed) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/support/lab_world.py"))
+        .args(["--endpoint", &bed.moto.endpoint_url()])
+        .output()
+        .await
+        .expect("run lab_world.py (tests/support/setup.sh creates .venv)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// config/lab.yaml, pointed at this test's emulator and directory, with the DNS holds shortened.
+fn lab_config(endpoint: &str) -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lab.yaml")).unwrap();
+    let replaced = text
+        .replace("http://127.0.0.1:4566", endpoint)
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
+        .replace("tokens_file: lab-tokens.yaml", "tokens_file: tokens.yaml")
+        .replace("dir: ../.lab/state", "dir: state")
+        .replace("hold: 10s", "hold: 0s")
+        .replace("interval: 30s", "interval: 1s");
+    for needle in [
+        "127.0.0.1:0",
+        "tokens.yaml",
+        "dir: state",
+        "hold: 0s",
+        "interval: 1s",
+        endpoint,
+    ] {
+        assert!(
+            replaced.contains(needle),
+            "config/lab.yaml changed shape: {needle} not set"
+        );
+    }
+    replaced
+}
+
+struct Api<'a> {
+    d: &'a Daemon,
+    rt: &'a tokio::runtime::Runtime,
+}
+
+impl Api<'_> {
+    fn call(&self, post: Option<Value>, path: &str) -> (u16, Value) {
+        self.rt.block_on(async {
+            let c = Daemon::client();
+            let url = format!("{}{path}", self.d.url);
+            let req = match post {
+                Some(b) => c.post(url).json(&b),
+                None => c.get(url),
+            };
+            let resp = req.bearer_auth(OPERATOR_TOKEN).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    fn wait<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn run_to_end(&self, body: Value) -> Value {
+        let (status, run) = self.call(Some(body), "/v1/runs");
+        assert_eq!(status, 202, "{run}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        self.wait("run to finish", 120, || {
+            let (_, run) = self.call(None, &format!("/v1/runs/{id}"));
+            matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "aborted" | "needs_operator")
+            )
+            .then_some(run)
+        })
+    }
+}
+
+fn weights(rt: &tokio::runtime::Runtime, endpoint: &str) -> Vec<(String, String, u8)> {
+    rt.block_on(async {
+        let clients = support::clients(&support::settings(endpoint)).await;
+        let mut out: Vec<(String, String, u8)> = clients
+            .dns()
+            .list_record_sets(ZONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.routing {
+                Routing::Weighted { weight } => Some((
+                    r.name.clone(),
+                    r.set_identifier.clone().unwrap_or_default(),
+                    weight,
+                )),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    })
+}
+
+#[test]
+fn lab_status_dns_switchover_and_aurora_switchover() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bed = rt.block_on(TestBed::start());
+    rt.block_on(seed(&bed));
+    let endpoint = bed.endpoint_url();
+    let d = Daemon::start(&lab_config(&endpoint));
+    let api = Api { d: &d, rt: &rt };
+
+    // Status: the Aurora topology (writer in the hot region) and a lag reading, the backup vault.
+    let status = api.wait("replication in status", 60, || {
+        let (_, s) = api.call(None, "/v1/status");
+        let aurora = &s["replication"]["aurora"][0];
+        (aurora["topology"]["writer_region"] == "us-east-1" && aurora["lag"].is_object())
+            .then_some(s)
+    });
+    assert_eq!(
+        status["replication"]["aurora"][0]["global_cluster"],
+        "lab-global"
+    );
+    assert!(
+        status["replication"]["backup_vaults"][0].is_object(),
+        "{:#}",
+        status["replication"]
+    );
+    let (_, metrics) = rt.block_on(async {
+        let r = Daemon::client()
+            .get(format!("{}/metrics", d.url))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    });
+    assert!(
+        metrics.contains("failoverd_aurora_replication_lag_seconds{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("failoverd_backup_newest_copy_age_seconds{"),
+        "{metrics}"
+    );
+
+    // DNS: a dry run shows the stages; the switchover moves every record to us-west-2, and back.
+    let before = weights(&rt, &endpoint);
+    assert!(
+        before
+            .iter()
+            .all(|(_, set, w)| (set == "us-east-1") == (*w == 100)),
+        "{before:?}"
+    );
+    let (status, dry) = api.call(
+        Some(json!({"plan": "dns-switchover", "reason": "preview", "dry_run": true, "params": {"target_region": "us-west-2"}})),
+        "/v1/runs",
+    );
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(weights(&rt, &endpoint), before, "a dry run changed DNS");
+
+    let run = api.run_to_end(json!({"plan": "dns-switchover", "reason": "lab e2e", "drill": true, "params": {"target_region": "us-west-2"}}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let after = weights(&rt, &endpoint);
+    assert!(
+        after
+            .iter()
+            .all(|(_, set, w)| (set == "us-west-2") == (*w == 100)),
+        "{after:?}"
+    );
+    assert!(run["report"]["total_duration_seconds"].as_f64().unwrap() > 0.0);
+
+    let run = api.run_to_end(json!({"plan": "dns-switchover", "reason": "lab e2e back", "params": {"target_region": "us-east-1"}}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(weights(&rt, &endpoint), before);
+
+    // Aurora: a graceful switchover makes the cold cluster the writer, and status follows.
+    let run = api.run_to_end(json!({"plan": "aurora-switchover", "reason": "lab e2e", "params": {"target_region": "us-west-2"}}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    api.wait("writer in us-west-2", 60, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["replication"]["aurora"][0]["topology"]["writer_region"] == "us-west-2").then_some(())
+    });
+}
