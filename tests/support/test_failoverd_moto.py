@@ -348,6 +348,45 @@ RUST_SDK_GET_METRIC_DATA = bytes.fromhex(
 )
 
 
+#: More requests of the Rust SDK, captured the same way from a throwaway aws-sdk-cloudwatch client
+#: (Credentials "testing", region us-west-2): four AuroraGlobalDBReplicationLag points for
+#: app-cold at 2026-11-28T14:49..14:52Z (120, 250, 80, 3 ms), the alarm api-5xx (Sum of app/5xx by
+#: Api=public over 60 s, 2 periods, > 5.0), its state set to ALARM, and DescribeAlarms of it.
+RUST_SDK_REQUESTS = {
+    'PutMetricData': bytes.fromhex(
+        "bf694e616d657370616365674157532f5244536a4d65747269634461746184bf6a4d65747269634e616d6578"
+        "1c4175726f7261476c6f62616c44425265706c69636174696f6e4c61676a44696d656e73696f6e7381bf644e"
+        "616d65734442436c75737465724964656e7469666965726556616c7565686170702d636f6c64ff6954696d65"
+        "7374616d70c1fb41dac2ba770000006556616c7565fb405e00000000000064556e69746c4d696c6c69736563"
+        "6f6e6473ffbf6a4d65747269634e616d65781c4175726f7261476c6f62616c44425265706c69636174696f6e"
+        "4c61676a44696d656e73696f6e7381bf644e616d65734442436c75737465724964656e746966696572655661"
+        "6c7565686170702d636f6c64ff6954696d657374616d70c1fb41dac2ba860000006556616c7565fb406f4000"
+        "0000000064556e69746c4d696c6c697365636f6e6473ffbf6a4d65747269634e616d65781c4175726f726147"
+        "6c6f62616c44425265706c69636174696f6e4c61676a44696d656e73696f6e7381bf644e616d65734442436c"
+        "75737465724964656e7469666965726556616c7565686170702d636f6c64ff6954696d657374616d70c1fb41"
+        "dac2ba950000006556616c7565fb405400000000000064556e69746c4d696c6c697365636f6e6473ffbf6a4d"
+        "65747269634e616d65781c4175726f7261476c6f62616c44425265706c69636174696f6e4c61676a44696d65"
+        "6e73696f6e7381bf644e616d65734442436c75737465724964656e7469666965726556616c7565686170702d"
+        "636f6c64ff6954696d657374616d70c1fb41dac2baa40000006556616c7565fb400800000000000064556e69"
+        "746c4d696c6c697365636f6e6473ffff"
+    ),
+    'PutMetricAlarm': bytes.fromhex(
+        "bf69416c61726d4e616d65676170692d3578786a4d65747269634e616d6563357878694e616d657370616365"
+        "63617070695374617469737469636353756d6a44696d656e73696f6e7381bf644e616d65634170696556616c"
+        "7565667075626c6963ff66506572696f64183c714576616c756174696f6e506572696f647302695468726573"
+        "686f6c64fb401400000000000072436f6d70617269736f6e4f70657261746f7274477265617465725468616e"
+        "5468726573686f6c64ff"
+    ),
+    'SetAlarmState': bytes.fromhex(
+        "bf69416c61726d4e616d65676170692d3578786a537461746556616c756565414c41524d6b53746174655265"
+        "61736f6e65636865636bff"
+    ),
+    'DescribeAlarms': bytes.fromhex(
+        "bf6a416c61726d4e616d657381676170692d357878ff"
+    ),
+}
+
+
 def rust_sdk_headers(region: str) -> dict[str, str]:
     """The headers the Rust SDK sends (signature left as it was: moto does not check it)."""
     return {
@@ -516,6 +555,34 @@ def test_cloudwatch_rpc_v2_cbor_wire_format(moto: Moto) -> None:
     assert status == 400, body
     assert cbor2.loads(body)["__type"].startswith("com.amazonaws.cloudwatch#")
     assert headers["x-amzn-query-error"].endswith(";Sender")
+
+
+def test_cloudwatch_rpc_v2_cbor_replays_the_rust_sdk(moto: Moto) -> None:
+    for operation in ("PutMetricData", "PutMetricAlarm", "SetAlarmState"):
+        status, headers, body = cbor_call(moto, operation, RUST_SDK_REQUESTS[operation])
+        assert (status, cbor2.loads(body)) == (200, {}), operation
+        assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
+    status, _, body = cbor_call(moto, "DescribeAlarms", RUST_SDK_REQUESTS["DescribeAlarms"])
+    assert status == 200
+    [alarm] = cbor2.loads(body)["MetricAlarms"]
+    assert (alarm["AlarmName"], alarm["StateValue"], alarm["StateReason"]) == ("api-5xx", "ALARM", "check")
+    assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (5.0, 60, 2)
+    assert alarm["Dimensions"] == [{"Name": "Api", "Value": "public"}]
+    # what the SDK stored, read back over moto's JSON protocol
+    cloudwatch = moto.client("cloudwatch", "us-west-2")
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="AuroraGlobalDBReplicationLag",
+        Dimensions=[{"Name": "DBClusterIdentifier", "Value": "app-cold"}],
+        StartTime=datetime(2026, 11, 28, 14, 49, tzinfo=timezone.utc),
+        EndTime=datetime(2026, 11, 28, 14, 53, tzinfo=timezone.utc),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert sorted((p["Timestamp"].minute, p["Maximum"], p["Unit"]) for p in points) == [
+        (49, 120.0, "Milliseconds"), (50, 250.0, "Milliseconds"), (51, 80.0, "Milliseconds"),
+        (52, 3.0, "Milliseconds"),
+    ]
 
 
 def test_cloudwatch_rpc_v2_cbor_protocol_errors(moto: Moto) -> None:
