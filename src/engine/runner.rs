@@ -10,6 +10,12 @@
 //!
 //! On gaining leadership the runner fences the store with its token and resumes every unfinished
 //! run: attempts that were in flight are *in doubt* and are resolved with `verify` first.
+//!
+//! For the HTTP API: every [`RunnerHandle`] method maps to one route (`start` → `POST /v1/runs`,
+//! `list`, `get`, `subscribe` → SSE with `Last-Event-ID` as `after_seq`, `approve`, `abort`,
+//! `status` → `/v1/status`); errors carry `code()` for the JSON error body and `http_status()`;
+//! views are `Serialize`. A follower (not leader) still answers reads from the store and refuses
+//! writes with `not_leader` (503).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -914,7 +920,7 @@ impl Actor {
     ) {
         match self.prepare_start(&mut req).await {
             Ok(Started::Existing(view)) => {
-                let _ = reply.send(Ok(view));
+                let _ = reply.send(Ok(*view));
             }
             Ok(Started::New(id)) => {
                 if req.dry_run {
@@ -953,7 +959,7 @@ impl Actor {
                 return self
                     .view_of(run_id)
                     .await
-                    .map(Started::Existing)
+                    .map(|v| Started::Existing(Box::new(v)))
                     .map_err(|e| StartError::Store(StoreError::Unavailable(e.to_string())));
             }
         }
@@ -1001,7 +1007,7 @@ impl Actor {
                 return self
                     .view_of(run_id)
                     .await
-                    .map(Started::Existing)
+                    .map(|v| Started::Existing(Box::new(v)))
                     .map_err(|e| StartError::Store(StoreError::Unavailable(e.to_string())));
             }
             Err(e) => return Err(e.into()),
@@ -1143,15 +1149,18 @@ impl Actor {
         self.retire_if_finished(id);
     }
 
+    /// Remove a finished run from the live set. Tasks still in flight for it (another in-doubt
+    /// verification when one already stopped the run for an operator) no longer matter.
     fn retire_if_finished(&mut self, id: RunId) {
         let finished = self
             .live
             .get(&id)
-            .is_some_and(|l| l.state.status.is_terminal() && l.busy.is_empty());
+            .is_some_and(|l| l.state.status.is_terminal());
         if !finished {
             return;
         }
         if let Some(mut live) = self.live.remove(&id) {
+            live.abort_tasks();
             if let Some(reply) = live.dry_run_reply.take() {
                 let _ = reply.send(Ok(live.view()));
             }
@@ -1509,7 +1518,7 @@ impl Actor {
 }
 
 enum Started {
-    Existing(RunView),
+    Existing(Box<RunView>),
     New(RunId),
 }
 

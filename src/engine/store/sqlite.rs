@@ -85,17 +85,7 @@ impl SqliteStore {
         };
         let mut conn = Connection::open(&path).map_err(map_open)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(map_open)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(map_open)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(corrupt(format!(
-                "could not enable WAL (journal_mode={mode})"
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(map_open)?;
-
+        // Recognise the file before changing anything in it (WAL mode is persistent).
         let app_id: i64 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
             .map_err(map_open)?;
@@ -111,6 +101,17 @@ impl SqliteStore {
                 "application_id {app_id:#x} is not failoverd's and the file is not empty"
             )));
         }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(map_open)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(corrupt(format!(
+                "could not enable WAL (journal_mode={mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(map_open)?;
+
         migrate(&mut conn).map_err(|e| match e {
             StoreError::Sqlite(e) => map_open(e),
             other => other,

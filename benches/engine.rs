@@ -1,0 +1,164 @@
+//! Engine benchmarks (plain `main`, run with `cargo bench --bench engine`):
+//!
+//! - journal appends per second on the SQLite store (WAL, `synchronous=FULL`, file in a tempdir);
+//! - the engine's overhead per no-op step (write-ahead `StepStarted`, `StepSucceeded`, `apply`,
+//!   task spawn, decide), with the in-memory and the SQLite store, for sequential steps (one phase
+//!   each) and for one phase of concurrent steps.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use failoverd::engine::testing::{spawn_runner, wait_finished};
+use failoverd::engine::{
+    Event, EventKind, FencingToken, MemoryStore, Mode, Phase, Plan, PlanCatalog, PlanError,
+    PlanLayout, Reversibility, RunId, RunRecord, RunRequest, RunStatus, SqliteStore, Step,
+    StepContext, StepDescription, StepError, StepId, Store, VerifyOutcome,
+};
+use serde_json::{json, Value};
+
+struct NoOp(StepId);
+
+#[async_trait]
+impl Step for NoOp {
+    fn id(&self) -> &StepId {
+        &self.0
+    }
+    fn name(&self) -> &str {
+        self.0.as_str()
+    }
+    async fn describe(&self, _: &StepContext) -> Result<StepDescription, StepError> {
+        Ok(StepDescription {
+            summary: String::new(),
+            changes: vec![],
+        })
+    }
+    async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
+        Ok(Value::Null)
+    }
+    async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+        Ok(VerifyOutcome::NotDone)
+    }
+    fn reversibility(&self) -> Reversibility {
+        Reversibility::NoSideEffect
+    }
+}
+
+/// `seq-N`: N phases of one step; `par-N`: one phase of N steps.
+struct NoOpPlans;
+
+impl PlanCatalog for NoOpPlans {
+    fn build(&self, name: &str, _: Mode, _: &Value) -> Result<Plan, PlanError> {
+        let unknown = || PlanError::UnknownPlan { name: name.into() };
+        let (kind, n) = name.split_once('-').ok_or_else(unknown)?;
+        let n: usize = n.parse().map_err(|_| unknown())?;
+        let step = |i: usize| Arc::new(NoOp(StepId::new(format!("s{i}")))) as Arc<dyn Step>;
+        let phases = match kind {
+            "seq" => (0..n)
+                .map(|i| Phase::steps(format!("p{i}"), vec![step(i)]))
+                .collect(),
+            "par" => vec![Phase::steps("p", (0..n).map(step).collect())],
+            _ => return Err(unknown()),
+        };
+        Plan::new(name, phases)
+    }
+    fn names(&self) -> Vec<String> {
+        vec![]
+    }
+}
+
+async fn appends_per_second(store: &SqliteStore, n: u64) -> f64 {
+    let record = RunRecord {
+        id: RunId::new(),
+        plan: "bench".into(),
+        mode: Mode::Graceful,
+        dry_run: false,
+        drill: false,
+        reason: String::new(),
+        params: json!({}),
+        requested_by: "bench".into(),
+        region_pair: "a/b".into(),
+        created_at: time::OffsetDateTime::now_utc(),
+        layout: PlanLayout { phases: vec![] },
+    };
+    store.create(&record, FencingToken(1), None).await.unwrap();
+    let event = Event::now(EventKind::StepSucceeded {
+        step: StepId::new("dns-stage-50"),
+        attempt: 1,
+        output: json!({"change_id": "C2682N5HXP0BZ4", "weights": {"eu-west-1": 50, "eu-central-1": 50}}),
+        verified: false,
+    });
+    let t = Instant::now();
+    for seq in 0..n {
+        store
+            .append(record.id, seq, FencingToken(1), &event)
+            .await
+            .unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+async fn per_step_overhead(store: Arc<dyn Store>, plan: &str, steps: usize) -> Duration {
+    let runner = spawn_runner(store, Arc::new(NoOpPlans), 1).unwrap();
+    let h = runner.handle();
+    let t = Instant::now();
+    let view = h
+        .start(RunRequest {
+            plan: plan.into(),
+            requested_by: "bench".into(),
+            ..RunRequest::default()
+        })
+        .await
+        .unwrap();
+    let done = wait_finished(&h, view.id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let elapsed = t.elapsed();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    runner.shutdown().await;
+    elapsed / steps as u32
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        println!(
+            "engine benchmarks (state files in {})",
+            dir.path().display()
+        );
+
+        let store = SqliteStore::open_async(dir.path().join("appends.db"))
+            .await
+            .unwrap();
+        appends_per_second(&store, 50).await; // warm up
+        let rate = appends_per_second(&store, 2000).await;
+        println!(
+            "sqlite journal appends (WAL, synchronous=FULL): {rate:.0} appends/s ({:.3} ms each)",
+            1000.0 / rate
+        );
+
+        const STEPS: usize = 500;
+        for (label, plan) in [
+            ("sequential", format!("seq-{STEPS}")),
+            ("concurrent", format!("par-{STEPS}")),
+        ] {
+            let mem = per_step_overhead(Arc::new(MemoryStore::new()), &plan, STEPS).await;
+            println!(
+                "engine overhead per no-op step, memory store, {label}: {:.1} µs",
+                mem.as_secs_f64() * 1e6
+            );
+            let sqlite = SqliteStore::open_async(dir.path().join(format!("{label}.db")))
+                .await
+                .unwrap();
+            let sql = per_step_overhead(Arc::new(sqlite), &plan, STEPS).await;
+            println!(
+                "engine overhead per no-op step, sqlite store, {label}: {:.3} ms",
+                sql.as_secs_f64() * 1e3
+            );
+        }
+    });
+}
