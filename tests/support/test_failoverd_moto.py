@@ -287,9 +287,12 @@ def test_remove_from_global_cluster_across_regions(moto: Moto) -> None:
     assert cluster["GlobalClusterIdentifier"] == "g"
     assert [m["DBClusterArn"] for m in cluster["GlobalClusterMembers"]] == [arns["hot"]]
     assert writers(moto) == {"hot": True}
-    assert moto.client("rds", "us-west-2").describe_global_clusters(GlobalClusterIdentifier="g")[
-        "GlobalClusters"
-    ][0]["GlobalClusterMembers"] == cluster["GlobalClusterMembers"]
+    assert (
+        moto.client("rds", "us-west-2").describe_global_clusters(GlobalClusterIdentifier="g")[
+            "GlobalClusters"
+        ][0]["GlobalClusterMembers"]
+        == cluster["GlobalClusterMembers"]
+    )
     # standalone now: no global cluster, and a writer instance of its own
     cold = west.describe_db_clusters(DBClusterIdentifier="cold")["DBClusters"][0]
     assert "GlobalClusterIdentifier" not in cold
@@ -311,7 +314,9 @@ def test_remove_from_global_cluster_errors(moto: Moto) -> None:
     arns = make_global(moto)
     west = moto.client("rds", "us-west-2")
     assert error_of(
-        lambda: west.remove_from_global_cluster(GlobalClusterIdentifier="nope", DbClusterIdentifier=arns["cold"])
+        lambda: west.remove_from_global_cluster(
+            GlobalClusterIdentifier="nope", DbClusterIdentifier=arns["cold"]
+        )
     ) == ("GlobalClusterNotFoundFault", 404)
     assert error_of(
         lambda: west.remove_from_global_cluster(
@@ -353,7 +358,7 @@ RUST_SDK_GET_METRIC_DATA = bytes.fromhex(
 #: app-cold at 2026-11-28T14:49..14:52Z (120, 250, 80, 3 ms), the alarm api-5xx (Sum of app/5xx by
 #: Api=public over 60 s, 2 periods, > 5.0), its state set to ALARM, and DescribeAlarms of it.
 RUST_SDK_REQUESTS = {
-    'PutMetricData': bytes.fromhex(
+    "PutMetricData": bytes.fromhex(
         "bf694e616d657370616365674157532f5244536a4d65747269634461746184bf6a4d65747269634e616d6578"
         "1c4175726f7261476c6f62616c44425265706c69636174696f6e4c61676a44696d656e73696f6e7381bf644e"
         "616d65734442436c75737465724964656e7469666965726556616c7565686170702d636f6c64ff6954696d65"
@@ -370,20 +375,18 @@ RUST_SDK_REQUESTS = {
         "636f6c64ff6954696d657374616d70c1fb41dac2baa40000006556616c7565fb400800000000000064556e69"
         "746c4d696c6c697365636f6e6473ffff"
     ),
-    'PutMetricAlarm': bytes.fromhex(
+    "PutMetricAlarm": bytes.fromhex(
         "bf69416c61726d4e616d65676170692d3578786a4d65747269634e616d6563357878694e616d657370616365"
         "63617070695374617469737469636353756d6a44696d656e73696f6e7381bf644e616d65634170696556616c"
         "7565667075626c6963ff66506572696f64183c714576616c756174696f6e506572696f647302695468726573"
         "686f6c64fb401400000000000072436f6d70617269736f6e4f70657261746f7274477265617465725468616e"
         "5468726573686f6c64ff"
     ),
-    'SetAlarmState': bytes.fromhex(
+    "SetAlarmState": bytes.fromhex(
         "bf69416c61726d4e616d65676170692d3578786a537461746556616c756565414c41524d6b53746174655265"
         "61736f6e65636865636bff"
     ),
-    'DescribeAlarms': bytes.fromhex(
-        "bf6a416c61726d4e616d657381676170692d357878ff"
-    ),
+    "DescribeAlarms": bytes.fromhex("bf6a416c61726d4e616d657381676170692d357878ff"),
 }
 
 
@@ -453,8 +456,13 @@ def test_cloudwatch_over_rpc_v2_cbor(moto: Moto, cbor_cloudwatch: Any) -> None:
     put = west.put_metric_data(
         Namespace="AWS/RDS",
         MetricData=[
-            {"MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims, "Value": float(v),
-             "Unit": "Milliseconds", "Timestamp": now - timedelta(minutes=3 - i)}
+            {
+                "MetricName": "AuroraGlobalDBReplicationLag",
+                "Dimensions": dims,
+                "Value": float(v),
+                "Unit": "Milliseconds",
+                "Timestamp": now - timedelta(minutes=3 - i),
+            }
             for i, v in enumerate([120, 250, 80])
         ],
     )
@@ -462,13 +470,25 @@ def test_cloudwatch_over_rpc_v2_cbor(moto: Moto, cbor_cloudwatch: Any) -> None:
     assert headers["smithy-protocol"] == "rpc-v2-cbor" and headers["content-type"] == "application/cbor"
 
     metrics = west.list_metrics(Namespace="AWS/RDS")["Metrics"]
-    assert metrics == [{"Namespace": "AWS/RDS", "MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims}]
+    assert metrics == [
+        {"Namespace": "AWS/RDS", "MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims}
+    ]
     assert cbor_cloudwatch("us-east-1").list_metrics()["Metrics"] == []  # regional, like moto's JSON
 
     data = west.get_metric_data(
         MetricDataQueries=[
-            {"Id": "lag", "MetricStat": {"Metric": {"Namespace": "AWS/RDS",
-             "MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}
+            {
+                "Id": "lag",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/RDS",
+                        "MetricName": "AuroraGlobalDBReplicationLag",
+                        "Dimensions": dims,
+                    },
+                    "Period": 60,
+                    "Stat": "Maximum",
+                },
+            }
         ],
         StartTime=now - timedelta(minutes=10),
         EndTime=now + timedelta(minutes=1),
@@ -478,8 +498,14 @@ def test_cloudwatch_over_rpc_v2_cbor(moto: Moto, cbor_cloudwatch: Any) -> None:
     assert data["Timestamps"] == [now - timedelta(minutes=3 - i) for i in range(3)]
 
     west.put_metric_alarm(
-        AlarmName="api-5xx", Namespace="app", MetricName="5xx", Statistic="Sum", Period=60,
-        EvaluationPeriods=2, Threshold=5.0, ComparisonOperator="GreaterThanThreshold",
+        AlarmName="api-5xx",
+        Namespace="app",
+        MetricName="5xx",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=5.0,
+        ComparisonOperator="GreaterThanThreshold",
     )
     west.set_alarm_state(AlarmName="api-5xx", StateValue="ALARM", StateReason="test")
     alarms = west.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"]
@@ -502,9 +528,12 @@ def test_cloudwatch_rpc_v2_cbor_wire_format(moto: Moto) -> None:
     moto.client("cloudwatch", "us-west-2").put_metric_data(
         Namespace="AWS/RDS",
         MetricData=[
-            {"MetricName": "AuroraGlobalDBReplicationLag", "Value": 2.0,
-             "Dimensions": [{"Name": "DBClusterIdentifier", "Value": "lab-cold"}],
-             "Timestamp": datetime(2026, 11, 28, 14, 30, tzinfo=timezone.utc)}
+            {
+                "MetricName": "AuroraGlobalDBReplicationLag",
+                "Value": 2.0,
+                "Dimensions": [{"Name": "DBClusterIdentifier", "Value": "lab-cold"}],
+                "Timestamp": datetime(2026, 11, 28, 14, 30, tzinfo=timezone.utc),
+            }
         ],
     )
     status, headers, body = cbor_call(moto, "GetMetricData", RUST_SDK_GET_METRIC_DATA)
@@ -520,11 +549,18 @@ def test_cloudwatch_rpc_v2_cbor_wire_format(moto: Moto) -> None:
     assert cbor2.dumps("Values") + b"\x81" + double(2.0) in body  # a double, though integral
 
     # PutMetricAlarm in CBOR (definite lengths this time), DescribeAlarms with an empty body
-    alarm = cbor2.dumps({
-        "AlarmName": "lag", "Namespace": "AWS/RDS", "MetricName": "AuroraGlobalDBReplicationLag",
-        "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 3, "Threshold": 5000.0,
-        "ComparisonOperator": "GreaterThanThreshold",
-    })
+    alarm = cbor2.dumps(
+        {
+            "AlarmName": "lag",
+            "Namespace": "AWS/RDS",
+            "MetricName": "AuroraGlobalDBReplicationLag",
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 3,
+            "Threshold": 5000.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+        }
+    )
     status, headers, body = cbor_call(moto, "PutMetricAlarm", alarm)
     assert (status, cbor2.loads(body), headers["smithy-protocol"]) == (200, {}, "rpc-v2-cbor")
     status, _, body = cbor_call(moto, "DescribeAlarms", b"")
@@ -550,8 +586,9 @@ def test_cloudwatch_rpc_v2_cbor_wire_format(moto: Moto) -> None:
     assert error["__type"] == "com.amazonaws.cloudwatch#ResourceNotFound" and "message" in error
 
     # an invalid parameter: moto's validation, in CBOR
-    status, headers, body = cbor_call(moto, "SetAlarmState", cbor2.dumps(
-        {"AlarmName": "lag", "StateValue": "MAYBE", "StateReason": "x"}))
+    status, headers, body = cbor_call(
+        moto, "SetAlarmState", cbor2.dumps({"AlarmName": "lag", "StateValue": "MAYBE", "StateReason": "x"})
+    )
     assert status == 400, body
     assert cbor2.loads(body)["__type"].startswith("com.amazonaws.cloudwatch#")
     assert headers["x-amzn-query-error"].endswith(";Sender")
@@ -580,7 +617,9 @@ def test_cloudwatch_rpc_v2_cbor_replays_the_rust_sdk(moto: Moto) -> None:
         Statistics=["Maximum"],
     )["Datapoints"]
     assert sorted((p["Timestamp"].minute, p["Maximum"], p["Unit"]) for p in points) == [
-        (49, 120.0, "Milliseconds"), (50, 250.0, "Milliseconds"), (51, 80.0, "Milliseconds"),
+        (49, 120.0, "Milliseconds"),
+        (50, 250.0, "Milliseconds"),
+        (51, 80.0, "Milliseconds"),
         (52, 3.0, "Milliseconds"),
     ]
 
@@ -594,9 +633,15 @@ def test_cloudwatch_rpc_v2_cbor_protocol_errors(moto: Moto) -> None:
     status, _, body = cbor_call(moto, "ListMetrics", cbor2.dumps([1, 2]))
     assert status == 400 and cbor2.loads(body)["__type"].endswith("#SerializationException")
     # a gzip-compressed body, as the SDKs send a large PutMetricData
-    put = cbor2.dumps({"Namespace": "app", "MetricData": [
-        {"MetricName": f"m{i}", "Value": float(i), "Timestamp": cbor2.CBORTag(1, 1795000000 + i)} for i in range(300)
-    ]})
+    put = cbor2.dumps(
+        {
+            "Namespace": "app",
+            "MetricData": [
+                {"MetricName": f"m{i}", "Value": float(i), "Timestamp": cbor2.CBORTag(1, 1795000000 + i)}
+                for i in range(300)
+            ],
+        }
+    )
     headers = {**rust_sdk_headers("us-west-2"), "content-encoding": "gzip"}
     status, _, body = cbor_call(moto, "PutMetricData", gzip.compress(put), headers=headers)
     assert (status, cbor2.loads(body)) == (200, {})
@@ -604,12 +649,17 @@ def test_cloudwatch_rpc_v2_cbor_protocol_errors(moto: Moto) -> None:
     assert len(listed) == 300
     # an unsigned request still reaches CloudWatch (us-east-1)
     status, _, body = cbor_call(
-        moto, "ListMetrics", b"", headers={"content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+        moto,
+        "ListMetrics",
+        b"",
+        headers={"content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"},
     )
     assert (status, cbor2.loads(body)) == (200, {"Metrics": []})
     # other services' RPC v2 paths go to moto untouched (which does not serve them)
     request = urllib.request.Request(
-        moto.endpoint + "/service/AmazonSSM/operation/GetParameter", data=b"", method="POST",
+        moto.endpoint + "/service/AmazonSSM/operation/GetParameter",
+        data=b"",
+        method="POST",
         headers=rust_sdk_headers("us-west-2"),
     )
     with pytest.raises(urllib.error.HTTPError) as info:

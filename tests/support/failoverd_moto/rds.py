@@ -101,7 +101,7 @@ def _find_global_cluster_anywhere(account_id: str, identifier: str) -> GlobalClu
     """A global cluster is global: look in us-east-1's backend (where moto creates them), then in
     every other region's."""
     backends = rds_backends[account_id]
-    for region in ["us-east-1", *(r for r in backends.keys() if r != "us-east-1")]:
+    for region in ["us-east-1", *(r for r in backends if r != "us-east-1")]:
         try:
             return _find_global_cluster(backends[region], identifier)
         except GlobalClusterNotFoundFault:
