@@ -192,7 +192,6 @@ async fn failover_with_data_loss_promotes_the_target() {
 // RemoveFromGlobalCluster silently does nothing for a member in another region, so this needs the
 // test bed's extension to make RemoveFromGlobalCluster cross-region like DescribeGlobalClusters.
 #[tokio::test]
-#[ignore = "needs failoverd_moto to support RemoveFromGlobalCluster of a cross-region member"]
 async fn remove_from_global_cluster_detaches_the_member() {
     let moto = MotoServer::start().await;
     let world = seed_global_database(&moto).await;

@@ -76,8 +76,7 @@ pub async fn raw_config(endpoint_url: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// moto with the fault proxy in front: what tests that inject faults, and every CloudWatch test
-/// (the proxy bridges the SDK's CBOR protocol to moto), talk to.
+/// moto with the fault proxy in front: what tests that inject faults talk to.
 pub struct TestBed {
     pub moto: MotoServer,
     pub proxy: FaultProxy,
