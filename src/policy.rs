@@ -41,9 +41,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{PolicyConfig, PolicyMode};
-use crate::daemon::StopSignal;
 use crate::health::monitor::HealthVerdicts;
 use crate::health::verdict::{Health, RegionVerdict};
+use crate::shutdown::StopSignal;
 
 /// How often the loop re-evaluates without a change of input: the time-based conditions
 /// (`min_unhealthy_for`, cooldown) are decided at most this late. One second is negligible next to

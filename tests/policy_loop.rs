@@ -388,3 +388,34 @@ async fn the_loop_stops_with_the_monitor() {
         .expect("the loop stops when the verdict channel closes");
     drop(stop);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_stops_on_the_daemon_stop_signal() {
+    let engine = Arc::new(Engine::default());
+    let (_verdicts, rx) =
+        watch::channel(verdicts(Health::Unhealthy, Health::Healthy, Instant::now()));
+    let (trigger, signal) = failoverd::shutdown::stop_channel();
+    let handle = PolicyLoop::spawn(
+        &config(PolicyMode::Automatic),
+        HOT,
+        COLD,
+        rx,
+        engine.clone(),
+        &Registry::new(),
+        signal,
+    )
+    .expect("start the policy loop");
+    handle.set_replication_lag(Some(Duration::from_secs(1)));
+    sleep(10).await;
+    assert_eq!(
+        handle.last_decision().map(|d| d.reason),
+        Some(Reason::UnhealthyTooBriefly)
+    );
+    trigger.stop();
+    tokio::time::timeout(Duration::from_secs(10), handle.stopped())
+        .await
+        .expect("the loop stops");
+    // Stopped before min_unhealthy_for elapsed: it never starts anything afterwards.
+    sleep(600).await;
+    assert!(engine.starts().is_empty());
+}

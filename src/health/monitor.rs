@@ -35,7 +35,7 @@ use super::verdict::{
     QuorumRule, RegionVerdict, Vantage,
 };
 use crate::config::{HealthConfig, ProbeKind};
-use crate::daemon::StopSignal;
+use crate::shutdown::StopSignal;
 
 /// Why the monitor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -744,6 +744,31 @@ mod tests {
         assert_eq!(hung_status.last_duration_seconds, Some(2.0));
         stop_tx.send(()).unwrap();
         handle.stopped().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_on_the_daemon_stop_signal() {
+        let api = scripted();
+        let config = HealthConfig {
+            probes: vec![alarm_probe("alarm", "us-east-1", 10)],
+            ..HealthConfig::default()
+        };
+        let ports = HealthPorts {
+            route53: None,
+            alarms: BTreeMap::from([("us-east-1".to_owned(), api.clone() as _)]),
+        };
+        let (trigger, signal) = crate::shutdown::stop_channel();
+        let handle = HealthMonitor::spawn(&config, ports, &Registry::new(), signal).unwrap();
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        assert_eq!(
+            api.calls.load(Ordering::SeqCst),
+            3,
+            "checks at 0, 10 and 20 s"
+        );
+        trigger.stop();
+        handle.stopped().await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(api.calls.load(Ordering::SeqCst), 3, "no check after stop");
     }
 
     #[test]
