@@ -317,6 +317,14 @@ async fn event_stream_is_resumable_and_list_shows_runs() {
     // After the run: the stream replays from the store.
     let all: Vec<_> = h.subscribe(v.id, 0).await.unwrap().collect().await;
     assert_eq!(all.len(), seen.len());
+    // Resuming after the end yields nothing and ends at once.
+    let after_end: Vec<_> = h
+        .subscribe(v.id, seen.len() as u64)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(after_end.is_empty());
     let list = h.list(RunFilter::default()).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].status, RunStatus::Succeeded);

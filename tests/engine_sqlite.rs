@@ -433,3 +433,93 @@ async fn deposed_runner_is_refused_and_nothing_runs_twice() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// The daemon's wiring: SQLite store + local lock leadership. A second failoverd on the same state
+/// directory is a follower (reads work, writes are refused) until the first one stops; it then
+/// takes over with a higher epoch and resumes the unfinished run.
+#[tokio::test]
+async fn local_leadership_follower_takes_over_and_resumes() {
+    use failoverd::engine::LocalLeadership;
+    use failoverd::plans::PlanRegistry;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |store: SqliteStore| {
+        Runner::spawn(
+            RunnerConfig {
+                leadership_poll: Duration::from_millis(50),
+                store_retry: Duration::from_millis(50),
+                shutdown_grace: Duration::from_millis(10),
+                ..RunnerConfig::default()
+            },
+            RunnerDeps {
+                store: Arc::new(store),
+                plans: Arc::new(PlanRegistry::builtin(dir.path())),
+                leadership: Arc::new(LocalLeadership::new(dir.path())),
+                metrics: EngineMetrics::unregistered().unwrap(),
+            },
+        )
+    };
+    let db = dir.path().join("runs.sqlite3");
+    let first = spawn(SqliteStore::open_async(&db).await.unwrap());
+    let h1 = first.handle();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !h1.status().await.unwrap().leader {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        h1.status().await.unwrap().fencing_token,
+        Some(FencingToken(1))
+    );
+    let run = h1
+        .start(RunRequest {
+            plan: "selftest".into(),
+            params: json!({"steps": 3, "step_seconds": 0.3}),
+            ..RunRequest::default()
+        })
+        .await
+        .unwrap();
+
+    let second = spawn(SqliteStore::open_async(&db).await.unwrap());
+    let h2 = second.handle();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s2 = h2.status().await.unwrap();
+    assert!(!s2.leader, "the lock is held by the first failoverd");
+    assert!(matches!(
+        h2.start(RunRequest {
+            plan: "selftest".into(),
+            ..RunRequest::default()
+        })
+        .await,
+        Err(StartError::NotLeader)
+    ));
+    assert!(matches!(
+        h2.approve(run.id, "x").await,
+        Err(RunError::NotLeader)
+    ));
+    assert_eq!(
+        h2.get(run.id).await.unwrap().id,
+        run.id,
+        "followers serve reads"
+    );
+
+    first.shutdown().await; // releases the lock; the run is unfinished
+    let done = wait_finished(&h2, run.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(
+        h2.status().await.unwrap().fencing_token,
+        Some(FencingToken(2))
+    );
+    let effects = std::fs::read_to_string(dir.path().join("selftest-effects.log")).unwrap();
+    for i in 1..=3 {
+        let line = format!("{} selftest-{i}", run.id);
+        assert_eq!(
+            effects.lines().filter(|l| *l == line).count(),
+            1,
+            "{effects}"
+        );
+    }
+    second.shutdown().await;
+}

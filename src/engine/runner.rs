@@ -47,6 +47,9 @@ use super::view::{RunSummaryView, RunView};
 /// while bounding memory; senders wait (backpressure) when it is full.
 const COMMAND_CAPACITY: usize = 64;
 
+/// How often an event stream for a run this runner does not drive (a follower's) polls the store.
+const STREAM_POLL: Duration = Duration::from_secs(1);
+
 /// Events buffered per run for subscribers. A run has at most a few hundred events; a subscriber
 /// that falls further behind catches up from the store.
 const EVENT_BUFFER: usize = 256;
@@ -428,7 +431,9 @@ impl RunnerHandle {
     }
 
     /// The run's journal entries after `after_seq`, then live ones until the run ends (resumable:
-    /// pass the last seq seen, e.g. from `Last-Event-ID`).
+    /// pass the last seq seen, e.g. from `Last-Event-ID`). On a follower, or while the run is
+    /// being recovered, new entries are picked up from the store every second. The stream ends
+    /// after the terminal event (at once if the run had already ended before `after_seq`).
     pub async fn subscribe(&self, id: RunId, after_seq: u64) -> Result<RunEventStream, RunError> {
         let live = self
             .ask(|reply| Command::Subscribe {
@@ -438,18 +443,20 @@ impl RunnerHandle {
             })
             .await
             .flatten();
-        let (backlog, rx) = match live {
-            Some((backlog, rx)) => (backlog, Some(rx)),
-            None => (
-                self.store
-                    .events_after(id, after_seq)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::NotFound(id) => RunError::NotFound { id },
-                        e => RunError::Store(e),
-                    })?,
-                None,
-            ),
+        let (backlog, rx, done) = match live {
+            Some((backlog, rx)) => (backlog, Some(rx), false),
+            None => {
+                let all = self.store.events_after(id, 0).await.map_err(|e| match e {
+                    StoreError::NotFound(id) => RunError::NotFound { id },
+                    e => RunError::Store(e),
+                })?;
+                let finished = all
+                    .last()
+                    .is_some_and(|e| e.event.kind.terminal_outcome().is_some());
+                let backlog: Vec<_> = all.into_iter().filter(|e| e.seq > after_seq).collect();
+                let done = finished && backlog.is_empty();
+                (backlog, None, done)
+            }
         };
         let st = EventStreamState {
             backlog: backlog.into(),
@@ -457,7 +464,7 @@ impl RunnerHandle {
             last_seq: after_seq,
             store: Arc::clone(&self.store),
             run_id: id,
-            done: false,
+            done,
         };
         Ok(Box::pin(futures::stream::unfold(st, next_stream_item)))
     }
@@ -494,24 +501,27 @@ async fn next_stream_item(
             st.done = e.event.kind.terminal_outcome().is_some();
             return Some((Ok(e), st));
         }
-        let rx = st.rx.as_mut()?;
-        match rx.recv().await {
-            Ok(e) => st.backlog.push_back(e),
-            Err(broadcast::error::RecvError::Lagged(_))
-            | Err(broadcast::error::RecvError::Closed) => {
-                if matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)) {
-                    st.rx = None;
+        match st.rx.as_mut() {
+            Some(rx) => match rx.recv().await {
+                Ok(e) => {
+                    st.backlog.push_back(e);
+                    continue;
                 }
-                match st.store.events_after(st.run_id, st.last_seq).await {
-                    Ok(v) => st.backlog.extend(v),
-                    Err(e) => {
-                        st.done = true;
-                        return Some((Err(RunError::Store(e)), st));
-                    }
-                }
-                if st.rx.is_none() && st.backlog.is_empty() {
-                    return None;
-                }
+                // Fell behind: catch up from the store (every event is durable before it is
+                // broadcast).
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                // This runner stopped driving the run (finished, deposed, recovering): follow
+                // the store from here.
+                Err(broadcast::error::RecvError::Closed) => st.rx = None,
+            },
+            // Not driven by this runner (a follower, or recovery is pending): poll the store.
+            None => tokio::time::sleep(STREAM_POLL).await,
+        }
+        match st.store.events_after(st.run_id, st.last_seq).await {
+            Ok(v) => st.backlog.extend(v),
+            Err(e) => {
+                st.done = true;
+                return Some((Err(RunError::Store(e)), st));
             }
         }
     }
