@@ -645,3 +645,50 @@ async fn a_hung_server_does_not_delay_the_other_probes() {
         .await;
     monitor.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_probes_resolve_through_the_system_resolver() {
+    // `localhost` is in /etc/hosts on every Linux, so no network is needed; `.invalid` never
+    // resolves (RFC 6761).
+    let dns = |name: &str, hostname: &str, expect: Option<&str>| ProbeConfig {
+        hostname: Some(hostname.into()),
+        expect_address: expect.map(str::to_owned),
+        timeout: ConfigDuration::from_millis(2000),
+        ..probe(name, HOT, ProbeKind::Dns, 2000)
+    };
+    let config = health(
+        1,
+        1,
+        1,
+        false,
+        vec![
+            dns("localhost", "localhost", Some("127.0.0.1")),
+            dns("wrong-answer", "localhost", Some("192.0.2.10")),
+            dns("no-such-name", "no-such-host.invalid", None),
+        ],
+    );
+    let monitor = Monitor::start(&config, HealthPorts::default());
+    let settled = |p: &ProbeStatus| p.state != ProbeState::Pending;
+    let ok = monitor.wait_probe("localhost", "a state", settled).await;
+    assert_eq!(ok.state, ProbeState::Up, "{ok:?}");
+    let wrong = monitor.wait_probe("wrong-answer", "a state", settled).await;
+    assert_eq!(wrong.state, ProbeState::Down, "{wrong:?}");
+    assert!(
+        wrong
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("does not include 192.0.2.10")),
+        "{wrong:?}"
+    );
+    let missing = monitor.wait_probe("no-such-name", "a state", settled).await;
+    assert_eq!(missing.state, ProbeState::Down, "{missing:?}");
+    assert!(
+        missing
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot resolve no-such-host.invalid")
+                || e.contains("no answer within")),
+        "{missing:?}"
+    );
+    monitor.shutdown().await;
+}
