@@ -4,7 +4,11 @@
 //! `port` defines what the sync needs from a user pool ([`UserDirectory`]); `crate::aws`
 //! implements it.
 
+pub mod checkpoint;
+pub mod diff;
 pub mod port;
+pub mod quota;
+pub mod sync;
 
 pub use port::{
     Group, NewUser, Page, ReplicaRole, ReplicaStatus, User, UserDirectory, UserPool,
