@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use failoverd::engine::testing::{action_failure_can_unwind, actions_succeed_idempotently};
 use failoverd::engine::{
-    Mode, Phase, Plan, PlanCatalog, PlanError, Reversibility, RunStatus, Step, StepContext,
-    StepDescription, StepError, StepId, VerifyOutcome,
+    EventKind, Mode, Phase, Plan, PlanCatalog, PlanError, Reversibility, RunStatus, Step,
+    StepContext, StepDescription, StepError, StepId, VerifyOutcome,
 };
 use failoverd::plans::PlanRegistry;
 use serde_json::{json, Value};
@@ -97,10 +97,10 @@ impl Step for SwitchStep {
             changes: vec![format!("{}: off -> on", self.id)],
         })
     }
-    async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut s = self.switches.0.lock().unwrap();
-        let n = s.entry(self.id.to_string()).or_default();
+        let n = s.entry(self.key(ctx)).or_default();
         if self.reversibility == Reversibility::NoSideEffect {
             return Ok(json!({}));
         }
@@ -112,9 +112,9 @@ impl Step for SwitchStep {
         *n = 1;
         Ok(json!({"on": true}))
     }
-    async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+    async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
         let s = self.switches.0.lock().unwrap();
-        Ok(match s.get(self.id.as_str()) {
+        Ok(match s.get(&self.key(ctx)) {
             Some(1) => VerifyOutcome::Done(json!({"on": true})),
             _ => VerifyOutcome::NotDone,
         })
@@ -122,13 +122,16 @@ impl Step for SwitchStep {
     fn reversibility(&self) -> Reversibility {
         self.reversibility
     }
-    async fn compensate(&self, _: &StepContext) -> Result<(), StepError> {
-        self.switches
-            .0
-            .lock()
-            .unwrap()
-            .insert(self.id.to_string(), 0);
+    async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
+        self.switches.0.lock().unwrap().insert(self.key(ctx), 0);
         Ok(())
+    }
+}
+
+impl SwitchStep {
+    /// Switches are per run, like resources named after the run.
+    fn key(&self, ctx: &StepContext) -> String {
+        format!("{} {}", ctx.run_id, self.id)
     }
 }
 
@@ -181,12 +184,13 @@ async fn mixed_plan_unwinds_or_stops_for_an_operator() {
         .unwrap();
     let statuses: Vec<_> = views.iter().map(|v| v.status).collect();
     use RunStatus::*;
-    // precheck, scale-up, dns-10 unwind cleanly; a failed promotion or anything after a promotion
-    // needs a person.
-    assert_eq!(
-        statuses,
-        [Failed, Failed, Failed, NeedsOperator, NeedsOperator]
-    );
+    // precheck, scale-up, dns-10 unwind cleanly; so does a promotion that failed without taking
+    // effect (verify says so); a failure after the promotion needs a person.
+    assert_eq!(statuses, [Failed, Failed, Failed, Failed, NeedsOperator]);
+    assert!(views[3].timeline.iter().any(|e| matches!(
+        &e.event.kind,
+        EventKind::StepNotApplied { step } if step.as_str() == "promote-db"
+    )));
     let msg = views[4].message.as_deref().unwrap();
     assert!(
         msg.contains("promote-db") && msg.contains("cannot be undone"),

@@ -598,6 +598,8 @@ struct Outcome {
     /// In-doubt attempts that `verify` found not done.
     interrupted: u32,
     compensations: u32,
+    /// Failed irreversible steps that `verify` showed had not taken effect while unwinding.
+    not_applied: u32,
 }
 
 /// What the simulations explored, so a degenerate simulation fails instead of passing vacuously.
@@ -609,6 +611,7 @@ struct Coverage {
     verified: u64,
     interrupted: u64,
     compensations: u64,
+    not_applied: u64,
 }
 
 impl Coverage {
@@ -619,6 +622,7 @@ impl Coverage {
         self.verified += u64::from(o.verified);
         self.interrupted += u64::from(o.interrupted);
         self.compensations += u64::from(o.compensations);
+        self.not_applied += u64::from(o.not_applied);
     }
 
     fn assert_explored(&self) {
@@ -638,7 +642,8 @@ impl Coverage {
             self.restarts > 0
                 && self.verified > 0
                 && self.interrupted > 0
-                && self.compensations > 0,
+                && self.compensations > 0
+                && self.not_applied > 0,
             "{self:?}"
         );
     }
@@ -775,6 +780,7 @@ async fn simulate(seed: u64, sc: &Scenario, crash: Option<AppendCrash>) -> Outco
         verified: count(&|k| matches!(k, EventKind::StepSucceeded { verified: true, .. })),
         interrupted: count(&|k| matches!(k, EventKind::StepInterrupted { .. })),
         compensations: count(&|k| matches!(k, EventKind::CompensationFinished { .. })),
+        not_applied: count(&|k| matches!(k, EventKind::StepNotApplied { .. })),
     }
 }
 

@@ -13,6 +13,8 @@ pub enum TaskKind {
     Execute,
     /// Resolving an in-doubt attempt after a restart.
     Verify,
+    /// Checking whether a failed irreversible step took effect, while unwinding.
+    CheckFailed,
     /// Waiting out a retry backoff.
     RetryWait,
     Compensate,
@@ -45,6 +47,10 @@ pub enum Action {
         resume: bool,
     },
     Describe {
+        step: StepId,
+    },
+    /// A failed irreversible step blocks unwinding: ask `verify` whether it took effect.
+    CheckFailed {
         step: StepId,
     },
     /// The step cannot be undone: stop in `needs_operator`.
@@ -180,7 +186,17 @@ pub fn decide(
                         .is_some_and(|s| s.status == StepStatus::Compensating);
                     Action::Compensate { step, resume }
                 }
-                UnwindNext::CannotUndo(step) => Action::CannotUndo { step },
+                UnwindNext::CannotUndo(step) => {
+                    let failed = state
+                        .steps
+                        .get(&step)
+                        .is_some_and(|s| s.status == StepStatus::Failed);
+                    if failed {
+                        Action::CheckFailed { step }
+                    } else {
+                        Action::CannotUndo { step }
+                    }
+                }
                 UnwindNext::CompensationFailed(step) => Action::CompensationFailed { step },
                 UnwindNext::Done => {
                     let outcome = match state.unwind_cause {

@@ -270,6 +270,11 @@ pub enum EventKind {
     UnwindStarted {
         cause: UnwindCause,
     },
+    /// Unwinding: a failed irreversible step was checked with `verify` and had not taken effect,
+    /// so there is nothing to undo and unwinding continues past it.
+    StepNotApplied {
+        step: StepId,
+    },
     /// Written before the step's compensation runs.
     CompensationStarted {
         step: StepId,
@@ -306,6 +311,7 @@ impl EventKind {
             EventKind::Approved { .. } => "approved",
             EventKind::AbortRequested { .. } => "abort_requested",
             EventKind::UnwindStarted { .. } => "unwind_started",
+            EventKind::StepNotApplied { .. } => "step_not_applied",
             EventKind::CompensationStarted { .. } => "compensation_started",
             EventKind::CompensationFinished { .. } => "compensation_finished",
             EventKind::CompensationFailed { .. } => "compensation_failed",

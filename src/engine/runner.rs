@@ -614,6 +614,10 @@ enum TaskResult {
         result: Result<VerifyOutcome, StepError>,
     },
     RetryReady,
+    /// Unwinding: did the failed irreversible step take effect?
+    CheckedFailed {
+        result: Result<VerifyOutcome, StepError>,
+    },
     Compensated {
         result: Result<(), StepError>,
     },
@@ -856,11 +860,14 @@ impl Actor {
         }
     }
 
+    /// The unfinished (non-dry) run, if any: one being driven, or one waiting to be reloaded after
+    /// a store error (it is still unfinished, so a second run must not start beside it).
     fn active_run(&self) -> Option<RunId> {
         self.live
             .values()
             .find(|l| !l.state.record.dry_run && !l.state.status.is_terminal())
             .map(|l| l.state.record.id)
+            .or_else(|| self.stalled.iter().min().copied())
     }
 
     async fn on_command(&mut self, cmd: Command) {
@@ -1236,6 +1243,17 @@ impl Actor {
                     TaskResult::Described { result }
                 })
             }
+            Action::CheckFailed { step } => {
+                let s = self.step_of(id, &step)?;
+                let ctx = self.context(id, 0)?;
+                tracing::info!(run = %id, %step, "checking whether the failed irreversible step took effect");
+                self.spawn(id, step, TaskKind::CheckFailed, 0, async move {
+                    match verify_task(s, ctx).await {
+                        TaskResult::Verified { result, .. } => TaskResult::CheckedFailed { result },
+                        other => other,
+                    }
+                })
+            }
             Action::CannotUndo { step } => {
                 let message = self.cannot_undo_message(id, &step);
                 tracing::warn!(run = %id, %step, "run needs an operator: {message}");
@@ -1359,6 +1377,9 @@ impl Actor {
                         result: Err(panicked),
                     },
                     TaskKind::RetryWait => TaskResult::RetryReady,
+                    TaskKind::CheckFailed => TaskResult::CheckedFailed {
+                        result: Err(panicked),
+                    },
                     TaskKind::Compensate => TaskResult::Compensated {
                         result: Err(panicked),
                     },
@@ -1438,6 +1459,25 @@ impl Actor {
             TaskResult::RetryReady => {
                 live.retry_ready.insert(step.clone());
                 None
+            }
+            TaskResult::CheckedFailed {
+                result: Ok(VerifyOutcome::NotDone),
+            } => Some(EventKind::StepNotApplied { step: step.clone() }),
+            TaskResult::CheckedFailed {
+                result: Ok(VerifyOutcome::Done(_)),
+            } => Some(EventKind::NeedsOperator {
+                message: self.cannot_undo_message(id, &step),
+            }),
+            TaskResult::CheckedFailed { result: Err(e) } => {
+                let check = live
+                    .step(&step)
+                    .map(|s| s.operator_check())
+                    .unwrap_or_default();
+                Some(EventKind::NeedsOperator {
+                    message: format!(
+                        "the run is unwinding, but step {step} failed and whether it took effect could not be determined ({e}); it cannot be undone automatically: {check}; earlier steps were not compensated"
+                    ),
+                })
             }
             TaskResult::Compensated { result: Ok(()) } => {
                 Some(EventKind::CompensationFinished { step: step.clone() })

@@ -97,6 +97,8 @@ pub struct StepState {
     pub last_failure_retryable: bool,
     pub output: Option<Value>,
     pub verified: bool,
+    /// A failed step that `verify` found had not taken effect (nothing to undo).
+    pub not_applied: bool,
     pub description: Option<StepDescription>,
     pub first_started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -112,6 +114,7 @@ impl StepState {
             last_failure_retryable: false,
             output: None,
             verified: false,
+            not_applied: false,
             description: None,
             first_started_at: None,
             finished_at: None,
@@ -260,6 +263,7 @@ impl RunState {
                 StepStatus::CompensationFailed => {
                     return UnwindNext::CompensationFailed(id.clone())
                 }
+                StepStatus::Failed if st.not_applied => continue,
                 StepStatus::Succeeded | StepStatus::Failed | StepStatus::Running => {
                     match layout.reversibility {
                         Reversibility::NoSideEffect => continue,
@@ -507,6 +511,20 @@ pub fn apply(state: &RunState, event: &Event) -> Result<RunState, IllegalTransit
             }
             next.status = S::Unwinding;
             next.unwind_cause = Some(cause.clone());
+        }
+        (S::Unwinding, E::StepNotApplied { step }) => {
+            if state.next_unwind() != UnwindNext::CannotUndo(step.clone()) {
+                return Err(illegal(
+                    state,
+                    event,
+                    format!("step {step} is not blocking unwinding"),
+                ));
+            }
+            let s = step_mut!(step);
+            if s.status != StepStatus::Failed {
+                return Err(illegal(state, event, format!("step {step} did not fail")));
+            }
+            s.not_applied = true;
         }
         (S::Unwinding, E::CompensationStarted { step }) => {
             if state.next_unwind() != UnwindNext::Compensate(step.clone()) {
@@ -909,6 +927,17 @@ mod tests {
         let mut compensate_a = events.clone();
         compensate_a.push(ev(EventKind::CompensationStarted { step: id("a") }));
         assert!(fold(r.clone(), &compensate_a).is_err(), "skipped b");
+        // Either verify shows b never took effect and unwinding continues with a...
+        let mut not_applied = events.clone();
+        not_applied.push(ev(EventKind::StepNotApplied { step: id("b") }));
+        let s = fold(r.clone(), &not_applied).unwrap();
+        assert_eq!(s.next_unwind(), UnwindNext::Compensate(id("a")));
+        not_applied.push(ev(EventKind::StepNotApplied { step: id("b") }));
+        assert!(
+            fold(r.clone(), &not_applied).is_err(),
+            "b is no longer blocking"
+        );
+        // ...or a person must check it.
         events.push(ev(EventKind::NeedsOperator {
             message: "check b".into(),
         }));
