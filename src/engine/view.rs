@@ -74,6 +74,8 @@ pub struct StepView {
     pub output: Option<Value>,
     /// True when success was established by `verify` (after a restart or before a retry).
     pub verified: bool,
+    /// True for a failed step that `verify` showed had not taken effect (nothing to undo).
+    pub not_applied: bool,
     /// Dry runs: what the step would change.
     pub description: Option<StepDescription>,
 }
@@ -183,6 +185,7 @@ impl RunView {
                             error: s.last_error.clone(),
                             output: s.output.clone(),
                             verified: s.verified,
+                            not_applied: s.not_applied,
                             description: s.description.clone(),
                         })
                     })
