@@ -343,7 +343,11 @@ impl PoolSync {
                 .await?
                 .into_keys()
                 .collect::<BTreeSet<_>>();
-            let cold_members = self.member_keys(false, &g.name, &cold.key).await?;
+            // Cold users without a hot counterpart keep their memberships: what happens to them
+            // is the deletion decision's (a deleted user leaves its groups anyway). In a resumed
+            // pass that also defers removals for users matched before the crash.
+            let mut cold_members = self.member_keys(false, &g.name, &cold.key).await?;
+            cold_members.retain(|k, _| !cold.unmatched.contains_key(k));
             let changes = diff_members(&g.name, &hot_members, &cold_members, |k| {
                 if cold.uncopyable.contains(k) {
                     None

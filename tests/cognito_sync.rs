@@ -1,0 +1,615 @@
+//! The Cognito sync against the test bed: moto behind the fault proxy, failoverd's own Cognito
+//! adapter under the rate limiter, two pools in the two regions of the pair.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use aws_sdk_cognitoidentityprovider::types as sdk;
+use failoverd::aws::Result as AwsResult;
+use failoverd::cognito::checkpoint::{CheckpointStore, FileCheckpoint, MemoryCheckpoint};
+use failoverd::cognito::diff::{DeletionPlan, DeletionPolicy};
+use failoverd::cognito::quota::{CognitoLimits, QuotaCategory, RateLimitedDirectory};
+use failoverd::cognito::sync::{PoolSync, SyncReport};
+use failoverd::cognito::{Group, NewUser, Page, User, UserDirectory, UserPool, UserPoolReplica};
+use futures::stream::{self, StreamExt};
+use support::fault_proxy::Fault;
+use support::{TestBed, COLD, HOT};
+use tokio::sync::Notify;
+
+const GROUPS: [&str; 3] = ["admins", "operators", "viewers"];
+const TENANTS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
+
+/// Two pools (hot and cold region) with the lab's schema; the hot one seeded with `users` users.
+struct World {
+    bed: TestBed,
+    hot_raw: aws_sdk_cognitoidentityprovider::Client,
+    hot_pool: String,
+    cold_pool: String,
+}
+
+fn schema_attr(name: &str) -> sdk::SchemaAttributeType {
+    sdk::SchemaAttributeType::builder()
+        .name(name)
+        .attribute_data_type(sdk::AttributeDataType::String)
+        .mutable(true)
+        .build()
+}
+
+async fn create_pool(client: &aws_sdk_cognitoidentityprovider::Client, custom: &[&str]) -> String {
+    let mut req = client
+        .create_user_pool()
+        .pool_name("users")
+        .schema(schema_attr("email"));
+    for c in custom {
+        req = req.schema(schema_attr(c));
+    }
+    req.send()
+        .await
+        .expect("create pool")
+        .user_pool()
+        .and_then(|p| p.id())
+        .expect("pool id")
+        .to_owned()
+}
+
+fn username(n: usize) -> String {
+    format!("user{n:05}")
+}
+
+/// Groups of user `n`: admins for the first 3, operators every 4th, viewers otherwise, and every
+/// 16th also in viewers.
+fn groups_of(n: usize) -> Vec<&'static str> {
+    let mut g = if n <= 3 {
+        vec!["admins"]
+    } else if n % 4 == 0 {
+        vec!["operators"]
+    } else {
+        vec!["viewers"]
+    };
+    if n % 16 == 0 && !g.contains(&"viewers") {
+        g.push("viewers");
+    }
+    g
+}
+
+impl World {
+    async fn start(users: usize) -> World {
+        Self::start_with(users, &["tenant", "plan"], &["tenant", "plan"]).await
+    }
+
+    async fn start_with(users: usize, hot_custom: &[&str], cold_custom: &[&str]) -> World {
+        let bed = TestBed::start().await;
+        let hot_raw = aws_sdk_cognitoidentityprovider::Client::new(
+            &support::raw_config(&bed.moto.endpoint_url(), HOT).await,
+        );
+        let cold_raw = aws_sdk_cognitoidentityprovider::Client::new(
+            &support::raw_config(&bed.moto.endpoint_url(), COLD).await,
+        );
+        let hot_pool = create_pool(&hot_raw, hot_custom).await;
+        let cold_pool = create_pool(&cold_raw, cold_custom).await;
+        for (i, g) in GROUPS.iter().enumerate() {
+            hot_raw
+                .create_group()
+                .user_pool_id(&hot_pool)
+                .group_name(*g)
+                .description(format!("the {g}"))
+                .precedence(i32::try_from(i).unwrap() * 5 + 1)
+                .send()
+                .await
+                .expect("create group");
+        }
+        let world = World {
+            bed,
+            hot_raw,
+            hot_pool,
+            cold_pool,
+        };
+        stream::iter(1..=users)
+            .map(|n| world.seed_user(n))
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        world
+    }
+
+    async fn seed_user(&self, n: usize) {
+        let name = username(n);
+        let attr = |k: &str, v: String| {
+            sdk::AttributeType::builder()
+                .name(k)
+                .value(v)
+                .build()
+                .unwrap()
+        };
+        self.hot_raw
+            .admin_create_user()
+            .user_pool_id(&self.hot_pool)
+            .username(&name)
+            .message_action(sdk::MessageActionType::Suppress)
+            .user_attributes(attr("email", format!("{name}@example.test")))
+            .user_attributes(attr("email_verified", (n % 3 != 0).to_string()))
+            .user_attributes(attr("given_name", format!("User{n}")))
+            .user_attributes(attr("custom:tenant", TENANTS[n % 4].to_owned()))
+            .user_attributes(attr(
+                "custom:plan",
+                if n % 2 == 0 { "pro" } else { "free" }.into(),
+            ))
+            .send()
+            .await
+            .expect("seed user");
+        for g in groups_of(n) {
+            self.hot_raw
+                .admin_add_user_to_group()
+                .user_pool_id(&self.hot_pool)
+                .username(&name)
+                .group_name(g)
+                .send()
+                .await
+                .expect("seed membership");
+        }
+        if n % 10 == 0 {
+            self.hot_raw
+                .admin_disable_user()
+                .user_pool_id(&self.hot_pool)
+                .username(&name)
+                .send()
+                .await
+                .expect("seed disabled");
+        }
+    }
+
+    /// failoverd's adapters for (hot, cold), through the fault proxy.
+    async fn directories(&self) -> (Arc<dyn UserDirectory>, Arc<dyn UserDirectory>) {
+        let clients = support::clients(&support::settings(&self.bed.endpoint_url())).await;
+        (
+            Arc::new(clients.region(HOT).expect("hot").user_directory()),
+            Arc::new(clients.region(COLD).expect("cold").user_directory()),
+        )
+    }
+}
+
+/// A pass's parts, with the rate-limited directories kept for their counters.
+struct Harness {
+    sync: PoolSync,
+    hot: RateLimitedDirectory,
+    cold: RateLimitedDirectory,
+}
+
+fn harness(
+    world: &World,
+    dirs: (Arc<dyn UserDirectory>, Arc<dyn UserDirectory>),
+    deletion: DeletionPolicy,
+    checkpoint: Arc<dyn CheckpointStore>,
+) -> Harness {
+    // Far above moto's speed: the emulator, not the limiter, sets the pace in these tests.
+    let hot = RateLimitedDirectory::new(dirs.0, CognitoLimits::uniform(2_000.0));
+    let cold = RateLimitedDirectory::new(dirs.1, CognitoLimits::uniform(2_000.0));
+    Harness {
+        sync: PoolSync {
+            hot: Arc::new(hot.clone()),
+            cold: Arc::new(cold.clone()),
+            hot_pool: world.hot_pool.clone(),
+            cold_pool: world.cold_pool.clone(),
+            deletion,
+            concurrency: 16,
+            checkpoint,
+        },
+        hot,
+        cold,
+    }
+}
+
+fn writes(dir: &RateLimitedDirectory) -> u64 {
+    let c = dir.counters();
+    c.calls(QuotaCategory::UserCreation)
+        + c.calls(QuotaCategory::UserUpdate)
+        + c.calls(QuotaCategory::UserResourceUpdate)
+}
+
+/// Everything compared, read back through the port: username → (attributes without `sub`,
+/// enabled), groups, group → members.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    users: BTreeMap<String, (BTreeMap<String, String>, bool)>,
+    groups: Vec<(String, Option<String>, Option<i32>)>,
+    members: BTreeMap<String, BTreeSet<String>>,
+}
+
+async fn read_back(dir: &dyn UserDirectory, pool: &str) -> Contents {
+    let mut users = BTreeMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page: Page<User> = dir.list_users(pool, token.as_deref()).await.expect("list");
+        for u in page.items {
+            let mut attrs = u.attributes.clone();
+            attrs.remove("sub");
+            users.insert(u.username.clone(), (attrs, u.enabled));
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let groups_page = dir.list_groups(pool, None).await.expect("groups");
+    assert!(groups_page.next_token.is_none());
+    let mut groups: Vec<_> = groups_page
+        .items
+        .iter()
+        .map(|g| (g.name.clone(), g.description.clone(), g.precedence))
+        .collect();
+    groups.sort();
+    let mut members = BTreeMap::new();
+    for (g, _, _) in &groups {
+        let mut set = BTreeSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = dir
+                .list_users_in_group(pool, g, token.as_deref())
+                .await
+                .expect("members");
+            set.extend(page.items.into_iter().map(|u| u.username));
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        members.insert(g.clone(), set);
+    }
+    Contents {
+        users,
+        groups,
+        members,
+    }
+}
+
+async fn assert_identical(world: &World, dirs: &(Arc<dyn UserDirectory>, Arc<dyn UserDirectory>)) {
+    let hot = read_back(dirs.0.as_ref(), &world.hot_pool).await;
+    let cold = read_back(dirs.1.as_ref(), &world.cold_pool).await;
+    assert_eq!(hot.users.len(), cold.users.len(), "user counts");
+    for (name, h) in &hot.users {
+        assert_eq!(cold.users.get(name), Some(h), "user {name}");
+    }
+    assert_eq!(hot.groups, cold.groups);
+    assert_eq!(hot.members, cold.members);
+}
+
+fn memory() -> Arc<dyn CheckpointStore> {
+    Arc::new(MemoryCheckpoint::default())
+}
+
+fn users_from_env(default: usize) -> usize {
+    std::env::var("FAILOVERD_COGNITO_TEST_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_cold_pool_becomes_identical_and_a_second_pass_writes_nothing() {
+    let n = users_from_env(2_000);
+    let seeding = Instant::now();
+    let world = World::start(n).await;
+    let seeded_in = seeding.elapsed();
+    let dirs = world.directories().await;
+    let h = harness(&world, dirs.clone(), DeletionPolicy::default(), memory());
+
+    let started = Instant::now();
+    let report = h.sync.run().await.expect("first pass");
+    let full = started.elapsed();
+    let cold_stats = h.cold.counters();
+    let hot_stats = h.hot.counters();
+    eprintln!(
+        "full sync of {n} users: {full:?} ({:.0} users/s), {} calls ({:.2}/user); seeding took {seeded_in:?}",
+        n as f64 / full.as_secs_f64(),
+        cold_stats.calls_total() + hot_stats.calls_total(),
+        (cold_stats.calls_total() + hot_stats.calls_total()) as f64 / n as f64,
+    );
+    assert_eq!(report.hot_users, n as u64);
+    assert_eq!(report.changes.users_created, n as u64);
+    assert_eq!(report.changes.users_disabled, (n / 10) as u64);
+    assert_eq!(report.changes.groups_created, 3);
+    assert_eq!(report.failure_count, 0, "{:?}", report.failures);
+    assert_eq!(report.uncopyable_count, 0);
+    assert_eq!(report.hot_pages, n.div_ceil(60) as u64);
+    assert_eq!(report.drift_remaining, 0);
+    assert_identical(&world, &dirs).await;
+
+    let before = writes(&h.cold);
+    let proxy_before = world.bed.proxy.stats().requests;
+    let started = Instant::now();
+    let second = h.sync.run().await.expect("second pass");
+    eprintln!(
+        "incremental sync (no change) of {n} users: {:?}, {} requests",
+        started.elapsed(),
+        world.bed.proxy.stats().requests - proxy_before
+    );
+    assert_eq!(writes(&h.cold), before, "a second pass must not write");
+    assert_eq!(second.changes.total(), 0, "{:?}", second.changes);
+    assert_eq!(second.drift_found, 0);
+    assert_eq!(second.deletions, Some(DeletionPlan::None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_in_the_hot_pool_are_carried_over() {
+    let world = World::start(120).await;
+    let dirs = world.directories().await;
+    let policy = DeletionPolicy {
+        delete_missing: true,
+        max_delete_fraction: 0.05,
+    };
+    let h = harness(&world, dirs.clone(), policy, memory());
+    h.sync.run().await.expect("first pass");
+
+    let hot = &dirs.0;
+    let pool = &world.hot_pool;
+    let attrs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    hot.update_user_attributes(pool, &username(5), &attrs(&[("custom:tenant", "moved")]))
+        .await
+        .unwrap();
+    hot.disable_user(pool, &username(7)).await.unwrap();
+    hot.enable_user(pool, &username(10)).await.unwrap();
+    hot.remove_user_from_group(pool, &username(1), "admins")
+        .await
+        .unwrap();
+    hot.add_user_to_group(pool, &username(9), "admins")
+        .await
+        .unwrap();
+    hot.delete_user(pool, &username(11)).await.unwrap();
+    hot.delete_user(pool, &username(12)).await.unwrap();
+
+    let before = writes(&h.cold);
+    let report = h.sync.run().await.expect("second pass");
+    assert_eq!(report.changes.attributes_updated, 1, "{report:?}");
+    assert_eq!(report.changes.users_disabled, 1);
+    assert_eq!(report.changes.users_enabled, 1);
+    assert_eq!(report.changes.memberships_added, 1);
+    assert_eq!(report.changes.memberships_removed, 1);
+    assert_eq!(report.changes.users_deleted, 2);
+    assert_eq!(report.changes.users_created, 0);
+    // Deleting a user removes its memberships with it: exactly the seven writes above.
+    assert_eq!(writes(&h.cold) - before, 7);
+    assert_identical(&world, &dirs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deletion_guard_stops_a_mass_deletion() {
+    let world = World::start(40).await;
+    let dirs = world.directories().await;
+    let policy = DeletionPolicy {
+        delete_missing: true,
+        max_delete_fraction: 0.05,
+    };
+    let h = harness(&world, dirs.clone(), policy, memory());
+    h.sync.run().await.expect("first pass");
+    for n in 1..=10 {
+        dirs.0
+            .delete_user(&world.hot_pool, &username(n))
+            .await
+            .unwrap();
+    }
+    let before = writes(&h.cold);
+    let report = h.sync.run().await.expect("guarded pass");
+    assert!(report.deletion_guard_tripped(), "{report:?}");
+    assert_eq!(
+        report.deletions,
+        Some(DeletionPlan::Guarded {
+            would_delete: 10,
+            cold_users: 40,
+            max_delete_fraction: 0.05
+        })
+    );
+    assert_eq!(report.changes.users_deleted, 0);
+    assert_eq!(report.drift_remaining, 10);
+    // The vanished users' cold copies keep their memberships too: nothing is written.
+    assert_eq!(report.changes.total(), 0, "{:?}", report.changes);
+    let cold = read_back(dirs.1.as_ref(), &world.cold_pool).await;
+    assert_eq!(cold.users.len(), 40);
+    assert_eq!(writes(&h.cold) - before, report.changes.total());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_slows_the_sync_but_never_fails_it() {
+    let world = World::start(200).await;
+    let dirs = world.directories().await;
+    let h = harness(&world, dirs.clone(), DeletionPolicy::default(), memory());
+    world.bed.proxy.fail_share(0.3, Fault::Throttle, 8);
+    let report = h.sync.run().await.expect("throttled pass succeeds");
+    world.bed.proxy.clear();
+    let throttled = h.cold.counters().throttled_total() + h.hot.counters().throttled_total();
+    eprintln!(
+        "throttled pass: proxy throttled {} requests, {throttled} reached the rate limiter, {} ms",
+        world.bed.proxy.stats().throttled,
+        report.duration_ms
+    );
+    assert!(world.bed.proxy.stats().throttled > 0);
+    assert_eq!(report.failure_count, 0, "{:?}", report.failures);
+    assert_eq!(report.changes.users_created, 200);
+    assert_identical(&world, &dirs).await;
+}
+
+/// A cold directory that counts creates and announces when `crash_after` have succeeded, so the
+/// test can drop the pass there (as a crash would stop it).
+struct CrashingDirectory {
+    inner: Arc<dyn UserDirectory>,
+    creates: AtomicU64,
+    crash_after: u64,
+    crashed: Notify,
+}
+
+#[async_trait]
+impl UserDirectory for CrashingDirectory {
+    async fn describe_pool(&self, pool_id: &str) -> AwsResult<UserPool> {
+        self.inner.describe_pool(pool_id).await
+    }
+    async fn list_users(&self, pool_id: &str, t: Option<&str>) -> AwsResult<Page<User>> {
+        self.inner.list_users(pool_id, t).await
+    }
+    async fn list_groups(&self, pool_id: &str, t: Option<&str>) -> AwsResult<Page<Group>> {
+        self.inner.list_groups(pool_id, t).await
+    }
+    async fn list_users_in_group(
+        &self,
+        pool_id: &str,
+        group: &str,
+        t: Option<&str>,
+    ) -> AwsResult<Page<User>> {
+        self.inner.list_users_in_group(pool_id, group, t).await
+    }
+    async fn create_user(&self, pool_id: &str, user: &NewUser) -> AwsResult<User> {
+        // Counted before the call: a create cancelled by the crash may still have reached moto.
+        let attempt = self.creates.fetch_add(1, Ordering::SeqCst) + 1;
+        let created = self.inner.create_user(pool_id, user).await?;
+        if attempt == self.crash_after {
+            self.crashed.notify_one();
+        }
+        Ok(created)
+    }
+    async fn update_user_attributes(
+        &self,
+        pool_id: &str,
+        username: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> AwsResult<()> {
+        self.inner
+            .update_user_attributes(pool_id, username, attributes)
+            .await
+    }
+    async fn enable_user(&self, pool_id: &str, username: &str) -> AwsResult<()> {
+        self.inner.enable_user(pool_id, username).await
+    }
+    async fn disable_user(&self, pool_id: &str, username: &str) -> AwsResult<()> {
+        self.inner.disable_user(pool_id, username).await
+    }
+    async fn delete_user(&self, pool_id: &str, username: &str) -> AwsResult<()> {
+        self.inner.delete_user(pool_id, username).await
+    }
+    async fn create_group(&self, pool_id: &str, group: &Group) -> AwsResult<()> {
+        self.inner.create_group(pool_id, group).await
+    }
+    async fn add_user_to_group(&self, pool_id: &str, username: &str, group: &str) -> AwsResult<()> {
+        self.inner.add_user_to_group(pool_id, username, group).await
+    }
+    async fn remove_user_from_group(
+        &self,
+        pool_id: &str,
+        username: &str,
+        group: &str,
+    ) -> AwsResult<()> {
+        self.inner
+            .remove_user_from_group(pool_id, username, group)
+            .await
+    }
+    async fn list_user_pool_replicas(
+        &self,
+        pool_id: &str,
+        t: Option<&str>,
+    ) -> AwsResult<Page<UserPoolReplica>> {
+        self.inner.list_user_pool_replicas(pool_id, t).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_resumes_without_redoing_finished_work() {
+    let n = 300;
+    let world = World::start(n).await;
+    let dirs = world.directories().await;
+    let state = tempfile::tempdir().unwrap();
+    let checkpoint_path = state.path().join("cognito-sync.json");
+    let crashing = Arc::new(CrashingDirectory {
+        inner: dirs.1.clone(),
+        creates: AtomicU64::new(0),
+        crash_after: 150,
+        crashed: Notify::new(),
+    });
+    let h = harness(
+        &world,
+        (dirs.0.clone(), crashing.clone()),
+        DeletionPolicy::default(),
+        Arc::new(FileCheckpoint::new(&checkpoint_path)),
+    );
+    tokio::select! {
+        r = h.sync.run() => panic!("the pass finished before the crash point: {r:?}"),
+        () = crashing.crashed.notified() => {}
+    }
+    let created_before_crash = crashing.creates.load(Ordering::SeqCst);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&checkpoint_path).expect("a checkpoint was written"))
+            .unwrap();
+    let pages_done = saved["hot_pages_done"].as_u64().unwrap();
+    assert!(pages_done >= 1, "{saved}");
+
+    // A new process: new limiter, same checkpoint file.
+    let resumed = harness(
+        &world,
+        (dirs.0.clone(), crashing.clone()),
+        DeletionPolicy::default(),
+        Arc::new(FileCheckpoint::new(&checkpoint_path)),
+    );
+    let report: SyncReport = resumed.sync.run().await.expect("resumed pass");
+    assert_eq!(report.resumed_at_page, Some(pages_done));
+    assert!(report.deletions_deferred);
+    // Only the pages after the checkpoint were read from the hot pool.
+    assert_eq!(report.hot_users, (n - 60 * pages_done as usize) as u64);
+    // Users created before the crash were found in the cold pool, not created again: a second
+    // create of the same user would have failed with UsernameExistsException and been reported.
+    assert_eq!(report.failure_count, 0, "{:?}", report.failures);
+    let attempts = crashing.creates.load(Ordering::SeqCst);
+    eprintln!(
+        "crash after {created_before_crash} create attempts at page {pages_done}; {attempts} attempts in all for {n} users"
+    );
+    // At most the writes in flight at the crash (the pass's concurrency) are attempted again.
+    assert!(attempts <= n as u64 + 16, "{attempts}");
+    assert_eq!(
+        report.changes.users_created,
+        attempts - created_before_crash,
+        "the resumed pass created only what the crashed one had not"
+    );
+    assert!(
+        !checkpoint_path.exists(),
+        "a finished pass clears its checkpoint"
+    );
+    assert_identical(&world, &dirs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_the_cold_schema_cannot_hold_is_reported_not_fatal() {
+    let world = World::start_with(0, &["tenant", "plan", "legacy"], &["tenant", "plan"]).await;
+    for n in 1..=5 {
+        world.seed_user(n).await;
+    }
+    world
+        .hot_raw
+        .admin_update_user_attributes()
+        .user_pool_id(&world.hot_pool)
+        .username(username(2))
+        .user_attributes(
+            sdk::AttributeType::builder()
+                .name("custom:legacy")
+                .value("x")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dirs = world.directories().await;
+    let h = harness(&world, dirs.clone(), DeletionPolicy::default(), memory());
+    let report = h.sync.run().await.expect("pass");
+    assert_eq!(report.uncopyable_count, 1, "{report:?}");
+    assert!(report.uncopyable.contains_key(&username(2)));
+    assert_eq!(report.changes.users_created, 4);
+    assert_eq!(report.drift_remaining, 1);
+    let cold = read_back(dirs.1.as_ref(), &world.cold_pool).await;
+    assert_eq!(cold.users.len(), 4);
+    assert!(!cold.members.values().any(|m| m.contains(&username(2))));
+}
