@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +22,13 @@ use crate::aws::{AwsClients, ClientBuildError, ClientSettings, RetryMode};
 use crate::config::{self as cfg, Config};
 use crate::dns::verify::ProbeVerifier;
 use crate::engine::{
-    EngineMetrics, LocalLeadership, Runner, RunnerConfig, RunnerDeps, SqliteStore, StoreError,
+    EngineMetrics, LocalLeadership, Mode, RunRequest, Runner, RunnerConfig, RunnerDeps,
+    SqliteStore, StartError, StoreError,
 };
 use crate::health::port::AlarmStateApi;
+use crate::health::{HealthMonitor, HealthPorts};
 use crate::plans::PlanRegistry;
+use crate::policy::{PolicyHandle, PolicyLoop, RunStartError, RunStarter};
 use crate::replication::{
     ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
@@ -63,6 +66,10 @@ pub enum ServeError {
     Replication(#[from] ReplicationError),
     #[error(transparent)]
     DnsVerifier(#[from] crate::dns::verify::VerifierError),
+    #[error("health monitor: {0}")]
+    Health(#[from] crate::health::MonitorError),
+    #[error("auto-failover policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("HTTP server failed: {0}")]
     Server(std::io::Error),
 }
@@ -161,7 +168,49 @@ pub async fn serve(
             metrics: EngineMetrics::register(&registry)?,
         },
     );
-    components.spawn(watch_engine(runner.handle(), status.clone(), stop.clone()));
+    let engine_active = Arc::new(AtomicBool::new(false));
+    components.spawn(watch_engine(
+        runner.handle(),
+        status.clone(),
+        engine_active.clone(),
+        stop.clone(),
+    ));
+
+    // Health of both regions, and the policy that may start a failover on its own.
+    let health = HealthMonitor::spawn(
+        &config.health,
+        HealthPorts {
+            route53: Some(Arc::new(aws.dns())),
+            alarms: aws
+                .regions()
+                .iter()
+                .map(|r| {
+                    let api: Arc<dyn AlarmStateApi> = Arc::new(r.cloudwatch());
+                    (r.region().to_owned(), api)
+                })
+                .collect(),
+        },
+        &registry,
+        stop.clone(),
+    )?;
+    let policy = PolicyLoop::spawn(
+        &config.policy,
+        config.hot_region(),
+        config.cold_region(),
+        health.verdicts(),
+        Arc::new(EngineRunStarter {
+            runner: runner.handle(),
+            active: engine_active,
+            target_region: config.cold_region().to_owned(),
+        }),
+        &registry,
+        stop.clone(),
+    )?;
+    components.spawn(feed_policy(
+        replication.clone(),
+        policy.clone(),
+        stop.clone(),
+    ));
 
     let state = AppState::new(
         config.clone(),
@@ -172,6 +221,8 @@ pub async fn serve(
         stop.clone(),
         api::Monitors {
             replication: Some(replication.clone()),
+            health: Some(health.clone()),
+            policy: Some(policy.clone()),
         },
     );
     let app = api::router(state.clone());
@@ -227,14 +278,20 @@ pub async fn serve(
 /// How often the engine's leadership is reflected in the status board.
 const ENGINE_STATUS_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Reports the engine's leadership in `/v1/status` and `failoverd_component_up{component="engine"}`.
+/// Reports the engine's leadership in `/v1/status` and `failoverd_component_up{component="engine"}`,
+/// and keeps `active` (is a run active?) current for the policy.
 async fn watch_engine(
     runner: crate::engine::RunnerHandle,
     status: StatusBoard,
+    active: Arc<AtomicBool>,
     mut stop: StopSignal,
 ) {
     loop {
-        match runner.status().await {
+        let answer = runner.status().await;
+        if let Ok(s) = &answer {
+            active.store(s.active_run.is_some(), Ordering::Release);
+        }
+        match answer {
             Ok(s) if s.leader => status.report("engine", ComponentState::Ok, None),
             Ok(_) => status.report(
                 "engine",
@@ -246,6 +303,69 @@ async fn watch_engine(
         tokio::select! {
             () = stop.stopped() => return,
             () = tokio::time::sleep(ENGINE_STATUS_INTERVAL) => {}
+        }
+    }
+}
+
+/// The policy's view of the engine: it starts failover runs and knows whether one is active.
+///
+/// The target of an automatic failover is the configured cold region, and the run is
+/// `ungraceful`: the policy acts only when the hot region is unhealthy, when a graceful
+/// switchover (which needs the hot region's cooperation) cannot be relied on.
+struct EngineRunStarter {
+    runner: crate::engine::RunnerHandle,
+    /// Kept current by [`watch_engine`]; the engine itself refuses a second run in any case.
+    active: Arc<AtomicBool>,
+    target_region: String,
+}
+
+#[async_trait::async_trait]
+impl RunStarter for EngineRunStarter {
+    async fn start_failover(
+        &self,
+        plan: &str,
+        approval_required: bool,
+        reason: &str,
+    ) -> Result<String, RunStartError> {
+        let request = RunRequest {
+            plan: plan.to_owned(),
+            mode: Mode::Ungraceful,
+            dry_run: false,
+            drill: false,
+            reason: reason.to_owned(),
+            params: serde_json::json!({
+                "target_region": self.target_region,
+                crate::plans::APPROVAL_REQUIRED: approval_required,
+            }),
+            requested_by: "auto-failover-policy".to_owned(),
+            idempotency_key: None,
+        };
+        match self.runner.start(request).await {
+            Ok(view) => {
+                self.active.store(true, Ordering::Release);
+                Ok(view.id.to_string())
+            }
+            Err(StartError::RunActive { id }) => Err(RunStartError::RunActive(id.to_string())),
+            Err(e @ (StartError::NotLeader | StartError::Stopped | StartError::Store(_))) => {
+                Err(RunStartError::Unavailable(e.to_string()))
+            }
+            Err(e) => Err(RunStartError::Refused(e.to_string())),
+        }
+    }
+
+    fn active_run(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// Gives the policy the replication lag it bounds data loss with: the worst estimate over every
+/// Aurora global cluster, or unknown when any is missing or stale.
+async fn feed_policy(replication: ReplicationHandle, policy: PolicyHandle, mut stop: StopSignal) {
+    loop {
+        policy.set_replication_lag(replication.worst_data_loss().map(|b| b.estimate));
+        tokio::select! {
+            () = stop.stopped() => return,
+            () = tokio::time::sleep(STATUS_INTERVAL) => {}
         }
     }
 }

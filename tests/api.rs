@@ -295,3 +295,32 @@ fn serves_while_aws_is_unreachable() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Acknowledging when there was no failover is refused, and a viewer cannot acknowledge.
+#[test]
+fn policy_acknowledge_needs_a_failover_and_an_operator() {
+    let d = Daemon::start(&config_yaml(""));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let post = |token: &str| {
+        rt.block_on(async {
+            let resp = Daemon::client()
+                .post(format!("{}/v1/policy/acknowledge", d.url))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    assert_eq!(post(VIEWER_TOKEN).0, 403);
+    let (status, body) = post(OPERATOR_TOKEN);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("nothing_to_acknowledge")),
+        "{body}"
+    );
+}

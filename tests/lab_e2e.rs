@@ -209,3 +209,143 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         (s["replication"]["aurora"][0]["topology"]["writer_region"] == "us-west-2").then_some(())
     });
 }
+
+/// A tiny HTTP server answering 200 to anything, until dropped.
+struct Endpoint {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Endpoint {
+    fn start(rt: &tokio::runtime::Runtime) -> Endpoint {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut rx => return,
+                    accepted = listener.accept() => {
+                        let Ok((mut sock, _)) = accepted else { continue };
+                        tokio::spawn(async move {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let mut buf = [0u8; 1024];
+                            let _ = sock.read(&mut buf).await;
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                                .await;
+                        });
+                    }
+                }
+            }
+        });
+        Endpoint {
+            addr,
+            stop: Some(tx),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The automatic path: the hot region's endpoint goes down, the policy (approval_required)
+/// creates the failover run waiting for an operator, the operator approves, traffic moves.
+#[test]
+fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bed = rt.block_on(TestBed::start());
+    rt.block_on(seed(&bed));
+    let endpoint = bed.endpoint_url();
+    let mut hot = Endpoint::start(&rt);
+    let cold = Endpoint::start(&rt);
+
+    let config = lab_config(&endpoint);
+    let start = config.find("\nhealth:").unwrap();
+    let end = config.find("\ndns:").unwrap();
+    let health = format!(
+        "\nhealth:\n  unhealthy_after: 2\n  healthy_after: 1\n  min_failing: 1\n  require_distinct_kinds: false\n  probes:\n    - {{name: hot-app, region: us-east-1, kind: http, url: 'http://{}/healthz', interval: 200ms, timeout: 150ms}}\n    - {{name: cold-app, region: us-west-2, kind: http, url: 'http://{}/healthz', interval: 200ms, timeout: 150ms}}\npolicy:\n  mode: approval_required\n  plan: dns-switchover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
+        hot.addr, cold.addr
+    );
+    let config = format!("{}{}{}", &config[..start], health, &config[end..]);
+    let d = Daemon::start(&config);
+    let api = Api { d: &d, rt: &rt };
+
+    // Both regions healthy: no run.
+    api.wait("both regions healthy", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["health"]["regions"]["us-east-1"]["health"] == "healthy"
+            && s["health"]["regions"]["us-west-2"]["health"] == "healthy")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, runs) = api.call(None, "/v1/runs");
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
+
+    // The hot region goes down: a dns-switchover run appears, waiting for approval.
+    hot.stop();
+    let run = api.wait("policy to create the run", 60, || {
+        let (_, runs) = api.call(None, "/v1/runs");
+        runs["runs"]
+            .as_array()
+            .and_then(|r| r.first().cloned())
+            .filter(|r| r["status"] == "waiting_approval")
+    });
+    assert_eq!(run["plan"], "dns-switchover");
+    assert_eq!(run["requested_by"], "auto-failover-policy");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let (_, status) = api.call(None, "/v1/status");
+    assert_eq!(
+        status["health"]["regions"]["us-east-1"]["health"], "unhealthy",
+        "{:#}",
+        status["health"]
+    );
+    let before = weights(&rt, &endpoint);
+    assert!(
+        before
+            .iter()
+            .all(|(_, set, w)| (set == "us-east-1") == (*w == 100)),
+        "nothing moves before approval: {before:?}"
+    );
+
+    let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/approve"));
+    assert_eq!(code, 200, "{body}");
+    let run = api.wait("failover to finish", 120, || {
+        let (_, run) = api.call(None, &format!("/v1/runs/{id}"));
+        matches!(
+            run["status"].as_str(),
+            Some("succeeded" | "failed" | "aborted" | "needs_operator")
+        )
+        .then_some(run)
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let after = weights(&rt, &endpoint);
+    assert!(
+        after
+            .iter()
+            .all(|(_, set, w)| (set == "us-west-2") == (*w == 100)),
+        "{after:?}"
+    );
+
+    // Cooldown: no second run while the hot region stays down.
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, runs) = api.call(None, "/v1/runs");
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    let (_, status) = api.call(None, "/v1/status");
+    assert!(status["policy"].is_object(), "{status:#}");
+    // An operator can acknowledge the failover to clear the cooldown.
+    let (code, body) = api.call(Some(json!({})), "/v1/policy/acknowledge");
+    assert_eq!(
+        (code, body["acknowledged_by"].as_str()),
+        (200, Some("test-operator")),
+        "{body}"
+    );
+}

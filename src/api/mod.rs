@@ -54,6 +54,8 @@ pub struct AppState {
 #[derive(Clone, Default)]
 pub struct Monitors {
     pub replication: Option<crate::replication::ReplicationHandle>,
+    pub health: Option<crate::health::HealthHandle>,
+    pub policy: Option<crate::policy::PolicyHandle>,
 }
 
 impl AppState {
@@ -90,6 +92,10 @@ fn v1_routes() -> Router<AppState> {
         .route("/status", get(status::get_status))
         .route("/openapi.json", get(openapi))
         .merge(runs::routes())
+        .route(
+            "/policy/acknowledge",
+            axum::routing::post(status::acknowledge),
+        )
 }
 
 /// The whole router.

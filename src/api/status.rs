@@ -29,6 +29,12 @@ pub struct StatusView {
     /// Aurora topology and lag, AWS Backup copies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication: Option<crate::replication::ReplicationSnapshot>,
+    /// Each region's verdict with its evidence, and every probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthSnapshot>,
+    /// The auto-failover policy: mode, facts, last decision and refusals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicyStatus>,
 }
 
 #[derive(Serialize)]
@@ -57,5 +63,29 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
         components: state.status.snapshot(),
         engine,
         replication: state.monitors.replication.as_ref().map(|r| r.snapshot()),
+        health: state.monitors.health.as_ref().map(|h| h.snapshot()),
+        policy: state.monitors.policy.as_ref().map(|p| p.status()),
     })
+}
+
+/// `POST /v1/policy/acknowledge`: an operator clears the cooldown after a failover, so the
+/// policy may act again before it runs out (after checking that failing back or over again is
+/// wanted). `409 nothing_to_acknowledge` when there was no failover.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<super::Principal>,
+) -> Result<Json<serde_json::Value>, super::ApiError> {
+    let Some(policy) = &state.monitors.policy else {
+        return Err(super::ApiError::not_found(
+            "the auto-failover policy is not running",
+        ));
+    };
+    if policy.acknowledge(&principal.name) {
+        Ok(Json(serde_json::json!({"acknowledged_by": principal.name})))
+    } else {
+        Err(super::ApiError::conflict(
+            "nothing_to_acknowledge",
+            "no failover has been recorded, so there is no cooldown to clear",
+        ))
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::engine::{Mode, Plan, PlanCatalog, PlanError};
+use crate::engine::{Mode, Phase, Plan, PlanCatalog, PlanError};
 
 /// Builds a plan from a mode and request parameters.
 pub type PlanBuilder = Arc<dyn Fn(Mode, &Value) -> Result<Plan, PlanError> + Send + Sync>;
@@ -45,7 +45,31 @@ impl PlanRegistry {
     }
 }
 
+/// The parameter every plan accepts: wait for an operator's approval before the first phase.
+pub const APPROVAL_REQUIRED: &str = "approval_required";
+
+/// The name of the gate phase added by [`APPROVAL_REQUIRED`].
+pub const APPROVAL_PHASE: &str = "operator-approval";
+
+/// Removes `approval_required` from the parameters (the plan's own builder does not know it).
+fn take_approval(params: &Value) -> Result<(Value, bool), PlanError> {
+    let Value::Object(map) = params else {
+        return Ok((params.clone(), false));
+    };
+    let mut map = map.clone();
+    let gate = match map.remove(APPROVAL_REQUIRED) {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(params::bad(APPROVAL_REQUIRED, "must be true or false")),
+    };
+    Ok((Value::Object(map), gate))
+}
+
 impl PlanCatalog for PlanRegistry {
+    /// Builds the named plan. With `params.approval_required: true` (any plan) the run first waits
+    /// in `waiting_approval` for an operator; the auto-failover policy's `approval_required` mode
+    /// uses this. The parameters are stored with the run, so a resumed run is rebuilt with the
+    /// same gate.
     fn build(&self, name: &str, mode: Mode, params: &Value) -> Result<Plan, PlanError> {
         let builder = self
             .builders
@@ -53,7 +77,20 @@ impl PlanCatalog for PlanRegistry {
             .ok_or_else(|| PlanError::UnknownPlan {
                 name: name.to_owned(),
             })?;
-        builder(mode, params)
+        let (params, gate) = take_approval(params)?;
+        let plan = builder(mode, &params)?;
+        if !gate {
+            return Ok(plan);
+        }
+        let mut phases = vec![Phase::approval(
+            APPROVAL_PHASE,
+            format!(
+                "approve plan {name} ({}) before it changes anything",
+                mode.as_str()
+            ),
+        )];
+        phases.extend(plan.phases().iter().cloned());
+        Plan::new(name, phases)
     }
 
     fn names(&self) -> Vec<String> {
