@@ -13,10 +13,18 @@ use aws_sdk_cognitoidentityprovider::types as sdk;
 use failoverd::aws::Result as AwsResult;
 use failoverd::cognito::checkpoint::{CheckpointStore, FileCheckpoint, MemoryCheckpoint};
 use failoverd::cognito::diff::{DeletionPlan, DeletionPolicy};
+use failoverd::cognito::monitor::{CognitoError, CognitoMonitor, CognitoPorts};
 use failoverd::cognito::quota::{CognitoLimits, QuotaCategory, RateLimitedDirectory};
+use failoverd::cognito::replica::{HealthCheckSwitch, ReplicaFailover};
 use failoverd::cognito::sync::{PoolSync, SyncReport};
 use failoverd::cognito::{Group, NewUser, Page, User, UserDirectory, UserPool, UserPoolReplica};
+use failoverd::config::{CognitoConfig, CognitoMode, Duration as ConfigDuration};
+use failoverd::engine::{Mode, PlanCatalog, RunId, Step, StepContext, VerifyOutcome};
+use failoverd::plans::cognito::{sync_step, REPLICA_FAILOVER_PLAN, SYNC_PLAN};
+use failoverd::plans::PlanRegistry;
+use failoverd::shutdown::stop_channel;
 use futures::stream::{self, StreamExt};
+use prometheus::Registry;
 use support::fault_proxy::Fault;
 use support::{TestBed, COLD, HOT};
 use tokio::sync::Notify;
@@ -612,4 +620,272 @@ async fn a_user_the_cold_schema_cannot_hold_is_reported_not_fatal() {
     let cold = read_back(dirs.1.as_ref(), &world.cold_pool).await;
     assert_eq!(cold.users.len(), 4);
     assert!(!cold.members.values().any(|m| m.contains(&username(2))));
+}
+
+fn cognito_config(world: &World, mode: CognitoMode, interval_secs: u64) -> CognitoConfig {
+    CognitoConfig {
+        mode,
+        pools: [
+            (HOT.to_owned(), world.hot_pool.clone()),
+            (COLD.to_owned(), world.cold_pool.clone()),
+        ]
+        .into(),
+        interval: ConfigDuration::from_secs(interval_secs),
+        delete_missing: false,
+        max_delete_fraction: 0.05,
+        quota_share: 0.5,
+        replica_health_check_id: Some("hc-cognito".into()),
+    }
+}
+
+fn ports(dirs: &(Arc<dyn UserDirectory>, Arc<dyn UserDirectory>)) -> CognitoPorts {
+    CognitoPorts::new(
+        vec![
+            (HOT.to_owned(), dirs.0.clone()),
+            (COLD.to_owned(), dirs.1.clone()),
+        ],
+        memory(),
+    )
+    .with_limits(CognitoLimits::uniform(2_000.0))
+}
+
+fn metric(registry: &Registry, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    registry
+        .gather()
+        .iter()
+        .find(|f| f.name() == name)?
+        .get_metric()
+        .iter()
+        .find(|m| {
+            label.is_none_or(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == k && l.value() == v)
+            })
+        })
+        .map(|m| {
+            // Exactly one of the two is set; the other reads 0.
+            m.get_gauge().value() + m.get_counter().value()
+        })
+}
+
+fn step_context(mode: Mode) -> StepContext {
+    StepContext {
+        run_id: RunId::new(),
+        plan: Arc::from("test"),
+        mode,
+        drill: false,
+        params: Arc::new(serde_json::Value::Null),
+        attempt: 1,
+        run_started_at: None,
+        outputs: Arc::new(BTreeMap::new()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_syncs_on_its_interval_and_exposes_status_metrics_and_the_plan() {
+    let world = World::start(30).await;
+    let dirs = world.directories().await;
+    let registry = Registry::new();
+    let (trigger, stop) = stop_channel();
+    let handle = CognitoMonitor::spawn(
+        &cognito_config(&world, CognitoMode::Sync, 1),
+        [HOT, COLD],
+        ports(&dirs),
+        &registry,
+        stop,
+    )
+    .expect("spawn");
+    let mut synced = false;
+    for _ in 0..600 {
+        if handle.snapshot().last_success_at.is_some() {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(synced, "{:?}", handle.snapshot());
+    let snap = handle.snapshot();
+    assert_eq!(snap.mode, "sync");
+    assert_eq!(
+        snap.last_report.as_ref().map(|r| r.changes.users_created),
+        Some(30)
+    );
+    assert_eq!(
+        metric(&registry, "failoverd_cognito_users", Some(("region", COLD))),
+        Some(30.0)
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "failoverd_cognito_groups",
+            Some(("region", COLD))
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "failoverd_cognito_sync_changes_total",
+            Some(("kind", "create_user"))
+        ),
+        Some(30.0)
+    );
+    assert_eq!(
+        metric(&registry, "failoverd_cognito_drift_users", None),
+        Some(0.0)
+    );
+    assert!(metric(
+        &registry,
+        "failoverd_cognito_last_sync_success_timestamp_seconds",
+        None
+    )
+    .is_some_and(|t| t > 1.0e9));
+    assert!(metric(
+        &registry,
+        "failoverd_cognito_throttled_total",
+        Some(("category", "user_list"))
+    )
+    .is_some());
+
+    // The plan runs a pass through the same handle (waiting for a background one).
+    let mut plans = PlanRegistry::new();
+    failoverd::plans::cognito::register(&mut plans, handle.clone(), None, None);
+    assert_eq!(plans.names(), vec![SYNC_PLAN.to_owned()]);
+    plans
+        .build(SYNC_PLAN, Mode::Graceful, &serde_json::Value::Null)
+        .expect("plan builds");
+    assert!(plans
+        .build(SYNC_PLAN, Mode::Graceful, &serde_json::json!({"x": 1}))
+        .is_err());
+    let out = sync_step(handle.clone())
+        .execute(&step_context(Mode::Graceful))
+        .await
+        .expect("step");
+    assert_eq!(out["changes"]["users_created"], 0);
+    assert!(out["measurements"]["cognito_sync_seconds"].is_number());
+
+    handle.set_paused(true);
+    assert!(sync_step(handle.clone())
+        .execute(&step_context(Mode::Graceful))
+        .await
+        .is_err());
+    trigger.stop();
+    tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
+        .await
+        .expect("the monitor stops");
+}
+
+/// An in-memory health check `Inverted` flag.
+#[derive(Default)]
+struct FakeSwitch {
+    inverted: std::sync::Mutex<bool>,
+    writes: AtomicU64,
+}
+
+#[async_trait]
+impl HealthCheckSwitch for FakeSwitch {
+    async fn health_check_inverted(&self, _id: &str) -> AwsResult<bool> {
+        Ok(*self.inverted.lock().unwrap())
+    }
+    async fn set_health_check_inverted(&self, _id: &str, inverted: bool) -> AwsResult<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        *self.inverted.lock().unwrap() = inverted;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_replica_mode_reports_the_replica_and_flips_the_health_check() {
+    let world = World::start(0).await;
+    world
+        .hot_raw
+        .create_user_pool_replica()
+        .user_pool_id(&world.hot_pool)
+        .region_name(COLD)
+        .send()
+        .await
+        .expect("create replica");
+    let dirs = world.directories().await;
+    let registry = Registry::new();
+    let handle = CognitoMonitor::build(
+        &cognito_config(&world, CognitoMode::NativeReplica, 60),
+        [HOT, COLD],
+        ports(&dirs),
+        &registry,
+    )
+    .expect("build");
+    handle.observe_replicas().await;
+    let snap = handle.snapshot();
+    assert_eq!(snap.replica_error, None);
+    assert!(
+        snap.replicas
+            .iter()
+            .any(|r| r.region.as_deref() == Some(COLD) && r.status == "active"),
+        "{:?}",
+        snap.replicas
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "failoverd_cognito_replica_active",
+            Some(("region", COLD))
+        ),
+        Some(1.0)
+    );
+    assert!(matches!(
+        handle.sync_now().await,
+        Err(CognitoError::NotSyncMode)
+    ));
+
+    let switch = Arc::new(FakeSwitch::default());
+    let mut plans = PlanRegistry::new();
+    failoverd::plans::cognito::register(
+        &mut plans,
+        handle.clone(),
+        Some("hc-cognito".into()),
+        Some(switch.clone()),
+    );
+    assert_eq!(plans.names(), vec![REPLICA_FAILOVER_PLAN.to_owned()]);
+    plans
+        .build(
+            REPLICA_FAILOVER_PLAN,
+            Mode::Graceful,
+            &serde_json::Value::Null,
+        )
+        .expect("plan builds");
+
+    let step = ReplicaFailover::new(
+        handle.hot_directory(),
+        world.hot_pool.clone(),
+        COLD.into(),
+        "hc-cognito".into(),
+        switch.clone(),
+        true,
+    );
+    let ctx = step_context(Mode::Graceful);
+    assert_eq!(step.verify(&ctx).await.unwrap(), VerifyOutcome::NotDone);
+    step.execute(&ctx).await.expect("flip");
+    assert!(*switch.inverted.lock().unwrap());
+    assert!(matches!(
+        step.verify(&ctx).await.unwrap(),
+        VerifyOutcome::Done(_)
+    ));
+    step.compensate(&ctx).await.expect("unflip");
+    assert!(!*switch.inverted.lock().unwrap());
+
+    // A graceful failover refuses an inactive replica; nothing is flipped.
+    world
+        .hot_raw
+        .update_user_pool_replica()
+        .user_pool_id(&world.hot_pool)
+        .region_name(COLD)
+        .status(sdk::UpdateReplicaStatusType::Inactive)
+        .send()
+        .await
+        .expect("deactivate");
+    let writes = switch.writes.load(Ordering::SeqCst);
+    let err = step.execute(&ctx).await.expect_err("inactive replica");
+    assert!(!err.retryable, "{err:?}");
+    assert_eq!(switch.writes.load(Ordering::SeqCst), writes);
 }

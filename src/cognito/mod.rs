@@ -6,8 +6,11 @@
 
 pub mod checkpoint;
 pub mod diff;
+pub mod metrics;
+pub mod monitor;
 pub mod port;
 pub mod quota;
+pub mod replica;
 pub mod sync;
 
 pub use port::{

@@ -391,8 +391,8 @@ impl PoolSync {
             drift_found += orphans.len() as u64;
             let plan = plan_deletions(orphans, cold.initial_users, self.deletion);
             if let DeletionPlan::Delete { usernames } = &plan {
-                let results = stream::iter(usernames.iter())
-                    .map(|u| async move { (u, self.cold.delete_user(&self.cold_pool, u).await) })
+                let results = stream::iter(usernames.clone())
+                    .map(|u| self.delete_one(u))
                     .buffer_unordered(self.concurrency.max(1))
                     .collect::<Vec<_>>()
                     .await;
@@ -402,7 +402,7 @@ impl PoolSync {
                         Err(e) if e.is_not_found() => tally.changes.users_deleted += 1,
                         Err(e) => {
                             remaining_orphans += 1;
-                            tally.fail(u, "AdminDeleteUser", &e)
+                            tally.fail(&u, "AdminDeleteUser", &e)
                         }
                     }
                 }
@@ -634,6 +634,11 @@ impl PoolSync {
             }
         }
         out
+    }
+
+    async fn delete_one(&self, username: String) -> (String, crate::aws::Result<()>) {
+        let r = self.cold.delete_user(&self.cold_pool, &username).await;
+        (username, r)
     }
 
     async fn apply_membership(

@@ -3,6 +3,7 @@
 //! rebuilds plans from the registry when it resumes a run, so builders must be deterministic.
 
 pub mod aurora;
+pub mod cognito;
 pub mod dns;
 pub mod selftest;
 

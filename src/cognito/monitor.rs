@@ -1,0 +1,415 @@
+//! The Cognito component of the daemon: in `sync` mode a background task that runs a sync pass
+//! every `cognito.interval`, in `native_replica` mode one that reports the replica's status; and a
+//! cloneable [`CognitoHandle`] for `/v1/status`, the `cognito-sync` plan and the failover plan.
+//!
+//! The background pass and a pass requested by a step share one lock, so they never run at the
+//! same time (two passes would race each other's creates and checkpoints): a step waits for a
+//! running background pass, then runs its own, which finds little left to do. A failed pass never
+//! ends the task — the next interval tries again, resuming from the checkpoint — only the stop
+//! signal does.
+//!
+//! Direction: users are copied from `regions[0]` to `regions[1]`. After a switchover the roles
+//! flip, and copying from the old region would overwrite the new one: the failover plan must
+//! [`CognitoHandle::set_paused`] the sync (or the daemon respawn it with the regions swapped).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use prometheus::Registry;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::checkpoint::{CheckpointStore, FileCheckpoint, CHECKPOINT_FILE};
+use super::diff::DeletionPolicy;
+use super::metrics::SyncMetrics;
+use super::port::UserDirectory;
+use super::quota::{CallCounters, CognitoLimits, RateLimitedDirectory};
+use super::replica::{list_replicas, replica_active, ReplicaView};
+use super::sync::{PoolSync, SyncError, SyncReport, DEFAULT_CONCURRENCY};
+use crate::aws::AwsClients;
+use crate::config::{CognitoConfig, CognitoMode};
+use crate::shutdown::StopSignal;
+
+/// Each region's Cognito port, where the sync keeps its checkpoint, and (tests) rate overrides.
+#[derive(Clone)]
+pub struct CognitoPorts {
+    directories: Vec<(String, Arc<dyn UserDirectory>)>,
+    checkpoint: Arc<dyn CheckpointStore>,
+    limits: Option<CognitoLimits>,
+    concurrency: usize,
+}
+
+impl CognitoPorts {
+    pub fn new(
+        directories: Vec<(String, Arc<dyn UserDirectory>)>,
+        checkpoint: Arc<dyn CheckpointStore>,
+    ) -> Self {
+        Self {
+            directories,
+            checkpoint,
+            limits: None,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+
+    /// The SDK adapters of both regions; the checkpoint in `state_dir`.
+    pub fn from_aws(clients: &AwsClients, state_dir: &Path) -> Self {
+        Self::new(
+            clients
+                .regions()
+                .iter()
+                .map(|c| {
+                    (
+                        c.region().to_owned(),
+                        Arc::new(c.user_directory()) as Arc<dyn UserDirectory>,
+                    )
+                })
+                .collect(),
+            Arc::new(FileCheckpoint::new(state_dir.join(CHECKPOINT_FILE))),
+        )
+    }
+
+    /// Rates other than `quota_share` of Cognito's defaults (tests, benchmarks, the lab).
+    pub fn with_limits(mut self, limits: CognitoLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Writes in flight at once (default [`DEFAULT_CONCURRENCY`]).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    fn directory(&self, region: &str) -> Option<Arc<dyn UserDirectory>> {
+        self.directories
+            .iter()
+            .find(|(r, _)| r == region)
+            .map(|(_, d)| Arc::clone(d))
+    }
+}
+
+/// Why the component could not start, or a requested pass could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CognitoError {
+    #[error("no Cognito port for region {0}, one of the pair")]
+    NoPorts(String),
+    #[error("cognito.pools has no pool for region {0}")]
+    NoPool(String),
+    #[error("cognito metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cognito.mode is native_replica: failoverd does not copy users")]
+    NotSyncMode,
+    #[error("the cognito sync is paused (the regions' roles are changing)")]
+    Paused,
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// What `/v1/status` shows.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CognitoSnapshot {
+    pub mode: String,
+    /// Hot (source) region first.
+    pub regions: Vec<String>,
+    pub pools: Vec<String>,
+    pub paused: bool,
+    pub running: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_attempt_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub last_report: Option<SyncReport>,
+    pub throttled_total: u64,
+    /// Native replica mode: the replicas of the hot pool.
+    pub replicas: Vec<ReplicaView>,
+    pub replica_error: Option<String>,
+}
+
+struct Inner {
+    mode: CognitoMode,
+    regions: [String; 2],
+    pools: [String; 2],
+    pass: PoolSync,
+    pass_lock: tokio::sync::Mutex<()>,
+    state: Mutex<CognitoSnapshot>,
+    metrics: SyncMetrics,
+    counters: Vec<CallCounters>,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+/// Starts the Cognito component.
+pub struct CognitoMonitor;
+
+impl CognitoMonitor {
+    /// Starts the background task for `config.mode` in the current runtime and registers the
+    /// metrics in `registry`. `regions` is the pair, source (hot) first. Runs until `stop`.
+    pub fn spawn(
+        config: &CognitoConfig,
+        regions: [&str; 2],
+        ports: CognitoPorts,
+        registry: &Registry,
+        stop: StopSignal,
+    ) -> Result<CognitoHandle, CognitoError> {
+        let handle = Self::build(config, regions, ports, registry)?;
+        let (done_tx, done_rx) = watch::channel(false);
+        let task_handle = handle.clone();
+        let interval = config.interval.0;
+        tokio::spawn(async move {
+            task_handle.run_loop(interval, stop).await;
+            let _ = done_tx.send(true);
+        });
+        Ok(CognitoHandle {
+            done: Some(done_rx),
+            ..handle
+        })
+    }
+
+    /// The handle without a background task (the plan alone, tests).
+    pub fn build(
+        config: &CognitoConfig,
+        regions: [&str; 2],
+        ports: CognitoPorts,
+        registry: &Registry,
+    ) -> Result<CognitoHandle, CognitoError> {
+        let mut dirs = Vec::new();
+        let mut pools = Vec::new();
+        for region in regions {
+            dirs.push(
+                ports
+                    .directory(region)
+                    .ok_or_else(|| CognitoError::NoPorts(region.to_owned()))?,
+            );
+            pools.push(
+                config
+                    .pools
+                    .get(region)
+                    .cloned()
+                    .ok_or_else(|| CognitoError::NoPool(region.to_owned()))?,
+            );
+        }
+        let limits = ports
+            .limits
+            .clone()
+            .unwrap_or_else(|| CognitoLimits::with_share(config.quota_share));
+        let hot = RateLimitedDirectory::new(Arc::clone(&dirs[0]), limits.clone());
+        let cold = RateLimitedDirectory::new(Arc::clone(&dirs[1]), limits);
+        let counters = vec![hot.counters(), cold.counters()];
+        let pools = [pools[0].clone(), pools[1].clone()];
+        let regions = regions.map(str::to_owned);
+        let metrics = SyncMetrics::register(registry)?;
+        let mode_label = match config.mode {
+            CognitoMode::Sync => "sync",
+            CognitoMode::NativeReplica => "native_replica",
+        };
+        let inner = Inner {
+            mode: config.mode,
+            pass: PoolSync {
+                hot: Arc::new(hot),
+                cold: Arc::new(cold),
+                hot_pool: pools[0].clone(),
+                cold_pool: pools[1].clone(),
+                deletion: DeletionPolicy {
+                    delete_missing: config.delete_missing,
+                    max_delete_fraction: config.max_delete_fraction,
+                },
+                concurrency: ports.concurrency,
+                checkpoint: ports.checkpoint,
+            },
+            state: Mutex::new(CognitoSnapshot {
+                mode: mode_label.into(),
+                regions: regions.to_vec(),
+                pools: pools.to_vec(),
+                ..CognitoSnapshot::default()
+            }),
+            regions,
+            pools,
+            pass_lock: tokio::sync::Mutex::new(()),
+            metrics,
+            counters,
+            paused: std::sync::atomic::AtomicBool::new(false),
+        };
+        Ok(CognitoHandle {
+            inner: Arc::new(inner),
+            done: None,
+        })
+    }
+}
+
+/// Read access and control. Cheap to clone.
+#[derive(Clone)]
+pub struct CognitoHandle {
+    inner: Arc<Inner>,
+    done: Option<watch::Receiver<bool>>,
+}
+
+impl CognitoHandle {
+    /// Everything known now (for `/v1/status`).
+    pub fn snapshot(&self) -> CognitoSnapshot {
+        let mut s = self
+            .inner
+            .state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        s.paused = self.is_paused();
+        s.throttled_total = self
+            .inner
+            .counters
+            .iter()
+            .map(|c| c.throttled_total())
+            .sum();
+        s
+    }
+
+    /// Stop (true) or allow (false) sync passes; a running pass finishes.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The mode configured.
+    pub fn mode(&self) -> CognitoMode {
+        self.inner.mode
+    }
+
+    /// Source and target region.
+    pub fn regions(&self) -> &[String; 2] {
+        &self.inner.regions
+    }
+
+    /// Source and target pool id.
+    pub fn pools(&self) -> &[String; 2] {
+        &self.inner.pools
+    }
+
+    /// The rate-limited directory of the source region (for the replica step).
+    pub fn hot_directory(&self) -> Arc<dyn UserDirectory> {
+        Arc::clone(&self.inner.pass.hot)
+    }
+
+    /// Run one pass now (waiting for a running one to finish first), recording it in the
+    /// snapshot and the metrics.
+    pub async fn sync_now(&self) -> Result<SyncReport, CognitoError> {
+        if self.inner.mode != CognitoMode::Sync {
+            return Err(CognitoError::NotSyncMode);
+        }
+        if self.is_paused() {
+            return Err(CognitoError::Paused);
+        }
+        let _guard = self.inner.pass_lock.lock().await;
+        let now = OffsetDateTime::now_utc();
+        self.update(|s| {
+            s.running = true;
+            s.last_attempt_at = Some(now);
+        });
+        let result = self.inner.pass.run().await;
+        let ended = OffsetDateTime::now_utc();
+        self.inner.metrics.observe_throttling(&self.inner.counters);
+        match &result {
+            Ok(report) => {
+                let [hot, cold] = &self.inner.regions;
+                self.inner.metrics.pass_succeeded(
+                    [hot.as_str(), cold.as_str()],
+                    report,
+                    ended.unix_timestamp_nanos() as f64 / 1e9,
+                );
+                self.update(|s| {
+                    s.running = false;
+                    s.last_success_at = Some(ended);
+                    s.last_error = None;
+                    s.last_report = Some(report.clone());
+                });
+                tracing::info!(
+                    changes = report.changes.total(),
+                    drift_remaining = report.drift_remaining,
+                    duration_ms = report.duration_ms,
+                    "cognito sync pass finished"
+                );
+            }
+            Err(e) => {
+                self.inner.metrics.pass_failed();
+                let message = e.to_string();
+                tracing::warn!(error = %message, "cognito sync pass failed");
+                self.update(|s| {
+                    s.running = false;
+                    s.last_error = Some(message);
+                });
+            }
+        }
+        Ok(result?)
+    }
+
+    /// Read the replicas of the hot pool and record their status (native replica mode).
+    pub async fn observe_replicas(&self) {
+        let result = list_replicas(self.inner.pass.hot.as_ref(), &self.inner.pools[0]).await;
+        match result {
+            Ok(replicas) => {
+                let cold = &self.inner.regions[1];
+                self.inner
+                    .metrics
+                    .replica(cold, replica_active(&replicas, cold));
+                let views = replicas.iter().map(ReplicaView::from).collect();
+                self.update(|s| {
+                    s.replicas = views;
+                    s.replica_error = None;
+                    s.last_success_at = Some(OffsetDateTime::now_utc());
+                });
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.update(|s| s.replica_error = Some(message));
+            }
+        }
+    }
+
+    /// Resolves once the background task has stopped (at once for a handle without one).
+    pub async fn finished(&self) {
+        if let Some(done) = &self.done {
+            let mut done = done.clone();
+            let _ = done.wait_for(|d| *d).await;
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CognitoSnapshot)) {
+        if let Ok(mut s) = self.inner.state.lock() {
+            f(&mut s);
+        }
+    }
+
+    async fn run_loop(&self, interval: std::time::Duration, mut stop: StopSignal) {
+        let mut ticker = tokio::time::interval(interval.max(std::time::Duration::from_secs(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.stopped() => return,
+                _ = ticker.tick() => {}
+            }
+            let work = async {
+                match self.inner.mode {
+                    CognitoMode::Sync => {
+                        if !self.is_paused() {
+                            // Errors are recorded in the snapshot and metrics by `sync_now`.
+                            let _ = self.sync_now().await;
+                        }
+                    }
+                    CognitoMode::NativeReplica => self.observe_replicas().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                // A pass stopped here resumes from its checkpoint at the next start.
+                _ = stop.stopped() => return,
+                _ = work => {}
+            }
+        }
+    }
+}
