@@ -74,12 +74,12 @@ fn username(n: usize) -> String {
 fn groups_of(n: usize) -> Vec<&'static str> {
     let mut g = if n <= 3 {
         vec!["admins"]
-    } else if n % 4 == 0 {
+    } else if n.is_multiple_of(4) {
         vec!["operators"]
     } else {
         vec!["viewers"]
     };
-    if n % 16 == 0 && !g.contains(&"viewers") {
+    if n.is_multiple_of(16) && !g.contains(&"viewers") {
         g.push("viewers");
     }
     g
@@ -140,12 +140,12 @@ impl World {
             .username(&name)
             .message_action(sdk::MessageActionType::Suppress)
             .user_attributes(attr("email", format!("{name}@example.test")))
-            .user_attributes(attr("email_verified", (n % 3 != 0).to_string()))
+            .user_attributes(attr("email_verified", (!n.is_multiple_of(3)).to_string()))
             .user_attributes(attr("given_name", format!("User{n}")))
             .user_attributes(attr("custom:tenant", TENANTS[n % 4].to_owned()))
             .user_attributes(attr(
                 "custom:plan",
-                if n % 2 == 0 { "pro" } else { "free" }.into(),
+                if n.is_multiple_of(2) { "pro" } else { "free" }.into(),
             ))
             .send()
             .await
@@ -160,7 +160,7 @@ impl World {
                 .await
                 .expect("seed membership");
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             self.hot_raw
                 .admin_disable_user()
                 .user_pool_id(&self.hot_pool)

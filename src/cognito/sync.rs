@@ -47,7 +47,8 @@ pub enum SyncError {
         pool: &'static str,
         pool_id: String,
         operation: &'static str,
-        source: crate::aws::Error,
+        /// Boxed: AWS errors are large, and this error travels through every caller.
+        source: Box<crate::aws::Error>,
     },
     #[error("listing of the {pool} pool did not end after {MAX_PAGES} pages")]
     EndlessListing { pool: &'static str },
@@ -446,7 +447,7 @@ impl PoolSync {
             pool: "hot",
             pool_id: self.hot_pool.clone(),
             operation,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -455,7 +456,7 @@ impl PoolSync {
             pool: "cold",
             pool_id: self.cold_pool.clone(),
             operation,
-            source,
+            source: Box::new(source),
         }
     }
 
