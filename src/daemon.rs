@@ -32,6 +32,7 @@ use crate::policy::{PolicyHandle, PolicyLoop, RunStartError, RunStarter};
 use crate::replication::{
     ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
+use crate::run_watch::{ActiveRegion, RunWatch};
 use crate::shutdown::stop_channel;
 use crate::status::{ComponentState, StatusBoard};
 use crate::telemetry;
@@ -193,19 +194,24 @@ pub async fn serve(
         &registry,
         stop.clone(),
     )?;
+    let mut run_watch = RunWatch::new(runner.handle(), regions, &state_dir, &registry)?;
+    let active_region = run_watch.active_region();
+    let (active, standby) = active_region.get();
     let policy = PolicyLoop::spawn(
         &config.policy,
-        config.hot_region(),
-        config.cold_region(),
+        &active,
+        &standby,
         health.verdicts(),
         Arc::new(EngineRunStarter {
             runner: runner.handle(),
             active: engine_active,
-            target_region: config.cold_region().to_owned(),
+            regions: active_region.clone(),
         }),
         &registry,
         stop.clone(),
     )?;
+    run_watch.attach_policy(policy.clone());
+    components.spawn(run_watch.run(stop.clone()));
     components.spawn(feed_policy(
         replication.clone(),
         policy.clone(),
@@ -223,6 +229,7 @@ pub async fn serve(
             replication: Some(replication.clone()),
             health: Some(health.clone()),
             policy: Some(policy.clone()),
+            active_region: Some(active_region.clone()),
         },
     );
     let app = api::router(state.clone());
@@ -309,14 +316,14 @@ async fn watch_engine(
 
 /// The policy's view of the engine: it starts failover runs and knows whether one is active.
 ///
-/// The target of an automatic failover is the configured cold region, and the run is
-/// `ungraceful`: the policy acts only when the hot region is unhealthy, when a graceful
-/// switchover (which needs the hot region's cooperation) cannot be relied on.
+/// The target of an automatic failover is the current standby region, and the run is
+/// `ungraceful`: the policy acts only when the active region is unhealthy, when a graceful
+/// switchover (which needs the active region's cooperation) cannot be relied on.
 struct EngineRunStarter {
     runner: crate::engine::RunnerHandle,
     /// Kept current by [`watch_engine`]; the engine itself refuses a second run in any case.
     active: Arc<AtomicBool>,
-    target_region: String,
+    regions: ActiveRegion,
 }
 
 #[async_trait::async_trait]
@@ -334,7 +341,7 @@ impl RunStarter for EngineRunStarter {
             drill: false,
             reason: reason.to_owned(),
             params: serde_json::json!({
-                "target_region": self.target_region,
+                "target_region": self.regions.get().1,
                 crate::plans::APPROVAL_REQUIRED: approval_required,
             }),
             requested_by: "auto-failover-policy".to_owned(),

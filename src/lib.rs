@@ -22,3 +22,4 @@ pub mod policy;
 pub mod engine;
 pub mod plans;
 pub mod shutdown;
+pub mod run_watch;

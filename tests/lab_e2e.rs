@@ -200,6 +200,10 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     let run = api.run_to_end(json!({"plan": "dns-switchover", "reason": "lab e2e back", "params": {"target_region": "us-east-1"}}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(weights(&rt, &endpoint), before);
+    api.wait("active region back to us-east-1", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["regions"]["active"] == "us-east-1").then_some(())
+    });
 
     // Aurora: a graceful switchover makes the cold cluster the writer, and status follows.
     let run = api.run_to_end(json!({"plan": "aurora-switchover", "reason": "lab e2e", "params": {"target_region": "us-west-2"}}));

@@ -495,10 +495,13 @@ async fn steps_are_idempotent_and_unwind_to_an_operator() {
     let views = action_failure_can_unwind(fresh.plans.clone(), aurora::NAME, &params, LIMIT)
         .await
         .unwrap();
-    // Failing the check fails the run; failing at or after the promotion needs an operator,
-    // with the promotion's own instructions.
+    // Failing the check fails the run. A promotion that failed without taking effect (verify
+    // finds the writer unchanged) unwinds cleanly to `failed`, too. Failing after the promotion
+    // took effect needs an operator, with the promotion's own instructions.
+    assert_eq!(views.len(), 3, "check, promote, wait");
     assert_eq!(views[0].status, RunStatus::Failed);
-    for v in &views[1..] {
+    assert_eq!(views[1].status, RunStatus::Failed, "{:?}", views[1].message);
+    for v in &views[2..] {
         assert_eq!(v.status, RunStatus::NeedsOperator, "{:?}", v.message);
         assert!(
             v.message

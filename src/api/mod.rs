@@ -56,6 +56,7 @@ pub struct Monitors {
     pub replication: Option<crate::replication::ReplicationHandle>,
     pub health: Option<crate::health::HealthHandle>,
     pub policy: Option<crate::policy::PolicyHandle>,
+    pub active_region: Option<crate::run_watch::ActiveRegion>,
 }
 
 impl AppState {

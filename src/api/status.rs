@@ -41,8 +41,12 @@ pub struct StatusView {
 pub struct RegionsView {
     /// The region configured as hot.
     pub hot: String,
-    /// The region configured as cold (the standby).
+    /// The region configured as cold.
     pub cold: String,
+    /// The region DNS sends traffic to, as recorded after each completed `dns-switchover`.
+    pub active: String,
+    /// The other one: where a failover goes.
+    pub standby: String,
 }
 
 pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
@@ -56,9 +60,24 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
         version: crate::telemetry::VERSION,
         started_at: state.started_at,
         ready: state.ready.load(std::sync::atomic::Ordering::Acquire),
-        regions: RegionsView {
-            hot: config.hot_region().to_owned(),
-            cold: config.cold_region().to_owned(),
+        regions: {
+            let (active, standby) = state
+                .monitors
+                .active_region
+                .as_ref()
+                .map(|a| a.get())
+                .unwrap_or_else(|| {
+                    (
+                        config.hot_region().to_owned(),
+                        config.cold_region().to_owned(),
+                    )
+                });
+            RegionsView {
+                hot: config.hot_region().to_owned(),
+                cold: config.cold_region().to_owned(),
+                active,
+                standby,
+            }
         },
         components: state.status.snapshot(),
         engine,
