@@ -1,25 +1,22 @@
 //! End to end: a real Prometheus server (Debian's `prometheus`, started by the test on a free
-//! loopback port with its own configuration and a temporary data directory) scrapes an exporter
-//! serving the replication monitor's registry, evaluates `config/prometheus/alerts.yaml`, and
+//! loopback port with its own configuration and a temporary data directory) scrapes the real
+//! `failoverd` binary, evaluates `config/prometheus/alerts.yaml`, and
 //! `FailoverdAuroraLagOverBudget` fires once the lag — CloudWatch data put into the test bed —
-//! crosses the configured budget. Read from Prometheus's `/api/v1/alerts`.
+//! crosses the configured budget; `FailoverdRunWaitingApproval` fires while a run waits for an
+//! operator. Read from Prometheus's `/api/v1/alerts`.
 //!
-//! The exporter is a small HTTP server over the monitor's registry until the daemon serves the
-//! monitor on its own `/metrics`. The rules are the shipped file with every `for:` shortened to
-//! 2 s (the full durations are covered by `promtool test rules`), so the test takes seconds.
+//! The rules are the shipped file with every `for:` shortened to 2 s (the full durations are
+//! covered by `promtool test rules`), so the test takes seconds.
 
+mod harness;
 mod support;
 
-use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types as cw;
-use failoverd::config::{AuroraConfig, Duration as CfgDuration, LagSource, ReplicationConfig};
-use failoverd::replication::{ReplicationMonitor, ReplicationPorts};
 use serde_json::Value;
 use support::{TestBed, COLD, HOT};
 use time::OffsetDateTime;
@@ -229,55 +226,19 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn prometheus_fires_the_lag_alert_when_lag_crosses_the_budget() {
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scraping_failoverd_fires_the_lag_and_approval_alerts() {
     let bed = TestBed::start().await;
     seed_global_database(&bed.moto.endpoint_url()).await;
     put_lag(&bed, 1_000.0).await;
 
-    // The monitor under test, polling every 500 ms with a 5 s budget.
-    let clients = support::clients(&support::settings(&bed.endpoint_url())).await;
-    let registry = failoverd::telemetry::new_registry().expect("registry");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = ReplicationMonitor::spawn_until(
-        &ReplicationConfig {
-            interval: CfgDuration::from_millis(500),
-            aurora: vec![AuroraConfig {
-                global_cluster: GLOBAL.into(),
-                clusters: BTreeMap::from([
-                    (HOT.to_owned(), "app-hot".to_owned()),
-                    (COLD.to_owned(), "app-cold".to_owned()),
-                ]),
-                lag_source: LagSource::Cloudwatch,
-                max_lag: CfgDuration::from_secs(5),
-                stale_after: CfgDuration::from_secs(300),
-                heartbeat: None,
-            }],
-            backup_vaults: Vec::new(),
-        },
-        [HOT, COLD],
-        ReplicationPorts::from_aws(&clients),
-        &registry,
-        async move {
-            let _ = stop_rx.await;
-        },
-    )
-    .expect("spawn monitor");
-
-    // The exporter Prometheus scrapes.
-    let metrics_registry = registry.clone();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let r = metrics_registry.clone();
-            async move { failoverd::telemetry::render(&r).unwrap_or_default() }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind exporter");
-    let target = listener.local_addr().expect("addr").to_string();
-    let exporter = tokio::spawn(axum::serve(listener, app).into_future());
+    // failoverd under test, polling every 500 ms with a 5 s budget.
+    let config = harness::config_yaml(&format!(
+        "aws:\n  endpoint_url: {}\nreplication:\n  interval: 500ms\n  aurora:\n    - global_cluster: {GLOBAL}\n      clusters: {{{HOT}: app-hot, {COLD}: app-cold}}\n      max_lag: 5s\n      stale_after: 5m\n",
+        bed.endpoint_url()
+    ));
+    let daemon = tokio::task::block_in_place(|| harness::Daemon::start(&config));
+    let target = daemon.url.trim_start_matches("http://").to_owned();
 
     let prometheus = Prometheus::start(&target).await;
 
@@ -329,9 +290,27 @@ async fn prometheus_fires_the_lag_alert_when_lag_crosses_the_budget() {
         .await
         .is_empty());
 
-    let _ = stop_tx.send(());
-    tokio::time::timeout(WAIT, handle.finished())
+    // A run waiting for approval raises its alert.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/runs", daemon.url))
+        .bearer_auth(harness::OPERATOR_TOKEN)
+        .json(&serde_json::json!({"plan": "selftest", "reason": "alert test", "params": {"steps": 1, "approval": true}}))
+        .send()
         .await
-        .expect("monitor stops");
-    exporter.abort();
+        .expect("start run");
+    assert_eq!(resp.status().as_u16(), 202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let states = prometheus.alert_states("FailoverdRunWaitingApproval").await;
+        if let Some((_, labels)) = states.iter().find(|(state, _)| state == "firing") {
+            assert_eq!(labels["plan"], "selftest");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the approval alert did not fire: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(daemon);
 }
