@@ -2,11 +2,10 @@
 //! of the probe engine running 1,000 HTTP probes at a 1 s interval against local servers.
 //!
 //! The servers run in a child process (this binary re-executed with `--serve-child`), so the
-//! numbers measured here — CPU time and resident memory read from `/proc/self` through the
-//! Prometheus process collector — are the probe engine's alone: one Tokio runtime with two worker
-//! threads (the daemon's production shape on a 2-core machine), the monitor's 1,000 probe tasks,
-//! one new TCP connection and HTTP request per check (the probes do not pool connections, by
-//! design), hysteresis, verdicts and metrics.
+//! numbers measured here — CPU time and resident memory read from `/proc/self` — are the probe
+//! engine's alone: one Tokio runtime with two worker threads (the daemon's production shape on a
+//! 2-core machine), the monitor's 1,000 probe tasks, one new TCP connection and HTTP request per
+//! check (the probes do not pool connections, by design), hysteresis, verdicts and metrics.
 //!
 //! Knobs (environment): `FAILOVERD_BENCH_PROBES` (default 1000), `FAILOVERD_BENCH_SECS` (measured
 //! window, default 30; a 5 s warm-up comes first), `FAILOVERD_BENCH_LISTENERS` (server ports the
@@ -86,18 +85,38 @@ fn samples(registry: &Registry) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// Process CPU seconds and resident bytes, as the daemon's `/metrics` reports them.
-fn process_usage(registry: &Registry) -> (f64, f64) {
-    let mut cpu = 0.0;
-    let mut rss = 0.0;
-    for (series, value) in samples(registry) {
-        match series.as_str() {
-            "process_cpu_seconds_total" => cpu = value,
-            "process_resident_memory_bytes" => rss = value,
-            _ => {}
-        }
-    }
-    (cpu, rss)
+/// `/proc` reports CPU times in `USER_HZ` ticks, which Linux fixes at 100 per second on every
+/// architecture (independently of the kernel's `HZ`).
+const USER_HZ: f64 = 100.0;
+
+/// Process CPU seconds (user + system, 10 ms resolution) and resident bytes, from `/proc/self`.
+/// (The Prometheus process collector rounds CPU time to whole seconds, too coarse here.)
+fn process_usage() -> (f64, f64) {
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may contain spaces) start at field 3 (state);
+            // utime and stime are fields 14 and 15.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / USER_HZ)
+        })
+        .unwrap_or(0.0);
+    (cpu, status_kib("VmRSS:") * 1024.0)
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 /// Successful and other checks, and the probe-duration histogram's sum and count.
@@ -119,24 +138,8 @@ fn probe_totals(registry: &Registry) -> (f64, f64, f64, f64) {
     (ok, failed, sum, count)
 }
 
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 async fn measure(ports: &[u16], probes: usize, window: Duration) -> anyhow::Result<()> {
-    let process = Registry::new();
-    process.register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    ))?;
-    let (_, rss_before) = process_usage(&process);
+    let (_, rss_before) = process_usage();
 
     let config = HealthConfig {
         unhealthy_after: 3,
@@ -180,16 +183,16 @@ async fn measure(ports: &[u16], probes: usize, window: Duration) -> anyhow::Resu
         .iter()
         .filter(|p| p.state == ProbeState::Up)
         .count();
-    let (cpu0, _) = process_usage(&process);
+    let (cpu0, _) = process_usage();
     let (ok0, failed0, sum0, count0) = probe_totals(&registry);
     let t0 = Instant::now();
     let mut rss_max: f64 = 0.0;
     while t0.elapsed() < window {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rss_max = rss_max.max(process_usage(&process).1);
+        rss_max = rss_max.max(process_usage().1);
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let (cpu1, rss1) = process_usage(&process);
+    let (cpu1, rss1) = process_usage();
     let (ok1, failed1, sum1, count1) = probe_totals(&registry);
     let snapshot = handle.snapshot();
     let up_at_end = snapshot
@@ -236,7 +239,7 @@ async fn measure(ports: &[u16], probes: usize, window: Duration) -> anyhow::Resu
         mib(rss_before),
         mib(rss1),
         mib(rss_max),
-        mib(peak_rss_bytes() as f64)
+        mib(status_kib("VmHWM:") * 1024.0)
     );
     if checks < 0.9 * probes as f64 * elapsed {
         bail!("the monitor ran fewer than 90 % of the scheduled checks");
