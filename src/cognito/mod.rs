@@ -3,6 +3,15 @@
 //!
 //! `port` defines what the sync needs from a user pool ([`UserDirectory`]); `crate::aws`
 //! implements it.
+//!
+//! - `diff`: what to write to the cold pool, as pure functions (matching, copyable attributes,
+//!   the deletion guard).
+//! - `quota`: one token bucket per Cognito quota category, backoff on throttling.
+//! - `sync`: one pass — streams the hot pool page by page and applies the diff.
+//! - `checkpoint`: where a pass records its progress so that a crash resumes it.
+//! - `replica`: native multi-Region replica mode (status, the health-check failover step).
+//! - `metrics`, `monitor`: the daemon component ([`monitor::CognitoMonitor::spawn`]) and its
+//!   handle for `/v1/status` and the plans (`crate::plans::cognito`).
 
 pub mod checkpoint;
 pub mod diff;
