@@ -22,6 +22,10 @@ echo "lab: starting the AWS emulator on 127.0.0.1:$MOTO_PORT"
   > .lab/moto.out 2> .lab/moto.log &
 MOTO_PID=$!
 cleanup() {
+  for f in .lab/endpoint-hot.pid .lab/endpoint-cold.pid .lab/lag-feed.pid; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
   kill "$MOTO_PID" 2>/dev/null || true
   wait "$MOTO_PID" 2>/dev/null || true
 }
@@ -37,6 +41,12 @@ grep -q MOTO_READY .lab/moto.out || { echo "lab: the emulator did not start" >&2
 echo "lab: seeding the two-region world"
 .venv/bin/python tests/support/lab_world.py --endpoint "http://127.0.0.1:$MOTO_PORT" --out .lab/world.json > /dev/null
 
+echo "lab: starting the regions' application endpoints (hot :8081, cold :8082) and the lag feed"
+.venv/bin/python lab/endpoint.py --port 8081 & echo $! > .lab/endpoint-hot.pid
+.venv/bin/python lab/endpoint.py --port 8082 & echo $! > .lab/endpoint-cold.pid
+.venv/bin/python lab/lag_feed.py --endpoint "http://127.0.0.1:$MOTO_PORT" > .lab/lag-feed.log 2>&1 &
+echo $! > .lab/lag-feed.pid
+
 # A fresh emulator each time: the recorded state of an earlier lab would describe another world.
 rm -rf .lab/state
 
@@ -48,6 +58,7 @@ cat <<INFO
     curl -s http://127.0.0.1:8080/metrics | grep ^failoverd_
     curl -s -H 'Authorization: Bearer lab-viewer-token' http://127.0.0.1:8080/v1/status
     FAILOVERD_TOKEN=lab-viewer-token target/release/failoverd status
+  Lose the hot region:  kill \$(cat .lab/endpoint-hot.pid)   (the policy then asks for approval)
   Ctrl-C stops everything.
 
 INFO
