@@ -6,20 +6,27 @@
 //! modules define.
 #![forbid(unsafe_code)]
 
-pub mod config;
-pub mod api;
+// Entry points.
 pub mod cli;
+pub mod client;
 pub mod daemon;
+pub mod shutdown;
+
+// Configuration, the HTTP API, and what the process reports about itself.
+pub mod api;
+pub mod config;
 pub mod status;
 pub mod telemetry;
-pub mod client;
-pub mod aws;
-pub mod dns;
-pub mod replication;
-pub mod cognito;
-pub mod health;
-pub mod policy;
+
+// The durable run engine and the plans it runs.
 pub mod engine;
 pub mod plans;
-pub mod shutdown;
 pub mod run_watch;
+
+// Domain modules (pure decisions and their ports) and the AWS adapters.
+pub mod aws;
+pub mod cognito;
+pub mod dns;
+pub mod health;
+pub mod policy;
+pub mod replication;

@@ -393,7 +393,7 @@ async fn unreachable_apis_are_recorded_and_retried() {
     bed.proxy.set_plan(FaultPlan::Share {
         fault: Fault::ServerError(503),
         share: 1.0,
-        rng: <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7),
+        rng: Box::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7)),
     });
     let monitor = Monitor::start(
         &bed,

@@ -67,7 +67,7 @@ pub enum FaultPlan {
     Share {
         fault: Fault,
         share: f64,
-        rng: StdRng,
+        rng: Box<StdRng>,
     },
 }
 
@@ -195,7 +195,7 @@ impl FaultProxy {
         self.set_plan(FaultPlan::Share {
             fault,
             share,
-            rng: StdRng::seed_from_u64(seed),
+            rng: Box::new(StdRng::seed_from_u64(seed)),
         });
     }
 
