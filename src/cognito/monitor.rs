@@ -238,6 +238,15 @@ impl CognitoMonitor {
     }
 }
 
+/// Marks the snapshot as not running when dropped.
+struct RunningFlag<'a>(&'a CognitoHandle);
+
+impl Drop for RunningFlag<'_> {
+    fn drop(&mut self) {
+        self.0.update(|s| s.running = false);
+    }
+}
+
 /// Read access and control. Cheap to clone.
 #[derive(Clone)]
 pub struct CognitoHandle {
@@ -310,6 +319,8 @@ impl CognitoHandle {
             s.running = true;
             s.last_attempt_at = Some(now);
         });
+        // Clears `running` even when the pass is dropped half-way (stop signal, step timeout).
+        let _running = RunningFlag(self);
         let result = self.inner.pass.run().await;
         let ended = OffsetDateTime::now_utc();
         self.inner.metrics.observe_throttling(&self.inner.counters);
@@ -322,7 +333,6 @@ impl CognitoHandle {
                     ended.unix_timestamp_nanos() as f64 / 1e9,
                 );
                 self.update(|s| {
-                    s.running = false;
                     s.last_success_at = Some(ended);
                     s.last_error = None;
                     s.last_report = Some(report.clone());
@@ -338,10 +348,7 @@ impl CognitoHandle {
                 self.inner.metrics.pass_failed();
                 let message = e.to_string();
                 tracing::warn!(error = %message, "cognito sync pass failed");
-                self.update(|s| {
-                    s.running = false;
-                    s.last_error = Some(message);
-                });
+                self.update(|s| s.last_error = Some(message));
             }
         }
         Ok(result?)
