@@ -7,7 +7,8 @@
 //!   `<state.dir>/active-region` (and recoverable from the journal), exported as
 //!   `failoverd_region_active{region}`, shown in `/v1/status`, and handed to the auto-failover
 //!   policy so that after a switchover it watches the new active region and fails over to the
-//!   other one.
+//!   other one. Each completed traffic move, manual or automatic, also starts the policy's
+//!   cooldown (from the time the run finished, so a restart does not reset it).
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -238,6 +239,14 @@ impl RunWatch {
         }
         if self.active.get().0 != target {
             tracing::info!(active = target, run = %newest.id, "active region changed");
+        }
+        // The cooldown counts from the last traffic move, whoever started it and across restarts.
+        if let (Some(policy), Some(finished)) = (&self.policy, newest.finished_at) {
+            let ago = std::time::Duration::try_from(now - finished).unwrap_or_default();
+            let at = tokio::time::Instant::now()
+                .checked_sub(ago)
+                .unwrap_or_else(tokio::time::Instant::now);
+            policy.record_failover(at);
         }
         if let Err(e) = write_atomically(&self.file, target) {
             tracing::warn!(error = %e, file = %self.file.display(), "cannot record the active region; it will be recorded at the next round");

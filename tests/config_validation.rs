@@ -145,6 +145,11 @@ fn bad_configs_name_path_and_problem() {
             vec!["health.probes[0].url: required for kind http"],
         ),
         (
+            "policy needing two vantage points",
+            with("policy:\n  mode: automatic\nhealth:\n  min_failing: 1\n  probes:\n    - {name: a, region: us-east-1, kind: http, url: 'http://a/'}\n    - {name: b, region: us-east-1, kind: tcp, address: 'a:1'}\n    - {name: c, region: us-west-2, kind: http, url: 'http://c/'}\n    - {name: d, region: us-west-2, kind: route53_health_check, health_check_id: x}\n"),
+            vec!["health.require_distinct_kinds: region us-east-1 has probes from 1 vantage point(s); with policy.mode automatic it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy"],
+        ),
+        (
             "wrong type",
             with("aws:\n  max_attempts: many\n"),
             vec!["aws.max_attempts: invalid type: string \"many\", expected u32"],

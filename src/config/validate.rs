@@ -77,6 +77,17 @@ impl Checker<'_> {
     }
 }
 
+/// Where a probe looks from: HTTP, TCP and DNS probes all run from this daemon over the same
+/// network path, so together they are one vantage point; Route 53's checkers and a CloudWatch
+/// alarm are others.
+fn vantage(kind: ProbeKind) -> &'static str {
+    match kind {
+        ProbeKind::Http | ProbeKind::Tcp | ProbeKind::Dns => "local",
+        ProbeKind::Route53HealthCheck => "route53",
+        ProbeKind::CloudwatchAlarm => "cloudwatch",
+    }
+}
+
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`…
 fn looks_like_region(name: &str) -> bool {
     let parts: Vec<&str> = name.split('-').collect();
@@ -305,6 +316,29 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 "policy.mode",
                 format!("automatic decisions need health.probes for the hot region {hot}"),
             );
+        } else if h.require_distinct_kinds {
+            // Either region can be the active one (after a switchover): each must be condemnable.
+            for region in c.regions.clone() {
+                let vantages: BTreeSet<&str> = h
+                    .probes
+                    .iter()
+                    .filter(|probe| probe.region == region)
+                    .map(|probe| vantage(probe.kind))
+                    .collect();
+                if vantages.len() < 2 {
+                    c.err(
+                        "health.require_distinct_kinds",
+                        format!(
+                            "region {region} has probes from {} vantage point(s); with policy.mode {} it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy",
+                            vantages.len(),
+                            match p.mode {
+                                PolicyMode::Automatic => "automatic",
+                                _ => "approval_required",
+                            }
+                        ),
+                    );
+                }
+            }
         }
     }
 
