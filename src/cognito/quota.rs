@@ -371,6 +371,166 @@ impl UserDirectory for RateLimitedDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::{Error, Service};
+
+    /// Answers `ListUsers` with `Throttled` `throttles` times, then with an empty page; every
+    /// other call succeeds at once.
+    struct Throttling {
+        throttles: AtomicU64,
+    }
+
+    fn throttled() -> Error {
+        Error::new(
+            ErrorKind::Throttled,
+            Service::Cognito,
+            "ListUsers",
+            "slow down",
+        )
+    }
+
+    #[async_trait]
+    impl UserDirectory for Throttling {
+        async fn describe_pool(&self, _: &str) -> Result<UserPool> {
+            Err(Error::new(
+                ErrorKind::NotFound,
+                Service::Cognito,
+                "DescribeUserPool",
+                "none",
+            ))
+        }
+        async fn list_users(&self, _: &str, _: Option<&str>) -> Result<Page<User>> {
+            let left = self.throttles.load(Ordering::SeqCst);
+            if left > 0 {
+                self.throttles.store(left - 1, Ordering::SeqCst);
+                return Err(throttled());
+            }
+            Ok(Page {
+                items: vec![],
+                next_token: None,
+            })
+        }
+        async fn list_groups(&self, _: &str, _: Option<&str>) -> Result<Page<Group>> {
+            Ok(Page {
+                items: vec![],
+                next_token: None,
+            })
+        }
+        async fn list_users_in_group(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Page<User>> {
+            self.list_users("", None).await
+        }
+        async fn create_user(&self, _: &str, _: &NewUser) -> Result<User> {
+            Err(throttled())
+        }
+        async fn update_user_attributes(
+            &self,
+            _: &str,
+            _: &str,
+            _: &BTreeMap<String, String>,
+        ) -> Result<()> {
+            Ok(())
+        }
+        async fn enable_user(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn disable_user(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn delete_user(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn create_group(&self, _: &str, _: &Group) -> Result<()> {
+            Ok(())
+        }
+        async fn add_user_to_group(&self, _: &str, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn remove_user_from_group(&self, _: &str, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn list_user_pool_replicas(
+            &self,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Page<UserPoolReplica>> {
+            Ok(Page {
+                items: vec![],
+                next_token: None,
+            })
+        }
+    }
+
+    fn directory(throttles: u64, limits: CognitoLimits) -> RateLimitedDirectory {
+        RateLimitedDirectory::new(
+            Arc::new(Throttling {
+                throttles: AtomicU64::new(throttles),
+            }),
+            limits,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_calls_back_off_and_succeed_within_the_retry_budget() {
+        let dir = directory(3, CognitoLimits::with_share(1.0));
+        let started = tokio::time::Instant::now();
+        dir.list_users("p", None)
+            .await
+            .expect("succeeds after 3 throttles");
+        // 200 + 400 + 800 ms of backoff.
+        assert_eq!(started.elapsed(), Duration::from_millis(1400));
+        let c = dir.counters();
+        assert_eq!(c.calls(QuotaCategory::UserList), 4);
+        assert_eq!(c.throttled_in(QuotaCategory::UserList), 3);
+        assert_eq!(c.throttled_total(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn persistent_throttling_surfaces_after_the_retry_budget() {
+        let limits = CognitoLimits::with_share(1.0);
+        let retries = limits.throttle_retries;
+        let dir = directory(0, limits);
+        let err = dir
+            .create_user(
+                "p",
+                &NewUser {
+                    username: "u".into(),
+                    attributes: BTreeMap::new(),
+                },
+            )
+            .await
+            .expect_err("always throttled");
+        assert_eq!(err.kind, ErrorKind::Throttled);
+        assert_eq!(
+            dir.counters().calls(QuotaCategory::UserCreation),
+            u64::from(retries) + 1
+        );
+        // Other errors are not retried.
+        assert!(dir.describe_pool("p").await.is_err());
+        assert_eq!(dir.counters().calls(QuotaCategory::UserPoolRead), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_category_keeps_its_own_rate() {
+        let mut limits = CognitoLimits::uniform(10.0);
+        limits.rates.insert(QuotaCategory::UserUpdate, 5.0);
+        let dir = directory(0, limits);
+        let started = tokio::time::Instant::now();
+        // 10 in the initial burst, then 20 more at 10/s.
+        for _ in 0..30 {
+            dir.list_groups("p", None).await.unwrap();
+        }
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // A different bucket: its burst of 5 is still there, then 5/s.
+        let started = tokio::time::Instant::now();
+        for _ in 0..15 {
+            dir.enable_user("p", "u").await.unwrap();
+        }
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
 
     #[test]
     fn share_scales_every_default_quota() {
