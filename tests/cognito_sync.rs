@@ -889,3 +889,76 @@ async fn native_replica_mode_reports_the_replica_and_flips_the_health_check() {
     assert!(!err.retryable, "{err:?}");
     assert_eq!(switch.writes.load(Ordering::SeqCst), writes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_sign_in_pools_are_matched_by_email() {
+    let bed = TestBed::start().await;
+    let mut pools = Vec::new();
+    let mut raws = Vec::new();
+    for region in [HOT, COLD] {
+        let raw = aws_sdk_cognitoidentityprovider::Client::new(
+            &support::raw_config(&bed.moto.endpoint_url(), region).await,
+        );
+        let id = raw
+            .create_user_pool()
+            .pool_name("by-email")
+            .username_attributes(sdk::UsernameAttributeType::Email)
+            .schema(schema_attr("email"))
+            .schema(schema_attr("tenant"))
+            .send()
+            .await
+            .expect("pool")
+            .user_pool()
+            .and_then(|p| p.id())
+            .expect("id")
+            .to_owned();
+        pools.push(id);
+        raws.push(raw);
+    }
+    for n in 1..=5 {
+        raws[0]
+            .admin_create_user()
+            .user_pool_id(&pools[0])
+            .username(format!("person{n}@example.test"))
+            .message_action(sdk::MessageActionType::Suppress)
+            .user_attributes(
+                sdk::AttributeType::builder()
+                    .name("custom:tenant")
+                    .value(format!("t{n}"))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("seed");
+    }
+    let world = World {
+        bed,
+        hot_raw: raws[0].clone(),
+        hot_pool: pools[0].clone(),
+        cold_pool: pools[1].clone(),
+    };
+    let dirs = world.directories().await;
+    let h = harness(&world, dirs.clone(), DeletionPolicy::default(), memory());
+    let first = h.sync.run().await.expect("first pass");
+    assert_eq!(first.changes.users_created, 5, "{first:?}");
+    let by_email = |c: &Contents| -> BTreeMap<String, (Option<String>, bool)> {
+        c.users
+            .values()
+            .map(|(a, enabled)| {
+                (
+                    a.get("email").cloned().unwrap_or_default(),
+                    (a.get("custom:tenant").cloned(), *enabled),
+                )
+            })
+            .collect()
+    };
+    let hot = read_back(dirs.0.as_ref(), &world.hot_pool).await;
+    let cold = read_back(dirs.1.as_ref(), &world.cold_pool).await;
+    assert_eq!(by_email(&hot).len(), 5);
+    assert_eq!(by_email(&hot), by_email(&cold));
+    // Matched by e-mail, whatever user names the pools gave: nothing left to do.
+    let second = h.sync.run().await.expect("second pass");
+    assert_eq!(second.changes.total(), 0, "{second:?}");
+    assert_eq!(second.deletions, Some(DeletionPlan::None));
+}
