@@ -19,6 +19,8 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, AppState, TokenSet};
 use crate::aws::{AwsClients, ClientBuildError, ClientSettings, RetryMode};
+use crate::cognito::monitor::{CognitoMonitor, CognitoPorts};
+use crate::cognito::replica::HealthCheckSwitch;
 use crate::config::{self as cfg, Config};
 use crate::dns::verify::ProbeVerifier;
 use crate::engine::{
@@ -67,6 +69,8 @@ pub enum ServeError {
     Replication(#[from] ReplicationError),
     #[error(transparent)]
     DnsVerifier(#[from] crate::dns::verify::VerifierError),
+    #[error("Cognito sync: {0}")]
+    Cognito(#[from] crate::cognito::monitor::CognitoError),
     #[error("health monitor: {0}")]
     Health(#[from] crate::health::MonitorError),
     #[error("auto-failover policy: {0}")]
@@ -136,6 +140,27 @@ pub async fn serve(
             Arc::new(replication.clone()),
         ),
     );
+    // Cognito: users kept in step from the hot pool to the cold one (or the native replica watched).
+    let cognito = match &config.cognito {
+        Some(cognito_config) => {
+            let handle = CognitoMonitor::spawn(
+                cognito_config,
+                regions,
+                CognitoPorts::from_aws(&aws, &state_dir),
+                &registry,
+                stop.clone(),
+            )?;
+            let switch: Arc<dyn HealthCheckSwitch> = Arc::new(aws.dns());
+            crate::plans::cognito::register(
+                &mut plans,
+                handle.clone(),
+                cognito_config.replica_health_check_id.clone(),
+                Some(switch),
+            );
+            Some(handle)
+        }
+        None => None,
+    };
     if let Some(dns) = &config.dns {
         let alarms: BTreeMap<String, Arc<dyn AlarmStateApi>> = aws
             .regions()
@@ -230,6 +255,7 @@ pub async fn serve(
             health: Some(health.clone()),
             policy: Some(policy.clone()),
             active_region: Some(active_region.clone()),
+            cognito,
         },
     );
     let app = api::router(state.clone());

@@ -340,3 +340,28 @@ async fn invalid_batches_are_refused_before_calling_route53() {
         .expect_err("unmanaged routing");
     assert_eq!(err.kind, ErrorKind::Invalid);
 }
+
+/// The switch a Cognito native-replica failover uses: invert a health check, read it back, undo.
+#[tokio::test]
+async fn health_check_inversion_round_trips() {
+    use failoverd::cognito::replica::HealthCheckSwitch;
+    let moto = MotoServer::start().await;
+    let id = create_health_check(&moto).await;
+    let dns = support::clients(&support::settings(&moto.endpoint_url()))
+        .await
+        .dns();
+    assert!(!dns.health_check_inverted(&id).await.unwrap());
+    dns.set_health_check_inverted(&id, true).await.unwrap();
+    assert!(dns.health_check_inverted(&id).await.unwrap());
+    dns.set_health_check_inverted(&id, true).await.unwrap();
+    assert!(dns.health_check_inverted(&id).await.unwrap(), "idempotent");
+    dns.set_health_check_inverted(&id, false).await.unwrap();
+    assert!(!dns.health_check_inverted(&id).await.unwrap());
+    let missing = dns
+        .health_check_inverted("00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(
+        missing.unwrap_err().kind,
+        failoverd::aws::ErrorKind::NotFound
+    );
+}

@@ -205,6 +205,33 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         (s["regions"]["active"] == "us-east-1").then_some(())
     });
 
+    // Cognito: the sync plan fills the (initially empty) cold pool with the hot pool's 64 users.
+    let run = api.run_to_end(json!({"plan": "cognito-sync", "reason": "lab e2e"}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let cold_users = rt.block_on(async {
+        use failoverd::cognito::UserDirectory;
+        let clients = support::clients(&support::settings(&endpoint)).await;
+        let dir = clients.region("us-west-2").unwrap().user_directory();
+        let (mut n, mut token) = (0, None::<String>);
+        loop {
+            let page = dir
+                .list_users(
+                    "us-west-2_f82bd5b3fcce44aa86ffdad7b025a220",
+                    token.as_deref(),
+                )
+                .await
+                .unwrap();
+            n += page.items.len();
+            token = page.next_token;
+            if token.is_none() {
+                break n;
+            }
+        }
+    });
+    assert_eq!(cold_users, 64);
+    let (_, s) = api.call(None, "/v1/status");
+    assert!(s["cognito"].is_object(), "{s:#}");
+
     // Aurora: a graceful switchover makes the cold cluster the writer, and status follows.
     let run = api.run_to_end(json!({"plan": "aurora-switchover", "reason": "lab e2e", "params": {"target_region": "us-west-2"}}));
     assert_eq!(run["status"], "succeeded", "{run:#}");

@@ -57,6 +57,7 @@ pub struct Monitors {
     pub health: Option<crate::health::HealthHandle>,
     pub policy: Option<crate::policy::PolicyHandle>,
     pub active_region: Option<crate::run_watch::ActiveRegion>,
+    pub cognito: Option<crate::cognito::monitor::CognitoHandle>,
 }
 
 impl AppState {

@@ -35,6 +35,9 @@ pub struct StatusView {
     /// The auto-failover policy: mode, facts, last decision and refusals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::PolicyStatus>,
+    /// Cognito: pools, last sync, drift (or the native replica).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cognito: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +87,11 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
         replication: state.monitors.replication.as_ref().map(|r| r.snapshot()),
         health: state.monitors.health.as_ref().map(|h| h.snapshot()),
         policy: state.monitors.policy.as_ref().map(|p| p.status()),
+        cognito: state
+            .monitors
+            .cognito
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c.snapshot()).ok()),
     })
 }
 
