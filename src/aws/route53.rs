@@ -302,6 +302,39 @@ fn to_sdk_record(record: &RecordSet) -> std::result::Result<sdk::ResourceRecordS
     builder.build().map_err(|e| e.to_string())
 }
 
+/// Inverting a Route 53 health check is how a Cognito native-replica failover is steered: the
+/// records that fail over on that check follow its (inverted) state.
+#[async_trait]
+impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
+    async fn health_check_inverted(&self, health_check_id: &str) -> Result<bool> {
+        const OP: &str = "GetHealthCheck";
+        let output = self
+            .client
+            .get_health_check()
+            .health_check_id(health_check_id)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+        Ok(output
+            .health_check()
+            .and_then(|h| h.health_check_config())
+            .and_then(|c| c.inverted())
+            .unwrap_or(false))
+    }
+
+    async fn set_health_check_inverted(&self, health_check_id: &str, inverted: bool) -> Result<()> {
+        const OP: &str = "UpdateHealthCheck";
+        self.client
+            .update_health_check()
+            .health_check_id(health_check_id)
+            .inverted(inverted)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,38 +388,5 @@ mod tests {
         let mut anonymous = weighted(1);
         anonymous.set_identifier = None;
         assert!(to_sdk_record(&anonymous).is_err());
-    }
-}
-
-/// Inverting a Route 53 health check is how a Cognito native-replica failover is steered: the
-/// records that fail over on that check follow its (inverted) state.
-#[async_trait]
-impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
-    async fn health_check_inverted(&self, health_check_id: &str) -> Result<bool> {
-        const OP: &str = "GetHealthCheck";
-        let output = self
-            .client
-            .get_health_check()
-            .health_check_id(health_check_id)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
-        Ok(output
-            .health_check()
-            .and_then(|h| h.health_check_config())
-            .and_then(|c| c.inverted())
-            .unwrap_or(false))
-    }
-
-    async fn set_health_check_inverted(&self, health_check_id: &str, inverted: bool) -> Result<()> {
-        const OP: &str = "UpdateHealthCheck";
-        self.client
-            .update_health_check()
-            .health_check_id(health_check_id)
-            .inverted(inverted)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
-        Ok(())
     }
 }
