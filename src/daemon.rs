@@ -236,6 +236,9 @@ pub async fn serve(
         stop.clone(),
     )?;
     run_watch.attach_policy(policy.clone());
+    if let Some(cognito) = &cognito {
+        run_watch.attach_cognito(cognito.clone());
+    }
     components.spawn(run_watch.run(stop.clone()));
     components.spawn(feed_policy(
         replication.clone(),

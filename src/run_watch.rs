@@ -7,7 +7,8 @@
 //!   `<state.dir>/active-region` (and recoverable from the journal), exported as
 //!   `failoverd_region_active{region}`, shown in `/v1/status`, and handed to the auto-failover
 //!   policy so that after a switchover it watches the new active region and fails over to the
-//!   other one. Each completed traffic move, manual or automatic, also starts the policy's
+//!   other one; the Cognito sync (hot → cold) is paused while the configured hot region is not
+//!   the active one. Each completed traffic move, manual or automatic, also starts the policy's
 //!   cooldown (from the time the run finished, so a restart does not reset it).
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use prometheus::{IntGaugeVec, Opts, Registry};
 use time::OffsetDateTime;
 
+use crate::cognito::monitor::CognitoHandle;
 use crate::engine::{RunFilter, RunId, RunStatus, RunnerHandle};
 use crate::policy::PolicyHandle;
 use crate::shutdown::StopSignal;
@@ -64,6 +66,9 @@ impl ActiveRegion {
 pub struct RunWatch {
     runner: RunnerHandle,
     policy: Option<PolicyHandle>,
+    /// Paused while the configured hot region is not the active one: it copies hot → cold, and
+    /// after a failover that would overwrite the pool now in use with the lost region's.
+    cognito: Option<CognitoHandle>,
     regions: [String; 2],
     file: PathBuf,
     active: ActiveRegion,
@@ -125,6 +130,7 @@ impl RunWatch {
         let watch = Self {
             runner,
             policy: None,
+            cognito: None,
             regions: [hot.to_owned(), cold.to_owned()],
             file,
             active: ActiveRegion {
@@ -141,6 +147,13 @@ impl RunWatch {
 
     pub fn active_region(&self) -> ActiveRegion {
         self.active.clone()
+    }
+
+    /// Pauses the Cognito sync while the configured hot region is not the active one.
+    pub fn attach_cognito(&mut self, cognito: CognitoHandle) {
+        let (active, _) = self.active.get();
+        self.cognito = Some(cognito);
+        self.publish(&active);
     }
 
     /// Keeps the policy's active/standby pair in step with the active region.
@@ -165,6 +178,13 @@ impl RunWatch {
         }
         if let Some(policy) = &self.policy {
             policy.set_regions(active, &standby);
+        }
+        if let Some(cognito) = &self.cognito {
+            let paused = self.regions[0] != active;
+            if paused {
+                tracing::info!(active, "Cognito sync paused: the configured hot region is not active (it copies hot to cold)");
+            }
+            cognito.set_paused(paused);
         }
     }
 

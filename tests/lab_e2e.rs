@@ -196,13 +196,41 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         "{after:?}"
     );
     assert!(run["report"]["total_duration_seconds"].as_f64().unwrap() > 0.0);
+    // The active region follows the traffic, durably; the Cognito sync (hot to cold) pauses.
+    api.wait("active region us-west-2, sync paused", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["regions"]["active"] == "us-west-2"
+            && s["regions"]["standby"] == "us-east-1"
+            && s["cognito"]["paused"] == true)
+            .then_some(())
+    });
+    let recorded = std::fs::read_to_string(d.state_dir().join("active-region")).unwrap();
+    assert_eq!(recorded.trim(), "us-west-2");
+    let metrics = rt.block_on(async {
+        Daemon::client()
+            .get(format!("{}/metrics", d.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("failoverd_region_active{region=\"us-west-2\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("failoverd_region_active{region=\"us-east-1\"} 0"),
+        "{metrics}"
+    );
 
     let run = api.run_to_end(json!({"plan": "dns-switchover", "reason": "lab e2e back", "params": {"target_region": "us-east-1"}}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(weights(&rt, &endpoint), before);
     api.wait("active region back to us-east-1", 30, || {
         let (_, s) = api.call(None, "/v1/status");
-        (s["regions"]["active"] == "us-east-1").then_some(())
+        (s["regions"]["active"] == "us-east-1" && s["cognito"]["paused"] == false).then_some(())
     });
 
     // Cognito: the sync plan fills the (initially empty) cold pool with the hot pool's 64 users.
@@ -372,11 +400,20 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
     let (_, status) = api.call(None, "/v1/status");
     assert!(status["policy"].is_object(), "{status:#}");
-    // An operator can acknowledge the failover to clear the cooldown.
+    // The active region is now us-west-2 (healthy): the policy watches it, not the lost one.
+    api.wait("active region us-west-2", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["regions"]["active"] == "us-west-2").then_some(())
+    });
+    // An operator can acknowledge the failover to clear the cooldown; with the new active
+    // region healthy, nothing more starts.
     let (code, body) = api.call(Some(json!({})), "/v1/policy/acknowledge");
     assert_eq!(
         (code, body["acknowledged_by"].as_str()),
         (200, Some("test-operator")),
         "{body}"
     );
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, runs) = api.call(None, "/v1/runs");
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
 }
