@@ -189,6 +189,28 @@ fn approval_gate_waits_for_an_operator() {
         status_of(r) == "waiting_approval"
     });
     assert_eq!(succeeded_steps(&run), 0);
+    // The alert's gauge says a run waits (refreshed every 2 s; bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = api.rt.block_on(async {
+            Daemon::client()
+                .get(format!("{}/metrics", d.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        if text.contains("failoverd_run_waiting_approval{plan=\"selftest\"} 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no waiting-approval gauge:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A viewer cannot approve.
     let code = api.rt.block_on(async {
         Daemon::client()
