@@ -25,40 +25,6 @@ use tokio::process::{Child, Command};
 const GLOBAL: &str = "app-global";
 const WAIT: Duration = Duration::from_secs(90);
 
-async fn seed_global_database(moto_url: &str) {
-    let hot = aws_sdk_rds::Client::new(&support::raw_config(moto_url, HOT).await);
-    let cold = aws_sdk_rds::Client::new(&support::raw_config(moto_url, COLD).await);
-    let writer = hot
-        .create_db_cluster()
-        .db_cluster_identifier("app-hot")
-        .engine("aurora-postgresql")
-        .engine_version("16.4")
-        .master_username("failoverd")
-        .master_user_password("not-a-secret-password")
-        .send()
-        .await
-        .expect("create writer cluster");
-    let hot_arn = writer
-        .db_cluster()
-        .and_then(|c| c.db_cluster_arn())
-        .expect("writer ARN")
-        .to_owned();
-    hot.create_global_cluster()
-        .global_cluster_identifier(GLOBAL)
-        .source_db_cluster_identifier(&hot_arn)
-        .send()
-        .await
-        .expect("create global cluster");
-    cold.create_db_cluster()
-        .db_cluster_identifier("app-cold")
-        .engine("aurora-postgresql")
-        .engine_version("16.4")
-        .global_cluster_identifier(GLOBAL)
-        .send()
-        .await
-        .expect("create secondary cluster");
-}
-
 async fn put_lag(bed: &TestBed, millis: f64) {
     let client =
         aws_sdk_cloudwatch::Client::new(&support::raw_config(&bed.endpoint_url(), COLD).await);
@@ -229,7 +195,7 @@ fn urlencode(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scraping_failoverd_fires_the_lag_and_approval_alerts() {
     let bed = TestBed::start().await;
-    seed_global_database(&bed.moto.endpoint_url()).await;
+    support::seed_global_database(&bed.moto.endpoint_url(), GLOBAL).await;
     put_lag(&bed, 1_000.0).await;
 
     // failoverd under test, polling every 500 ms with a 5 s budget.

@@ -23,44 +23,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 const GLOBAL: &str = "app-global";
-const ENGINE: &str = "aurora-postgresql";
 /// Every wait in these tests is bounded by this.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Seeds an Aurora global database: writer `app-hot` in HOT, secondary `app-cold` in COLD.
-async fn seed_global_database(moto_url: &str) {
-    let hot = aws_sdk_rds::Client::new(&support::raw_config(moto_url, HOT).await);
-    let cold = aws_sdk_rds::Client::new(&support::raw_config(moto_url, COLD).await);
-    let writer = hot
-        .create_db_cluster()
-        .db_cluster_identifier("app-hot")
-        .engine(ENGINE)
-        .engine_version("16.4")
-        .master_username("failoverd")
-        .master_user_password("not-a-secret-password")
-        .send()
-        .await
-        .expect("create writer cluster");
-    let hot_arn = writer
-        .db_cluster()
-        .and_then(|c| c.db_cluster_arn())
-        .expect("writer ARN")
-        .to_owned();
-    hot.create_global_cluster()
-        .global_cluster_identifier(GLOBAL)
-        .source_db_cluster_identifier(&hot_arn)
-        .send()
-        .await
-        .expect("create global cluster");
-    cold.create_db_cluster()
-        .db_cluster_identifier("app-cold")
-        .engine(ENGINE)
-        .engine_version("16.4")
-        .global_cluster_identifier(GLOBAL)
-        .send()
-        .await
-        .expect("create secondary cluster");
-}
 
 /// Publishes one data point of `metric` (milliseconds) for `cluster` at `at`, in COLD.
 async fn put_lag(bed: &TestBed, cluster: &str, metric: &str, millis: f64, at: OffsetDateTime) {
@@ -180,7 +144,7 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 #[tokio::test]
 async fn monitor_tracks_topology_and_cloudwatch_lag() {
     let bed = TestBed::start().await;
-    seed_global_database(&bed.moto.endpoint_url()).await;
+    support::seed_global_database(&bed.moto.endpoint_url(), GLOBAL).await;
     let now = OffsetDateTime::now_utc();
     put_lag(
         &bed,
@@ -295,7 +259,7 @@ async fn monitor_tracks_topology_and_cloudwatch_lag() {
 #[tokio::test]
 async fn stale_lag_is_reported_as_stale_not_as_current() {
     let bed = TestBed::start().await;
-    seed_global_database(&bed.moto.endpoint_url()).await;
+    support::seed_global_database(&bed.moto.endpoint_url(), GLOBAL).await;
     // One data point, 150 s old, against a 120 s stale_after.
     let at = OffsetDateTime::now_utc() - time::Duration::seconds(150);
     put_lag(&bed, "app-cold", "AuroraGlobalDBReplicationLag", 200.0, at).await;
@@ -342,7 +306,7 @@ async fn stale_lag_is_reported_as_stale_not_as_current() {
 #[tokio::test]
 async fn no_lag_data_leaves_the_lag_unknown() {
     let bed = TestBed::start().await;
-    seed_global_database(&bed.moto.endpoint_url()).await;
+    support::seed_global_database(&bed.moto.endpoint_url(), GLOBAL).await;
     let monitor = Monitor::start(
         &bed,
         ReplicationConfig {
@@ -380,7 +344,7 @@ async fn no_lag_data_leaves_the_lag_unknown() {
 #[tokio::test]
 async fn unreachable_apis_are_recorded_and_retried() {
     let bed = TestBed::start().await;
-    seed_global_database(&bed.moto.endpoint_url()).await;
+    support::seed_global_database(&bed.moto.endpoint_url(), GLOBAL).await;
     put_lag(
         &bed,
         "app-cold",

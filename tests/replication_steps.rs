@@ -34,41 +34,10 @@ use support::{COLD, HOT};
 use time::OffsetDateTime;
 
 const GLOBAL: &str = "app-global";
-const ENGINE: &str = "aurora-postgresql";
 const LIMIT: Duration = Duration::from_secs(120);
 
 async fn seed_global_database(moto: &MotoServer) {
-    let hot = aws_sdk_rds::Client::new(&support::raw_config(&moto.endpoint_url(), HOT).await);
-    let cold = aws_sdk_rds::Client::new(&support::raw_config(&moto.endpoint_url(), COLD).await);
-    let writer = hot
-        .create_db_cluster()
-        .db_cluster_identifier("app-hot")
-        .engine(ENGINE)
-        .engine_version("16.4")
-        .master_username("failoverd")
-        .master_user_password("not-a-secret-password")
-        .send()
-        .await
-        .expect("create writer cluster");
-    let hot_arn = writer
-        .db_cluster()
-        .and_then(|c| c.db_cluster_arn())
-        .expect("writer ARN")
-        .to_owned();
-    hot.create_global_cluster()
-        .global_cluster_identifier(GLOBAL)
-        .source_db_cluster_identifier(&hot_arn)
-        .send()
-        .await
-        .expect("create global cluster");
-    cold.create_db_cluster()
-        .db_cluster_identifier("app-cold")
-        .engine(ENGINE)
-        .engine_version("16.4")
-        .global_cluster_identifier(GLOBAL)
-        .send()
-        .await
-        .expect("create secondary cluster");
+    support::seed_global_database(&moto.endpoint_url(), GLOBAL).await;
     // Promotions take 2 s, as (much longer) on AWS: the wait step has to poll.
     moto.seed("rds/settings", json!({"transition_seconds": 2}))
         .await;

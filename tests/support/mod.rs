@@ -94,3 +94,39 @@ impl TestBed {
         self.proxy.endpoint_url()
     }
 }
+
+/// Seeds an Aurora global database `global` (aurora-postgresql 16.4) into moto at `moto_url`:
+/// writer cluster `app-hot` in [`HOT`], secondary `app-cold` in [`COLD`].
+pub async fn seed_global_database(moto_url: &str, global: &str) {
+    let hot = aws_sdk_rds::Client::new(&raw_config(moto_url, HOT).await);
+    let cold = aws_sdk_rds::Client::new(&raw_config(moto_url, COLD).await);
+    let writer = hot
+        .create_db_cluster()
+        .db_cluster_identifier("app-hot")
+        .engine("aurora-postgresql")
+        .engine_version("16.4")
+        .master_username("failoverd")
+        .master_user_password("not-a-secret-password")
+        .send()
+        .await
+        .expect("create writer cluster");
+    let hot_arn = writer
+        .db_cluster()
+        .and_then(|c| c.db_cluster_arn())
+        .expect("writer ARN")
+        .to_owned();
+    hot.create_global_cluster()
+        .global_cluster_identifier(global)
+        .source_db_cluster_identifier(&hot_arn)
+        .send()
+        .await
+        .expect("create global cluster");
+    cold.create_db_cluster()
+        .db_cluster_identifier("app-cold")
+        .engine("aurora-postgresql")
+        .engine_version("16.4")
+        .global_cluster_identifier(global)
+        .send()
+        .await
+        .expect("create secondary cluster");
+}
