@@ -121,12 +121,6 @@ pub async fn serve(
         &registry,
         stop.clone(),
     )?;
-    components.spawn(report_replication(
-        replication.clone(),
-        status.clone(),
-        stop.clone(),
-    ));
-
     // The run engine: journal in SQLite, leadership by a lock in the state directory.
     status.report("engine", ComponentState::Starting, None);
     let store = SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?;
@@ -162,15 +156,8 @@ pub async fn serve(
         None => None,
     };
     if let Some(dns) = &config.dns {
-        let alarms: BTreeMap<String, Arc<dyn AlarmStateApi>> = aws
-            .regions()
-            .iter()
-            .map(|r| {
-                let api: Arc<dyn AlarmStateApi> = Arc::new(r.cloudwatch());
-                (r.region().to_owned(), api)
-            })
-            .collect();
-        let verifier = ProbeVerifier::new(&config.health.probes, Arc::new(aws.dns()), alarms)?;
+        let verifier =
+            ProbeVerifier::new(&config.health.probes, Arc::new(aws.dns()), alarm_apis(&aws))?;
         crate::plans::dns::register(
             &mut plans,
             Arc::new(dns.clone()),
@@ -207,14 +194,7 @@ pub async fn serve(
         &config.health,
         HealthPorts {
             route53: Some(Arc::new(aws.dns())),
-            alarms: aws
-                .regions()
-                .iter()
-                .map(|r| {
-                    let api: Arc<dyn AlarmStateApi> = Arc::new(r.cloudwatch());
-                    (r.region().to_owned(), api)
-                })
-                .collect(),
+            alarms: alarm_apis(&aws),
         },
         &registry,
         stop.clone(),
@@ -240,8 +220,9 @@ pub async fn serve(
         run_watch.attach_cognito(cognito.clone());
     }
     components.spawn(run_watch.run(stop.clone()));
-    components.spawn(feed_policy(
+    components.spawn(mirror_replication(
         replication.clone(),
+        status.clone(),
         policy.clone(),
         stop.clone(),
     ));
@@ -394,35 +375,39 @@ impl RunStarter for EngineRunStarter {
     }
 }
 
-/// Gives the policy the replication lag it bounds data loss with: the worst estimate over every
-/// Aurora global cluster, or unknown when any is missing or stale.
-async fn feed_policy(replication: ReplicationHandle, policy: PolicyHandle, mut stop: StopSignal) {
-    loop {
-        policy.set_replication_lag(replication.worst_data_loss().map(|b| b.estimate));
-        tokio::select! {
-            () = stop.stopped() => return,
-            () = tokio::time::sleep(STATUS_INTERVAL) => {}
-        }
-    }
-}
-
 /// How often component states are copied into the status board.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Mirrors the replication trackers' state into `/v1/status` and `failoverd_component_up`.
-async fn report_replication(
+/// Mirrors the replication trackers' state into `/v1/status` and `failoverd_component_up`, and
+/// gives the policy the replication lag it bounds data loss with: the worst estimate over every
+/// Aurora global cluster, or unknown when any is missing or stale.
+async fn mirror_replication(
     replication: ReplicationHandle,
     status: StatusBoard,
+    policy: PolicyHandle,
     mut stop: StopSignal,
 ) {
     loop {
         replication.report_status(&status);
+        policy.set_replication_lag(replication.worst_data_loss().map(|b| b.estimate));
         tokio::select! {
             () = stop.stopped() => break,
             () = tokio::time::sleep(STATUS_INTERVAL) => {}
         }
     }
     replication.finished().await;
+}
+
+/// The CloudWatch alarm-state port of each region of the pair (health probes and DNS stage
+/// verification both read alarms).
+fn alarm_apis(aws: &AwsClients) -> BTreeMap<String, Arc<dyn AlarmStateApi>> {
+    aws.regions()
+        .iter()
+        .map(|r| {
+            let api: Arc<dyn AlarmStateApi> = Arc::new(r.cloudwatch());
+            (r.region().to_owned(), api)
+        })
+        .collect()
 }
 
 /// The `aws:` section as the client factory's settings.
