@@ -50,6 +50,11 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List the plans that can be run, what each moves and its parameters (GET /v1/plans).
+    Plans {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// List runs, or show one run with its steps, timeline and report.
     Runs {
         /// A run id: show that run.
@@ -207,6 +212,11 @@ fn run(cli: Cli) -> u8 {
         Command::Status { api } => client_command(&api, |client| async move {
             client.get::<serde_json::Value>("/v1/status").await
         }),
+        Command::Plans { api } => client_command_printing(
+            &api,
+            |client| async move { client.get::<serde_json::Value>("/v1/plans").await },
+            print_plans,
+        ),
         Command::Runs {
             id,
             plan,
@@ -422,6 +432,19 @@ where
     F: FnOnce(ApiClient) -> Fut,
     Fut: std::future::Future<Output = Result<serde_json::Value, ClientError>>,
 {
+    client_command_printing(api, call, print_value)
+}
+
+/// [`client_command`] with its own rendering of the result.
+fn client_command_printing<F, Fut>(
+    api: &ApiArgs,
+    call: F,
+    print: fn(&serde_json::Value, Output),
+) -> u8
+where
+    F: FnOnce(ApiClient) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, ClientError>>,
+{
     let client = match api.client() {
         Ok(c) => c,
         Err(e) => {
@@ -438,7 +461,7 @@ where
     };
     match rt.block_on(call(client)) {
         Ok(value) => {
-            print_value(&value, api.output);
+            print(&value, api.output);
             EXIT_OK
         }
         Err(e @ ClientError::Api { .. }) => {
@@ -459,6 +482,62 @@ fn print_value(value: &serde_json::Value, output: Output) {
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         ),
         Output::Text => print_text(value, 0),
+    }
+}
+
+/// `GET /v1/plans` as a table: name, what it moves, parameters, description.
+fn print_plans(value: &serde_json::Value, output: Output) {
+    let Some(plans) = value.get("plans").and_then(|p| p.as_array()) else {
+        return print_value(value, output);
+    };
+    if output == Output::Json {
+        return print_value(value, output);
+    }
+    let rows: Vec<[String; 4]> = plans
+        .iter()
+        .map(|p| {
+            let flag = |k: &str| p.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+            let moves = match (flag("moves_traffic"), flag("moves_writer")) {
+                (true, true) => "traffic, writer",
+                (true, false) => "traffic",
+                (false, true) => "writer",
+                (false, false) => "-",
+            };
+            let params = p
+                .get("parameters")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "-".to_owned());
+            let text = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            [text("name"), moves.to_owned(), params, text("description")]
+        })
+        .collect();
+    let header = ["PLAN", "MOVES", "PARAMETERS", "DESCRIPTION"].map(str::to_owned);
+    let width = |i: usize| {
+        rows.iter()
+            .chain(std::iter::once(&header))
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2)];
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+        );
     }
 }
 

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,20 +24,26 @@ use crate::cognito::replica::HealthCheckSwitch;
 use crate::config::{self as cfg, Config};
 use crate::dns::verify::ProbeVerifier;
 use crate::engine::{
-    EngineMetrics, LocalLeadership, Mode, RunRequest, Runner, RunnerConfig, RunnerDeps,
-    SqliteStore, StartError, StoreError,
+    EngineMetrics, LocalLeadership, RunGauges, Runner, RunnerConfig, RunnerDeps, SqliteStore,
+    StoreError,
 };
 use crate::health::port::AlarmStateApi;
 use crate::health::{HealthMonitor, HealthPorts};
-use crate::plans::PlanRegistry;
-use crate::policy::{PolicyHandle, PolicyLoop, RunStartError, RunStarter};
+use crate::plans::aurora::AuroraPlanDeps;
+use crate::plans::cognito::CognitoPlanDeps;
+use crate::plans::dns::DnsPlanDeps;
+use crate::plans::PlanDeps;
+use crate::policy::{PolicyHandle, PolicyLoop};
+use crate::policy_engine::EngineRunStarter;
 use crate::replication::{
     ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
-use crate::run_watch::{ActiveRegion, RunWatch};
 use crate::shutdown::stop_channel;
 use crate::status::{ComponentState, StatusBoard};
 use crate::telemetry;
+use crate::topology::{
+    ActiveRegionError, ActiveRegionGauge, ActiveRegionRecord, ActiveRegionRecorder, RegionPair,
+};
 
 pub use crate::shutdown::StopSignal;
 
@@ -56,6 +62,8 @@ pub enum ServeError {
     },
     #[error("cannot open the run journal: {0}")]
     Journal(#[from] StoreError),
+    #[error(transparent)]
+    ActiveRegion(#[from] ActiveRegionError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -107,6 +115,12 @@ pub async fn serve(
     let (trigger, stop) = stop_channel();
     let mut components: JoinSet<()> = JoinSet::new();
 
+    // The region pair and the region recorded as active: refuse to start on a record that
+    // cannot be read rather than guess which region receives the traffic.
+    let pair = RegionPair::from_config(&config);
+    let active_record = ActiveRegionRecord::open(&state_dir, pair.clone())?;
+    let active_region = active_record.view();
+
     // AWS clients: built without any network I/O, so a machine without AWS access still starts;
     // components that cannot reach their API say so in /v1/status and retry.
     let regions = config.region_names();
@@ -121,73 +135,87 @@ pub async fn serve(
         &registry,
         stop.clone(),
     )?;
-    // The run engine: journal in SQLite, leadership by a lock in the state directory.
-    status.report("engine", ComponentState::Starting, None);
-    let store = SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?;
-    let mut plans = PlanRegistry::builtin(&state_dir);
-    crate::plans::aurora::register(
-        &mut plans,
-        crate::plans::aurora::AuroraPlanDeps::new(
-            &config.replication.aurora,
-            regions,
-            &replication_ports,
-            Arc::new(replication.clone()),
-        ),
-    );
     // Cognito: users kept in step from the hot pool to the cold one (or the native replica watched).
     let cognito = match &config.cognito {
-        Some(cognito_config) => {
-            let handle = CognitoMonitor::spawn(
+        Some(cognito_config) => Some((
+            cognito_config,
+            CognitoMonitor::spawn(
                 cognito_config,
                 regions,
                 CognitoPorts::from_aws(&aws, &state_dir),
                 &registry,
                 stop.clone(),
-            )?;
-            let switch: Arc<dyn HealthCheckSwitch> = Arc::new(aws.dns());
-            crate::plans::cognito::register(
-                &mut plans,
-                handle.clone(),
-                cognito_config.replica_health_check_id.clone(),
-                Some(switch),
-            );
-            Some(handle)
+            )?,
+        )),
+        None => None,
+    };
+
+    // The plans, from everything they need.
+    let dns_plan = match &config.dns {
+        Some(dns) => {
+            let verifier =
+                ProbeVerifier::new(&config.health.probes, Arc::new(aws.dns()), alarm_apis(&aws))?;
+            Some(DnsPlanDeps::new(
+                Arc::new(dns.clone()),
+                pair.clone(),
+                Arc::new(aws.dns()),
+                Arc::new(verifier),
+            ))
         }
         None => None,
     };
-    if let Some(dns) = &config.dns {
-        let verifier =
-            ProbeVerifier::new(&config.health.probes, Arc::new(aws.dns()), alarm_apis(&aws))?;
-        crate::plans::dns::register(
-            &mut plans,
-            Arc::new(dns.clone()),
-            regions.map(str::to_owned),
-            Arc::new(aws.dns()),
-            Arc::new(verifier),
-        );
-    }
+    let plans = Arc::new(crate::plans::register_all(PlanDeps {
+        pair: pair.clone(),
+        state_dir: state_dir.clone(),
+        aurora: Some(AuroraPlanDeps::new(
+            &config.replication.aurora,
+            &pair,
+            &replication_ports,
+            Arc::new(replication.clone()),
+        )),
+        dns: dns_plan,
+        cognito: cognito.as_ref().map(|(c, handle)| CognitoPlanDeps {
+            handle: handle.clone(),
+            replica_health_check_id: c.replica_health_check_id.clone(),
+            switch: Some(Arc::new(aws.dns()) as Arc<dyn HealthCheckSwitch>),
+        }),
+    }));
+    let cognito = cognito.map(|(_, handle)| handle);
+
+    // The run engine: journal in SQLite, leadership by a lock in the state directory.
+    status.report("engine", ComponentState::Starting, None);
+    let store = SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?;
     let grace = config.server.shutdown_grace.get();
     let runner = Runner::spawn(
         RunnerConfig {
-            region_pair: format!("{}/{}", config.hot_region(), config.cold_region()),
+            region_pair: pair.to_string(),
             // Leave part of the grace period for the HTTP server and the other components.
             shutdown_grace: grace.mul_f64(0.6),
             ..RunnerConfig::default()
         },
         RunnerDeps {
             store: Arc::new(store),
-            plans: Arc::new(plans),
+            plans: Arc::clone(&plans) as Arc<dyn crate::engine::PlanCatalog>,
             leadership: Arc::new(LocalLeadership::new(&state_dir)),
             metrics: EngineMetrics::register(&registry)?,
         },
     );
-    let engine_active = Arc::new(AtomicBool::new(false));
-    components.spawn(watch_engine(
+    components.spawn(report_leadership(
         runner.handle(),
         status.clone(),
-        engine_active.clone(),
         stop.clone(),
     ));
+    components.spawn(RunGauges::register(runner.handle(), &registry)?.run(stop.clone()));
+    components.spawn(
+        ActiveRegionGauge::register(&registry, &pair)?.follow(active_region.clone(), stop.clone()),
+    );
+    let moves_traffic = {
+        let plans = Arc::clone(&plans);
+        Arc::new(move |name: &str| plans.moves_traffic(name))
+    };
+    components.spawn(
+        ActiveRegionRecorder::new(active_record, runner.handle(), moves_traffic).run(stop.clone()),
+    );
 
     // Health of both regions, and the policy that may start a failover on its own.
     let health = HealthMonitor::spawn(
@@ -199,27 +227,35 @@ pub async fn serve(
         &registry,
         stop.clone(),
     )?;
-    let mut run_watch = RunWatch::new(runner.handle(), regions, &state_dir, &registry)?;
-    let active_region = run_watch.active_region();
     let (active, standby) = active_region.get();
+    let (starter, run_active) = EngineRunStarter::new(runner.handle(), active_region.clone());
+    components.spawn(crate::policy_engine::follow_engine(
+        runner.handle(),
+        run_active,
+        stop.clone(),
+    ));
     let policy = PolicyLoop::spawn(
         &config.policy,
         &active,
         &standby,
         health.verdicts(),
-        Arc::new(EngineRunStarter {
-            runner: runner.handle(),
-            active: engine_active,
-            regions: active_region.clone(),
-        }),
+        Arc::new(starter),
         &registry,
         stop.clone(),
     )?;
-    run_watch.attach_policy(policy.clone());
+    components.spawn(crate::policy_engine::follow_active_region(
+        policy.clone(),
+        active_region.clone(),
+        stop.clone(),
+    ));
     if let Some(cognito) = &cognito {
-        run_watch.attach_cognito(cognito.clone());
+        components.spawn(crate::cognito::direction::follow_active_region(
+            cognito.clone(),
+            pair.hot().to_owned(),
+            active_region.clone(),
+            stop.clone(),
+        ));
     }
-    components.spawn(run_watch.run(stop.clone()));
     components.spawn(mirror_replication(
         replication.clone(),
         status.clone(),
@@ -241,6 +277,7 @@ pub async fn serve(
             active_region: Some(active_region.clone()),
             cognito,
         },
+        plans.infos(),
     );
     let app = api::router(state.clone());
 
@@ -292,86 +329,31 @@ pub async fn serve(
     result
 }
 
-/// How often the engine's leadership is reflected in the status board.
-const ENGINE_STATUS_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Reports the engine's leadership in `/v1/status` and `failoverd_component_up{component="engine"}`,
-/// and keeps `active` (is a run active?) current for the policy.
-async fn watch_engine(
+/// Reports the engine's leadership in `/v1/status` and `failoverd_component_up{component="engine"}`
+/// as it changes.
+async fn report_leadership(
     runner: crate::engine::RunnerHandle,
     status: StatusBoard,
-    active: Arc<AtomicBool>,
     mut stop: StopSignal,
 ) {
+    let mut leader = runner.leadership();
     loop {
-        let answer = runner.status().await;
-        if let Ok(s) = &answer {
-            active.store(s.active_run.is_some(), Ordering::Release);
-        }
-        match answer {
-            Ok(s) if s.leader => status.report("engine", ComponentState::Ok, None),
-            Ok(_) => status.report(
+        match *leader.borrow_and_update() {
+            None => {} // still `starting`
+            Some(true) => status.report("engine", ComponentState::Ok, None),
+            Some(false) => status.report(
                 "engine",
                 ComponentState::Degraded,
                 Some("not the leader: another failoverd holds the state directory lock".into()),
             ),
-            Err(e) => status.report("engine", ComponentState::Stopped, Some(e.to_string())),
         }
         tokio::select! {
             () = stop.stopped() => return,
-            () = tokio::time::sleep(ENGINE_STATUS_INTERVAL) => {}
+            changed = leader.changed() => if changed.is_err() {
+                status.report("engine", ComponentState::Stopped, Some("the run engine has stopped".into()));
+                return;
+            },
         }
-    }
-}
-
-/// The policy's view of the engine: it starts failover runs and knows whether one is active.
-///
-/// The target of an automatic failover is the current standby region, and the run is
-/// `ungraceful`: the policy acts only when the active region is unhealthy, when a graceful
-/// switchover (which needs the active region's cooperation) cannot be relied on.
-struct EngineRunStarter {
-    runner: crate::engine::RunnerHandle,
-    /// Kept current by [`watch_engine`]; the engine itself refuses a second run in any case.
-    active: Arc<AtomicBool>,
-    regions: ActiveRegion,
-}
-
-#[async_trait::async_trait]
-impl RunStarter for EngineRunStarter {
-    async fn start_failover(
-        &self,
-        plan: &str,
-        approval_required: bool,
-        reason: &str,
-    ) -> Result<String, RunStartError> {
-        let request = RunRequest {
-            plan: plan.to_owned(),
-            mode: Mode::Ungraceful,
-            dry_run: false,
-            drill: false,
-            reason: reason.to_owned(),
-            params: serde_json::json!({
-                "target_region": self.regions.get().1,
-                crate::plans::APPROVAL_REQUIRED: approval_required,
-            }),
-            requested_by: "auto-failover-policy".to_owned(),
-            idempotency_key: None,
-        };
-        match self.runner.start(request).await {
-            Ok(view) => {
-                self.active.store(true, Ordering::Release);
-                Ok(view.id.to_string())
-            }
-            Err(StartError::RunActive { id }) => Err(RunStartError::RunActive(id.to_string())),
-            Err(e @ (StartError::NotLeader | StartError::Stopped | StartError::Store(_))) => {
-                Err(RunStartError::Unavailable(e.to_string()))
-            }
-            Err(e) => Err(RunStartError::Refused(e.to_string())),
-        }
-    }
-
-    fn active_run(&self) -> bool {
-        self.active.load(Ordering::Acquire)
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into this library. Modules:
 //! configuration (`config`), the HTTP API (`api`), telemetry, the durable run engine (`engine`), the
-//! plans built on it (`plans`), and the AWS adapters (`aws`) implementing the ports that the domain
-//! modules define.
+//! plans built on it (`plans`), the region pair and the recorded active region (`topology`), the
+//! domain modules, and the AWS adapters (`aws`) implementing the ports that the domain modules
+//! define. `daemon` is the composition root: the one place that knows both sides.
 #![forbid(unsafe_code)]
 
 // Entry points.
@@ -21,7 +22,7 @@ pub mod telemetry;
 // The durable run engine and the plans it runs.
 pub mod engine;
 pub mod plans;
-pub mod run_watch;
+pub mod policy_engine;
 
 // Domain modules (pure decisions and their ports) and the AWS adapters.
 pub mod aws;
@@ -30,3 +31,4 @@ pub mod dns;
 pub mod health;
 pub mod policy;
 pub mod replication;
+pub mod topology;

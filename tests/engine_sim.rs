@@ -322,7 +322,10 @@ struct SimCatalog {
 impl PlanCatalog for SimCatalog {
     fn build(&self, name: &str, _mode: Mode, _params: &Value) -> Result<Plan, PlanError> {
         if name != "sim" {
-            return Err(PlanError::UnknownPlan { name: name.into() });
+            return Err(PlanError::UnknownPlan {
+                name: name.into(),
+                known: vec!["sim".into()],
+            });
         }
         let phases = self
             .phases

@@ -48,6 +48,8 @@ pub struct AppState {
     pub stop: StopSignal,
     /// Views of the background monitors, for `/v1/status`.
     pub monitors: Monitors,
+    /// The plans that can be run, for `GET /v1/plans`.
+    pub plans: Arc<[crate::plans::PlanInfo]>,
 }
 
 /// The background monitors whose state `/v1/status` shows.
@@ -56,7 +58,7 @@ pub struct Monitors {
     pub replication: Option<crate::replication::ReplicationHandle>,
     pub health: Option<crate::health::HealthHandle>,
     pub policy: Option<crate::policy::PolicyHandle>,
-    pub active_region: Option<crate::run_watch::ActiveRegion>,
+    pub active_region: Option<crate::topology::ActiveRegion>,
     pub cognito: Option<crate::cognito::monitor::CognitoHandle>,
 }
 
@@ -69,6 +71,7 @@ impl AppState {
         runner: RunnerHandle,
         stop: StopSignal,
         monitors: Monitors,
+        plans: Vec<crate::plans::PlanInfo>,
     ) -> Self {
         let request_timeout = config.server.request_timeout.get();
         let body_limit = config.server.body_limit_bytes;
@@ -84,6 +87,7 @@ impl AppState {
             runner,
             stop,
             monitors,
+            plans: plans.into(),
         }
     }
 }
@@ -93,6 +97,7 @@ fn v1_routes() -> Router<AppState> {
     Router::new()
         .route("/status", get(status::get_status))
         .route("/openapi.json", get(openapi))
+        .route("/plans", get(plans))
         .merge(runs::routes())
         .route(
             "/policy/acknowledge",
@@ -168,6 +173,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The OpenAPI description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /v1/plans`: what can be run, and what each plan moves.
+async fn plans(State(state): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({ "plans": &*state.plans })).into_response()
+}
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()

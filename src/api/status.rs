@@ -46,7 +46,7 @@ pub struct RegionsView {
     pub hot: String,
     /// The region configured as cold.
     pub cold: String,
-    /// The region DNS sends traffic to, as recorded after each completed `dns-switchover`.
+    /// The region DNS sends traffic to, as recorded after each completed plan that moves traffic.
     pub active: String,
     /// The other one: where a failover goes.
     pub standby: String,

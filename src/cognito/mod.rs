@@ -11,10 +11,12 @@
 //! - `checkpoint`: where a pass records its progress so that a crash resumes it.
 //! - `replica`: native multi-Region replica mode (status, the health-check failover step).
 //! - `metrics`, `monitor`: the daemon component ([`monitor::CognitoMonitor::spawn`]) and its
-//!   handle for `/v1/status` and the plans (`crate::plans::cognito`).
+//!   handle for `/v1/status` and the plans (`crate::plans::cognito`); `direction`: the sync
+//!   pauses while the configured hot region is not the active one.
 
 pub mod checkpoint;
 pub mod diff;
+pub mod direction;
 pub mod metrics;
 pub mod monitor;
 pub mod port;

@@ -10,7 +10,8 @@
 //! - [`store`]: the durable journal behind a trait (in memory, SQLite); [`leadership`]: the fencing
 //!   token that lets the store refuse a deposed leader.
 //! - [`runner`]: the actor that drives runs and its cloneable handle for the API; [`view`]: what the
-//!   API returns; [`metrics`].
+//!   API returns; [`updates`]: run status changes and leadership as they happen, for the rest of
+//!   the daemon; [`metrics`].
 //! - [`testing`]: helpers that check a plan's steps are idempotent and unwind cleanly.
 
 pub mod decide;
@@ -18,11 +19,13 @@ pub mod event;
 pub mod leadership;
 pub mod metrics;
 pub mod plan;
+pub mod run_gauges;
 pub mod runner;
 pub mod state;
 pub mod step;
 pub mod store;
 pub mod testing;
+pub mod updates;
 pub mod view;
 
 pub use decide::{decide, Action, TaskKind};
@@ -33,6 +36,7 @@ pub use event::{
 pub use leadership::{LeaderLease, Leadership, LeadershipError, LocalLeadership};
 pub use metrics::EngineMetrics;
 pub use plan::{Phase, Plan, PlanCatalog, PlanError};
+pub use run_gauges::RunGauges;
 pub use runner::{
     RunError, RunEventStream, RunRequest, Runner, RunnerConfig, RunnerDeps, RunnerHandle,
     RunnerStatus, StartError,
@@ -43,4 +47,5 @@ pub use store::{
     FencingToken, IdempotencyKey, MemoryStore, RunFilter, RunSummary, SqliteStore, Store,
     StoreError, StoredRun,
 };
+pub use updates::RunUpdate;
 pub use view::{RunReport, RunSummaryView, RunView, StepView, TimelineEntry};

@@ -66,8 +66,8 @@ impl std::fmt::Debug for Plan {
 /// Why a plan could not be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("unknown plan {name:?}")]
-    UnknownPlan { name: String },
+    #[error("unknown plan {name:?} (known plans: {})", known.join(", "))]
+    UnknownPlan { name: String, known: Vec<String> },
     #[error("invalid parameter {field}: {message}")]
     BadParams { field: String, message: String },
     #[error("invalid plan: {message}")]

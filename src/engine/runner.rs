@@ -39,6 +39,7 @@ use super::plan::{Plan, PlanCatalog, PlanError};
 use super::state::{apply, IllegalTransition, RunState, RunStatus};
 use super::step::{Step, StepContext, StepError, VerifyOutcome};
 use super::store::{FencingToken, IdempotencyKey, RunFilter, Store, StoreError};
+use super::updates::{EngineEvents, RunUpdate};
 use super::view::{RunSummaryView, RunView};
 
 /// Commands queued for the actor. They come from HTTP handlers and the trigger policy — a handful
@@ -127,8 +128,8 @@ impl RunRequest {
 /// Why a run could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("unknown plan {plan:?}")]
-    UnknownPlan { plan: String },
+    #[error("unknown plan {plan:?} (known plans: {})", known.join(", "))]
+    UnknownPlan { plan: String, known: Vec<String> },
     #[error("invalid parameter {field}: {message}")]
     BadParams { field: String, message: String },
     #[error("plan definition is invalid: {message}")]
@@ -175,7 +176,7 @@ impl StartError {
 impl From<PlanError> for StartError {
     fn from(e: PlanError) -> Self {
         match e {
-            PlanError::UnknownPlan { name } => StartError::UnknownPlan { plan: name },
+            PlanError::UnknownPlan { name, known } => StartError::UnknownPlan { plan: name, known },
             PlanError::BadParams { field, message } => StartError::BadParams { field, message },
             PlanError::Invalid { message } => StartError::InvalidPlan { message },
         }
@@ -294,9 +295,11 @@ impl Runner {
     /// on success resumes every unfinished run.
     pub fn spawn(config: RunnerConfig, deps: RunnerDeps) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let events = EngineEvents::new();
         let handle = RunnerHandle {
             tx,
             store: Arc::clone(&deps.store),
+            events: events.clone(),
         };
         let actor = Actor {
             config,
@@ -312,6 +315,7 @@ impl Runner {
             next_generation: 0,
             stopping: false,
             active_plans: HashSet::new(),
+            events,
         };
         let task = tokio::spawn(actor.run(rx));
         Self {
@@ -365,9 +369,20 @@ impl Drop for Runner {
 pub struct RunnerHandle {
     tx: mpsc::Sender<Command>,
     store: Arc<dyn Store>,
+    events: EngineEvents,
 }
 
 impl RunnerHandle {
+    /// Every change of a run's status, published after it is durable (see [`super::updates`]).
+    pub fn updates(&self) -> tokio::sync::broadcast::Receiver<RunUpdate> {
+        self.events.subscribe_runs()
+    }
+
+    /// Whether this process holds leadership, as it changes (`None` until the first attempt).
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<Option<bool>> {
+        self.events.subscribe_leader()
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.ok()?;
@@ -657,6 +672,8 @@ struct Actor {
     stopping: bool,
     /// Plans whose `failoverd_run_active` gauge has been set (to reset them to 0).
     active_plans: HashSet<String>,
+    /// Status changes and leadership, published once durable.
+    events: EngineEvents,
 }
 
 impl Actor {
@@ -713,6 +730,7 @@ impl Actor {
         self.live.clear();
         self.update_active_gauge();
         self.metrics.leader.set(0);
+        self.events.leader(false);
         self.lease = None;
     }
 
@@ -726,19 +744,25 @@ impl Actor {
         }
         let lease = match self.leadership.try_acquire().await {
             Ok(Some(lease)) => lease,
-            Ok(None) => return,
+            Ok(None) => {
+                self.events.leader(false);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not acquire leadership");
+                self.events.leader(false);
                 return;
             }
         };
         if let Err(e) = self.store.fence(lease.token()).await {
             tracing::warn!(error = %e, token = %lease.token(), "leadership acquired but the store refused the fencing token");
+            self.events.leader(false);
             return;
         }
         tracing::info!(token = %lease.token(), "became leader; resuming unfinished runs");
         self.lease = Some(lease);
         self.metrics.leader.set(1);
+        self.events.leader(true);
         match self.store.list(&RunFilter::unfinished()).await {
             Ok(runs) => {
                 for s in runs {
@@ -1133,7 +1157,11 @@ impl Actor {
             }
             tracing::info!(run = %id, outcome = outcome.as_str(), "run finished");
         }
+        let status_changed = live.state.status != next.status;
         live.state = next;
+        if status_changed {
+            self.events.run_changed(&live.state);
+        }
         let entry = JournalEntry { seq, event };
         live.journal.push(entry.clone());
         let _ = live.events.send(entry);
@@ -1564,6 +1592,7 @@ impl Actor {
         self.stalled.clear();
         self.lease = None;
         self.metrics.leader.set(0);
+        self.events.leader(false);
     }
 }
 

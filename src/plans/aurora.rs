@@ -5,7 +5,8 @@
 //! Mode `graceful` uses `SwitchoverGlobalCluster` (RPO 0, requires fresh lag within `max_lag`);
 //! `ungraceful` uses `FailoverGlobalCluster` with `AllowDataLoss` and records the estimated data
 //! loss. Three phases, each holding one step per global database (run concurrently):
-//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `replication::steps`).
+//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `replication::steps`), exposed by
+//! [`phases`] for plans that move the writer as one part of a larger move.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{params, PlanRegistry};
+use super::params::{self, TARGET_REGION};
+use super::{PlanInfo, PlanRegistry};
 use crate::config::AuroraConfig;
 use crate::engine::{Mode, Phase, Plan, PlanError, Step};
 use crate::replication::port::GlobalDatabaseApi;
@@ -22,14 +24,17 @@ use crate::replication::steps::{
     DEFAULT_POLL_INTERVAL, DEFAULT_PROMOTION_TIMEOUT,
 };
 use crate::replication::{LagReadings, ReplicationPorts};
+use crate::topology::RegionPair;
 
 pub const NAME: &str = "aurora-switchover";
+
+/// The parameters `aurora-switchover` accepts.
+pub const PARAMETERS: &[&str] = &[TARGET_REGION];
 
 /// What the plan needs: the configured global databases, each region's API and the lag readings.
 #[derive(Clone)]
 pub struct AuroraPlanDeps {
-    /// The pair, hot first.
-    pub regions: [String; 2],
+    pub pair: RegionPair,
     pub databases: Vec<AuroraConfig>,
     /// The global database API of each region of the pair.
     pub apis: BTreeMap<String, Arc<dyn GlobalDatabaseApi>>,
@@ -43,14 +48,15 @@ impl AuroraPlanDeps {
     /// monitor's handle, with production timings.
     pub fn new(
         databases: &[AuroraConfig],
-        regions: [&str; 2],
+        pair: &RegionPair,
         ports: &ReplicationPorts,
         lag: Arc<dyn LagReadings>,
     ) -> Self {
         Self {
-            regions: regions.map(str::to_owned),
+            pair: pair.clone(),
             databases: databases.to_vec(),
-            apis: regions
+            apis: pair
+                .regions()
                 .iter()
                 .filter_map(|r| {
                     ports
@@ -65,32 +71,38 @@ impl AuroraPlanDeps {
     }
 }
 
+/// What `aurora-switchover` is, for `GET /v1/plans`.
+pub fn info() -> PlanInfo {
+    PlanInfo::new(
+        NAME,
+        "move the writer of every Aurora global database in replication.aurora to target_region \
+         (graceful: switchover, no data loss; ungraceful: failover allowing bounded data loss)",
+        PARAMETERS,
+    )
+    .moving_writer()
+}
+
 /// Register `aurora-switchover`.
 pub fn register(registry: &mut PlanRegistry, deps: AuroraPlanDeps) {
     let deps = Arc::new(deps);
-    registry.register(NAME, move |mode, params| build(mode, params, &deps));
+    registry.register(info(), move |mode, params| build(mode, params, &deps));
 }
 
-/// The validated `target_region` parameter.
-pub fn target_region(params: &Value, regions: &[String; 2]) -> Result<String, PlanError> {
-    let obj = params::object(params, &["target_region"])?;
-    match obj.and_then(|o| o.get("target_region")) {
-        Some(Value::String(r)) if regions.contains(r) => Ok(r.clone()),
-        Some(Value::String(r)) => Err(params::bad(
-            "target_region",
-            format!(
-                "{r:?} is not one of the pair ({}, {})",
-                regions[0], regions[1]
-            ),
-        )),
-        Some(_) => Err(params::bad("target_region", "must be a region name")),
-        None => Err(params::bad("target_region", "required")),
-    }
-}
-
-/// Build the plan for `mode`.
+/// Build the plan for `mode` from the request's parameters.
 pub fn build(mode: Mode, params: &Value, deps: &AuroraPlanDeps) -> Result<Plan, PlanError> {
-    let target_region = target_region(params, &deps.regions)?;
+    let obj = params::object(params, PARAMETERS)?;
+    let target_region = params::target_region(obj, &deps.pair)?;
+    Plan::new(NAME, phases(mode, &target_region, deps)?)
+}
+
+/// The Aurora phases moving every global database's writer to `target_region` (one of the pair,
+/// already validated).
+pub fn phases(
+    mode: Mode,
+    target_region: &str,
+    deps: &AuroraPlanDeps,
+) -> Result<Vec<Phase>, PlanError> {
+    let target_region = target_region.to_owned();
     if deps.databases.is_empty() {
         return Err(PlanError::Invalid {
             message: "replication.aurora configures no global database".into(),
@@ -140,12 +152,9 @@ pub fn build(mode: Mode, params: &Value, deps: &AuroraPlanDeps) -> Result<Plan, 
         )));
         waits.push(Arc::new(AuroraWaitWriter::new(target, step_deps.clone())));
     }
-    Plan::new(
-        NAME,
-        vec![
-            Phase::steps("aurora-check", checks),
-            Phase::steps("aurora-promote", promotes),
-            Phase::steps("aurora-wait", waits),
-        ],
-    )
+    Ok(vec![
+        Phase::steps("aurora-check", checks),
+        Phase::steps("aurora-promote", promotes),
+        Phase::steps("aurora-wait", waits),
+    ])
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{params, PlanRegistry};
+use super::{params, PlanInfo, PlanRegistry};
 use crate::cognito::monitor::{CognitoError, CognitoHandle};
 use crate::cognito::replica::{HealthCheckSwitch, ReplicaFailover, REPLICA_FAILOVER_STEP};
 use crate::config::CognitoMode;
@@ -26,23 +26,49 @@ pub const SYNC_PLAN: &str = "cognito-sync";
 pub const REPLICA_FAILOVER_PLAN: &str = "cognito-replica-failover";
 pub const SYNC_STEP: &str = "cognito-sync";
 
-/// Register the plans that fit `handle`'s mode: `cognito-sync` in sync mode;
+/// What the Cognito plans need: the monitor's handle (pools, regions, the sync's lock and
+/// checkpoint) and, for native replica mode, the health check to flip and the port that flips it.
+#[derive(Clone)]
+pub struct CognitoPlanDeps {
+    pub handle: CognitoHandle,
+    pub replica_health_check_id: Option<String>,
+    pub switch: Option<Arc<dyn HealthCheckSwitch>>,
+}
+
+/// What `cognito-sync` is, for `GET /v1/plans`.
+pub fn sync_info() -> PlanInfo {
+    PlanInfo::new(
+        SYNC_PLAN,
+        "one Cognito sync pass now: copy users, groups and memberships from the hot pool to the \
+         cold pool",
+        &[],
+    )
+}
+
+/// What `cognito-replica-failover` is, for `GET /v1/plans`.
+pub fn replica_failover_info() -> PlanInfo {
+    PlanInfo::new(
+        REPLICA_FAILOVER_PLAN,
+        "native replica mode: flip the configured Route 53 health check so sign-ins go to the \
+         replica's region",
+        &[],
+    )
+}
+
+/// Register the plans that fit the handle's mode: `cognito-sync` in sync mode;
 /// `cognito-replica-failover` in native replica mode when a health check id and a `switch` are
 /// given.
-pub fn register(
-    registry: &mut PlanRegistry,
-    handle: CognitoHandle,
-    replica_health_check_id: Option<String>,
-    switch: Option<Arc<dyn HealthCheckSwitch>>,
-) {
+pub fn register(registry: &mut PlanRegistry, deps: CognitoPlanDeps) {
+    let CognitoPlanDeps {
+        handle,
+        replica_health_check_id,
+        switch,
+    } = deps;
     match handle.mode() {
         CognitoMode::Sync => {
-            registry.register(SYNC_PLAN, move |_mode, params| {
+            registry.register(sync_info(), move |_mode, params| {
                 params::object(params, &[])?;
-                Plan::new(
-                    SYNC_PLAN,
-                    vec![Phase::steps(SYNC_STEP, vec![sync_step(handle.clone())])],
-                )
+                Plan::new(SYNC_PLAN, sync_phases(&handle))
             });
         }
         CognitoMode::NativeReplica => {
@@ -53,11 +79,16 @@ pub fn register(
                 );
                 return;
             };
-            registry.register(REPLICA_FAILOVER_PLAN, move |mode, params| {
+            registry.register(replica_failover_info(), move |mode, params| {
                 build_replica_failover(mode, params, &handle, &id, &switch)
             });
         }
     }
+}
+
+/// The phase of one sync pass (this plan, and the final sync of a failover).
+pub fn sync_phases(handle: &CognitoHandle) -> Vec<Phase> {
+    vec![Phase::steps(SYNC_STEP, vec![sync_step(handle.clone())])]
 }
 
 fn build_replica_failover(

@@ -13,6 +13,8 @@
 //! built from configuration and parameters only — what to write is decided by the steps from the
 //! live records — so a resumed run rebuilds exactly the same plan.
 //!
+//! The phases are exposed by [`phases`] for plans that move traffic as one part of a larger move.
+//!
 //! `target_region` is required: defaulting it to "the region not receiving traffic" would make the
 //! plan depend on the world at build time, and a run resumed after the traffic moved would then
 //! target the other region.
@@ -21,7 +23,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{params, PlanRegistry};
+use super::params::{self, TARGET_REGION};
+use super::{PlanInfo, PlanRegistry};
 use crate::config::DnsConfig;
 use crate::dns::port::DnsApi;
 use crate::dns::rate_limit::{RateLimitedDns, Route53Limits};
@@ -31,70 +34,98 @@ use crate::dns::steps::{
 };
 use crate::dns::verify::StageVerifier;
 use crate::engine::{Mode, Phase, Plan, PlanError, Step};
+use crate::topology::RegionPair;
 
 pub const NAME: &str = "dns-switchover";
 
-/// Register `dns-switchover` with production timings and Route 53's rate limit. All runs share
-/// one token bucket.
-pub fn register(
-    registry: &mut PlanRegistry,
-    dns: Arc<DnsConfig>,
-    regions: [String; 2],
-    api: Arc<dyn DnsApi>,
-    verifier: Arc<dyn StageVerifier>,
-) {
-    register_with(
-        registry,
-        dns,
-        regions,
-        api,
-        verifier,
-        DnsTimings::default(),
-        Route53Limits::default(),
-    );
+/// The parameters `dns-switchover` accepts.
+pub const PARAMETERS: &[&str] = &[TARGET_REGION];
+
+/// What the DNS phases need: the `dns:` section, the pair, Route 53, the stage verifier, and the
+/// timings and rate limit (production defaults from [`DnsPlanDeps::new`]).
+#[derive(Clone)]
+pub struct DnsPlanDeps {
+    pub dns: Arc<DnsConfig>,
+    pub pair: RegionPair,
+    pub api: Arc<dyn DnsApi>,
+    pub verifier: Arc<dyn StageVerifier>,
+    pub timings: DnsTimings,
+    pub limits: Route53Limits,
 }
 
-/// [`register`] with explicit timings and limits (tests, the lab).
-pub fn register_with(
-    registry: &mut PlanRegistry,
-    dns: Arc<DnsConfig>,
-    regions: [String; 2],
-    api: Arc<dyn DnsApi>,
-    verifier: Arc<dyn StageVerifier>,
-    timings: DnsTimings,
-    limits: Route53Limits,
-) {
-    let deps = DnsSwitchoverDeps {
-        dns,
-        regions,
-        api: Arc::new(RateLimitedDns::new(api, limits)),
-        verifier,
-        timings,
-    };
-    registry.register(NAME, move |mode, params| build(mode, params, &deps));
-}
-
-/// The validated `target_region` parameter.
-pub fn target_region(params: &Value, regions: &[String; 2]) -> Result<String, PlanError> {
-    let obj = params::object(params, &["target_region"])?;
-    match obj.and_then(|o| o.get("target_region")) {
-        Some(Value::String(r)) if regions.contains(r) => Ok(r.clone()),
-        Some(Value::String(r)) => Err(params::bad(
-            "target_region",
-            format!(
-                "{r:?} is not one of the pair ({}, {})",
-                regions[0], regions[1]
-            ),
-        )),
-        Some(_) => Err(params::bad("target_region", "must be a region name")),
-        None => Err(params::bad(
-            "target_region",
-            format!(
-                "required: the region to send the traffic to ({} or {})",
-                regions[0], regions[1]
-            ),
-        )),
+impl DnsPlanDeps {
+    /// With production timings and Route 53's rate limit.
+    pub fn new(
+        dns: Arc<DnsConfig>,
+        pair: RegionPair,
+        api: Arc<dyn DnsApi>,
+        verifier: Arc<dyn StageVerifier>,
+    ) -> Self {
+        Self {
+            dns,
+            pair,
+            api,
+            verifier,
+            timings: DnsTimings::default(),
+            limits: Route53Limits::default(),
+        }
     }
+
+    /// Explicit timings (tests, the lab).
+    pub fn with_timings(mut self, timings: DnsTimings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// An explicit Route 53 rate limit (tests).
+    pub fn with_limits(mut self, limits: Route53Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The steps' shared dependencies, Route 53 behind one token bucket: build this once and use
+    /// it for every plan of the registry, so that all runs share the account's rate.
+    pub fn steps(&self) -> DnsSwitchoverDeps {
+        DnsSwitchoverDeps {
+            dns: Arc::clone(&self.dns),
+            regions: self.pair.as_array().clone(),
+            api: Arc::new(RateLimitedDns::new(Arc::clone(&self.api), self.limits)),
+            verifier: Arc::clone(&self.verifier),
+            timings: self.timings,
+        }
+    }
+}
+
+/// What `dns-switchover` is, for `GET /v1/plans`.
+pub fn info() -> PlanInfo {
+    PlanInfo::new(
+        NAME,
+        "move the traffic of every record in dns.records to target_region, in stages with \
+         verification (graceful) or at once (ungraceful)",
+        PARAMETERS,
+    )
+    .moving_traffic()
+}
+
+/// Register `dns-switchover`. All its runs share one Route 53 token bucket.
+pub fn register(registry: &mut PlanRegistry, deps: DnsPlanDeps) {
+    let pair = deps.pair.clone();
+    let steps = deps.steps();
+    registry.register(info(), move |mode, params| {
+        build(mode, params, &pair, &steps)
+    });
+}
+
+/// Build the plan for `mode` from the request's parameters.
+pub fn build(
+    mode: Mode,
+    params: &Value,
+    pair: &RegionPair,
+    deps: &DnsSwitchoverDeps,
+) -> Result<Plan, PlanError> {
+    let obj = params::object(params, PARAMETERS)?;
+    let target = params::target_region(obj, pair)?;
+    Plan::new(NAME, phases(mode, &target, deps)?)
 }
 
 /// The stages a mode walks through.
@@ -105,13 +136,14 @@ pub fn stages_for(mode: Mode, dns: &DnsConfig) -> Vec<u8> {
     }
 }
 
-/// Build the plan for `mode`.
-pub fn build(mode: Mode, params: &Value, deps: &DnsSwitchoverDeps) -> Result<Plan, PlanError> {
-    let target = target_region(params, &deps.regions)?;
+/// The DNS phases moving the traffic to `target` (one of the pair, already validated):
+/// `dns-preflight`, then per stage apply, sync and (graceful) hold.
+pub fn phases(mode: Mode, target: &str, deps: &DnsSwitchoverDeps) -> Result<Vec<Phase>, PlanError> {
     let stages = stages_for(mode, &deps.dns);
     crate::dns::planner::check_stages(&stages).map_err(|e| PlanError::Invalid {
         message: e.to_string(),
     })?;
+    let target = target.to_owned();
     let mut phases = vec![Phase::steps(
         PREFLIGHT_STEP,
         vec![Arc::new(DnsPreflight::new(
@@ -148,5 +180,5 @@ pub fn build(mode: Mode, params: &Value, deps: &DnsSwitchoverDeps) -> Result<Pla
         }
         previous = Some(percent);
     }
-    Plan::new(NAME, phases)
+    Ok(phases)
 }

@@ -1,27 +1,77 @@
-//! The plans failoverd can run, by name. Each builder turns a mode and the request's JSON
-//! parameters into a [`Plan`], rejecting bad parameters with an error naming the field. The runner
-//! rebuilds plans from the registry when it resumes a run, so builders must be deterministic.
+//! The plans failoverd can run, by name, and what each of them moves.
+//!
+//! Each plan module turns typed, validated parameters (see [`params`]) into **phases**, and its
+//! `register` adds the plan to a [`PlanRegistry`] with its [`PlanInfo`]: a one-line description,
+//! the parameters it accepts, and whether it moves traffic or the database writer. That metadata —
+//! never a list of plan names — decides what a completed run changes (the recorded active region
+//! follows plans that move traffic), and `GET /v1/plans` / `failoverd plans` list it. Plans
+//! composed of other plans' phases (the full failover) call those modules' phase functions.
+//!
+//! [`PlanDeps`] holds everything plans need, built once by the daemon; [`register_all`] registers
+//! every plan whose dependencies are configured. The runner rebuilds plans from the registry when
+//! it resumes a run, so builders must be deterministic: they read configuration and parameters,
+//! never the world.
 
 pub mod aurora;
 pub mod cognito;
 pub mod dns;
+pub mod params;
 pub mod selftest;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{Mode, Phase, Plan, PlanCatalog, PlanError};
+use crate::topology::RegionPair;
 
 /// Builds a plan from a mode and request parameters.
 pub type PlanBuilder = Arc<dyn Fn(Mode, &Value) -> Result<Plan, PlanError> + Send + Sync>;
 
-/// Name → builder.
+/// What a plan is and what it moves (`GET /v1/plans`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlanInfo {
+    pub name: String,
+    /// One line for operators.
+    pub description: String,
+    /// The keys its `params` accept (besides `approval_required`, which every plan accepts).
+    pub parameters: Vec<String>,
+    /// A successful run sends the traffic to its `target_region` (the active region follows).
+    pub moves_traffic: bool,
+    /// A successful run moves the database writer to its `target_region`.
+    pub moves_writer: bool,
+}
+
+impl PlanInfo {
+    /// A plan that moves nothing.
+    pub fn new(name: &str, description: &str, parameters: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+            moves_traffic: false,
+            moves_writer: false,
+        }
+    }
+
+    pub fn moving_traffic(mut self) -> Self {
+        self.moves_traffic = true;
+        self
+    }
+
+    pub fn moving_writer(mut self) -> Self {
+        self.moves_writer = true;
+        self
+    }
+}
+
+/// Name → metadata and builder.
 #[derive(Clone, Default)]
 pub struct PlanRegistry {
-    builders: BTreeMap<String, PlanBuilder>,
+    plans: BTreeMap<String, (PlanInfo, PlanBuilder)>,
 }
 
 impl PlanRegistry {
@@ -29,7 +79,7 @@ impl PlanRegistry {
         Self::default()
     }
 
-    /// The built-in plans; `state_dir` is where `selftest` records its effects.
+    /// The plans that need nothing but a state directory (`selftest`, recording its effects there).
     pub fn builtin(state_dir: impl Into<PathBuf>) -> Self {
         let mut r = Self::new();
         selftest::register(&mut r, state_dir.into().join(selftest::EFFECTS_FILE));
@@ -39,11 +89,60 @@ impl PlanRegistry {
     /// Add (or replace) a plan.
     pub fn register(
         &mut self,
-        name: impl Into<String>,
+        info: PlanInfo,
         builder: impl Fn(Mode, &Value) -> Result<Plan, PlanError> + Send + Sync + 'static,
     ) {
-        self.builders.insert(name.into(), Arc::new(builder));
+        self.plans
+            .insert(info.name.clone(), (info, Arc::new(builder)));
     }
+
+    /// The metadata of every registered plan, by name.
+    pub fn infos(&self) -> Vec<PlanInfo> {
+        self.plans.values().map(|(info, _)| info.clone()).collect()
+    }
+
+    /// The metadata of one plan.
+    pub fn info(&self, name: &str) -> Option<&PlanInfo> {
+        self.plans.get(name).map(|(info, _)| info)
+    }
+
+    /// Whether a run of `name` that succeeds moves the traffic.
+    pub fn moves_traffic(&self, name: &str) -> bool {
+        self.info(name).is_some_and(|i| i.moves_traffic)
+    }
+}
+
+/// Everything the plans need, built once by the daemon. A part that is not configured is `None`
+/// and its plans are not registered.
+pub struct PlanDeps {
+    pub pair: RegionPair,
+    /// Where `selftest` records its effects.
+    pub state_dir: PathBuf,
+    pub aurora: Option<aurora::AuroraPlanDeps>,
+    pub dns: Option<dns::DnsPlanDeps>,
+    pub cognito: Option<cognito::CognitoPlanDeps>,
+}
+
+/// Every plan whose dependencies are configured.
+pub fn register_all(deps: PlanDeps) -> PlanRegistry {
+    let PlanDeps {
+        pair: _,
+        state_dir,
+        aurora,
+        dns,
+        cognito,
+    } = deps;
+    let mut registry = PlanRegistry::builtin(state_dir);
+    if let Some(aurora) = aurora {
+        aurora::register(&mut registry, aurora);
+    }
+    if let Some(dns) = dns {
+        dns::register(&mut registry, dns);
+    }
+    if let Some(cognito) = cognito {
+        cognito::register(&mut registry, cognito);
+    }
+    registry
 }
 
 /// The parameter every plan accepts: wait for an operator's approval before the first phase.
@@ -72,12 +171,10 @@ impl PlanCatalog for PlanRegistry {
     /// uses this. The parameters are stored with the run, so a resumed run is rebuilt with the
     /// same gate.
     fn build(&self, name: &str, mode: Mode, params: &Value) -> Result<Plan, PlanError> {
-        let builder = self
-            .builders
-            .get(name)
-            .ok_or_else(|| PlanError::UnknownPlan {
-                name: name.to_owned(),
-            })?;
+        let (_, builder) = self.plans.get(name).ok_or_else(|| PlanError::UnknownPlan {
+            name: name.to_owned(),
+            known: self.names(),
+        })?;
         let (params, gate) = take_approval(params)?;
         let plan = builder(mode, &params)?;
         if !gate {
@@ -95,97 +192,62 @@ impl PlanCatalog for PlanRegistry {
     }
 
     fn names(&self) -> Vec<String> {
-        self.builders.keys().cloned().collect()
+        self.plans.keys().cloned().collect()
     }
 }
 
-/// Helpers for plan builders validating JSON parameters (errors name `params.<field>`).
-pub mod params {
-    use serde_json::{Map, Value};
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
 
-    use crate::engine::PlanError;
+    use super::*;
 
-    pub fn bad(field: &str, message: impl Into<String>) -> PlanError {
-        PlanError::BadParams {
-            field: format!("params.{field}"),
-            message: message.into(),
-        }
+    #[test]
+    fn an_unknown_plan_lists_the_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = PlanRegistry::builtin(dir.path());
+        let err = registry
+            .build("nope", Mode::Graceful, &json!({}))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown plan \"nope\" (known plans: selftest)"
+        );
     }
 
-    /// The parameters object (`null` counts as empty), refusing keys not in `known`.
-    pub fn object<'a>(
-        params: &'a Value,
-        known: &[&str],
-    ) -> Result<Option<&'a Map<String, Value>>, PlanError> {
-        let obj = match params {
-            Value::Null => return Ok(None),
-            Value::Object(o) => o,
-            _ => {
-                return Err(PlanError::BadParams {
-                    field: "params".into(),
-                    message: "must be an object".into(),
-                })
-            }
-        };
-        if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(bad(
-                k,
-                format!("unknown parameter (expected one of: {})", known.join(", ")),
-            ));
-        }
-        Ok(Some(obj))
+    #[test]
+    fn metadata_says_what_each_plan_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = PlanRegistry::builtin(dir.path());
+        let info = registry.info(selftest::NAME).unwrap();
+        assert!(!info.moves_traffic && !info.moves_writer);
+        assert!(!registry.moves_traffic(selftest::NAME));
+        assert!(!registry.moves_traffic("nope"));
+        assert_eq!(registry.infos().len(), 1);
     }
 
-    /// An optional unsigned integer in `min..=max`.
-    pub fn uint(
-        obj: Option<&Map<String, Value>>,
-        field: &str,
-        min: u64,
-        max: u64,
-    ) -> Result<Option<u64>, PlanError> {
-        let Some(v) = obj.and_then(|o| o.get(field)) else {
-            return Ok(None);
-        };
-        if v.is_null() {
-            return Ok(None);
-        }
-        match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(bad(
-                field,
-                format!("must be an integer from {min} to {max}"),
-            )),
-        }
-    }
-
-    /// An optional number in `min..=max`.
-    pub fn number(
-        obj: Option<&Map<String, Value>>,
-        field: &str,
-        min: f64,
-        max: f64,
-    ) -> Result<Option<f64>, PlanError> {
-        let Some(v) = obj.and_then(|o| o.get(field)) else {
-            return Ok(None);
-        };
-        if v.is_null() {
-            return Ok(None);
-        }
-        match v.as_f64() {
-            Some(n) if n.is_finite() && n >= min && n <= max => Ok(Some(n)),
-            _ => Err(bad(field, format!("must be a number from {min} to {max}"))),
-        }
-    }
-
-    /// An optional boolean.
-    pub fn boolean(
-        obj: Option<&Map<String, Value>>,
-        field: &str,
-    ) -> Result<Option<bool>, PlanError> {
-        match obj.and_then(|o| o.get(field)) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(bad(field, "must be true or false")),
-        }
+    #[test]
+    fn approval_required_adds_a_gate_and_must_be_a_boolean() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = PlanRegistry::builtin(dir.path());
+        let plan = registry
+            .build(
+                selftest::NAME,
+                Mode::Graceful,
+                &json!({"approval_required": true}),
+            )
+            .unwrap();
+        assert_eq!(plan.phases()[0].name, APPROVAL_PHASE);
+        let err = registry
+            .build(
+                selftest::NAME,
+                Mode::Graceful,
+                &json!({"approval_required": "yes"}),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("params.approval_required"),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{params, PlanRegistry};
+use super::{params, PlanInfo, PlanRegistry};
 use crate::engine::{
     Mode, Phase, Plan, PlanError, RetryPolicy, Reversibility, RunId, Step, StepContext,
     StepDescription, StepError, StepId, VerifyOutcome,
@@ -26,6 +26,19 @@ use crate::engine::{
 
 pub const NAME: &str = "selftest";
 pub const EFFECTS_FILE: &str = "selftest-effects.log";
+
+/// The parameters `selftest` accepts.
+pub const PARAMETERS: &[&str] = &["steps", "step_seconds", "fail_at", "approval"];
+
+/// What `selftest` is, for `GET /v1/plans`.
+pub fn info() -> PlanInfo {
+    PlanInfo::new(
+        NAME,
+        "exercise the engine without touching AWS: steps that wait and record their effect in \
+         the state directory",
+        PARAMETERS,
+    )
+}
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,7 +51,7 @@ pub struct SelftestParams {
 
 impl SelftestParams {
     pub fn parse(params: &Value) -> Result<Self, PlanError> {
-        let obj = params::object(params, &["steps", "step_seconds", "fail_at", "approval"])?;
+        let obj = params::object(params, PARAMETERS)?;
         let steps = params::uint(obj, "steps", 1, 100)?.unwrap_or(3) as u32;
         let step_seconds = params::number(obj, "step_seconds", 0.0, 3600.0)?.unwrap_or(1.0);
         let fail_at = params::uint(obj, "fail_at", 1, u64::from(steps))
@@ -62,7 +75,7 @@ impl SelftestParams {
 /// Register `selftest`, recording effects in `effects`.
 pub fn register(registry: &mut PlanRegistry, effects: PathBuf) {
     let effects = Arc::new(effects);
-    registry.register(NAME, move |mode, params| {
+    registry.register(info(), move |mode, params| {
         build(mode, params, Arc::clone(&effects))
     });
 }
