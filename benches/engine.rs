@@ -49,7 +49,10 @@ struct NoOpPlans;
 
 impl PlanCatalog for NoOpPlans {
     fn build(&self, name: &str, _: Mode, _: &Value) -> Result<Plan, PlanError> {
-        let unknown = || PlanError::UnknownPlan { name: name.into() };
+        let unknown = || PlanError::UnknownPlan {
+            name: name.into(),
+            known: Vec::new(),
+        };
         let (kind, n) = name.split_once('-').ok_or_else(unknown)?;
         let n: usize = n.parse().map_err(|_| unknown())?;
         let step = |i: usize| Arc::new(NoOp(StepId::new(format!("s{i}")))) as Arc<dyn Step>;

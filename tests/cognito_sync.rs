@@ -20,7 +20,7 @@ use failoverd::cognito::sync::{PoolSync, SyncReport};
 use failoverd::cognito::{Group, NewUser, Page, User, UserDirectory, UserPool, UserPoolReplica};
 use failoverd::config::{CognitoConfig, CognitoMode, Duration as ConfigDuration};
 use failoverd::engine::{Mode, PlanCatalog, RunId, Step, StepContext, VerifyOutcome};
-use failoverd::plans::cognito::{sync_step, REPLICA_FAILOVER_PLAN, SYNC_PLAN};
+use failoverd::plans::cognito::{sync_step, CognitoPlanDeps, REPLICA_FAILOVER_PLAN, SYNC_PLAN};
 use failoverd::plans::PlanRegistry;
 use failoverd::shutdown::stop_channel;
 use futures::stream::{self, StreamExt};
@@ -750,7 +750,14 @@ async fn the_monitor_syncs_on_its_interval_and_exposes_status_metrics_and_the_pl
 
     // The plan runs a pass through the same handle (waiting for a background one).
     let mut plans = PlanRegistry::new();
-    failoverd::plans::cognito::register(&mut plans, handle.clone(), None, None);
+    failoverd::plans::cognito::register(
+        &mut plans,
+        CognitoPlanDeps {
+            handle: handle.clone(),
+            replica_health_check_id: None,
+            switch: None,
+        },
+    );
     assert_eq!(plans.names(), vec![SYNC_PLAN.to_owned()]);
     plans
         .build(SYNC_PLAN, Mode::Graceful, &serde_json::Value::Null)
@@ -842,9 +849,11 @@ async fn native_replica_mode_reports_the_replica_and_flips_the_health_check() {
     let mut plans = PlanRegistry::new();
     failoverd::plans::cognito::register(
         &mut plans,
-        handle.clone(),
-        Some("hc-cognito".into()),
-        Some(switch.clone()),
+        CognitoPlanDeps {
+            handle: handle.clone(),
+            replica_health_check_id: Some("hc-cognito".into()),
+            switch: Some(switch.clone()),
+        },
     );
     assert_eq!(plans.names(), vec![REPLICA_FAILOVER_PLAN.to_owned()]);
     plans

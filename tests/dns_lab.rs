@@ -15,8 +15,9 @@ use failoverd::dns::{DnsApi, Routing};
 use failoverd::engine::testing::{spawn_runner, wait_finished};
 use failoverd::engine::{MemoryStore, Mode, RunRequest, RunStatus};
 use failoverd::health::HealthCheckStatusApi;
-use failoverd::plans::dns::{register, NAME};
+use failoverd::plans::dns::{register, DnsPlanDeps, NAME};
 use failoverd::plans::PlanRegistry;
+use failoverd::topology::RegionPair;
 use serde_json::json;
 use support::moto::MotoServer;
 use support::{COLD, HOT};
@@ -84,10 +85,12 @@ async fn the_lab_traffic_switches_to_the_cold_region_and_back() {
     let mut registry = PlanRegistry::new();
     register(
         &mut registry,
-        Arc::new(dns_config),
-        [HOT.to_owned(), COLD.to_owned()],
-        api.clone(),
-        Arc::new(verifier),
+        DnsPlanDeps::new(
+            Arc::new(dns_config),
+            RegionPair::new(HOT, COLD),
+            api.clone(),
+            Arc::new(verifier),
+        ),
     );
     let runner = spawn_runner(Arc::new(MemoryStore::new()), Arc::new(registry), 1).unwrap();
     let handle = runner.handle();

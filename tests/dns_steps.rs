@@ -21,8 +21,9 @@ use failoverd::dns::{
 use failoverd::engine::testing::{spawn_runner, wait_finished};
 use failoverd::engine::{MemoryStore, Mode, RunRequest, RunStatus, RunView, StepStatus};
 use failoverd::health::{CheckerObservation, HealthCheckStatus, HealthCheckStatusApi};
-use failoverd::plans::dns::{register_with, NAME};
+use failoverd::plans::dns::{register, DnsPlanDeps, NAME};
 use failoverd::plans::PlanRegistry;
+use failoverd::topology::RegionPair;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -211,14 +212,16 @@ async fn run(
     mode: Mode,
 ) -> RunView {
     let mut registry = PlanRegistry::new();
-    register_with(
+    register(
         &mut registry,
-        Arc::new(config),
-        [EAST.into(), WEST.into()],
-        fake,
-        verifier,
-        timings(),
-        Route53Limits::default(),
+        DnsPlanDeps::new(
+            Arc::new(config),
+            RegionPair::new(EAST, WEST),
+            fake,
+            verifier,
+        )
+        .with_timings(timings())
+        .with_limits(Route53Limits::default()),
     );
     let runner = spawn_runner(Arc::new(MemoryStore::new()), Arc::new(registry), 1).unwrap();
     let handle = runner.handle();

@@ -33,8 +33,9 @@ use failoverd::engine::{
     StepStatus, Store,
 };
 use failoverd::health::{HealthCheckStatus, HealthCheckStatusApi};
-use failoverd::plans::dns::{register_with, NAME};
+use failoverd::plans::dns::{register, DnsPlanDeps, NAME};
 use failoverd::plans::PlanRegistry;
+use failoverd::topology::RegionPair;
 use serde_json::json;
 use support::fault_proxy::Fault;
 use support::moto::MotoServer;
@@ -485,14 +486,11 @@ fn catalog(
     verifier: Arc<dyn StageVerifier>,
 ) -> Arc<dyn PlanCatalog> {
     let mut registry = PlanRegistry::new();
-    register_with(
+    register(
         &mut registry,
-        Arc::new(config),
-        [EAST.to_owned(), WEST.to_owned()],
-        api,
-        verifier,
-        timings(),
-        limits(),
+        DnsPlanDeps::new(Arc::new(config), RegionPair::new(EAST, WEST), api, verifier)
+            .with_timings(timings())
+            .with_limits(limits()),
     );
     Arc::new(registry)
 }

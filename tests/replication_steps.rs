@@ -28,6 +28,7 @@ use failoverd::replication::{
     DbCluster, GlobalCluster, GlobalDatabaseApi, LagObservation, LagReading, LagReadings,
     LagSourceKind,
 };
+use failoverd::topology::RegionPair;
 use serde_json::{json, Value};
 use support::moto::MotoServer;
 use support::{COLD, HOT};
@@ -156,7 +157,7 @@ impl Bed {
         aurora::register(
             &mut plans,
             AuroraPlanDeps {
-                regions: [HOT.to_owned(), COLD.to_owned()],
+                pair: RegionPair::new(HOT, COLD),
                 databases: vec![aurora_config()],
                 apis: BTreeMap::from([
                     (HOT.to_owned(), hot),
@@ -484,11 +485,14 @@ async fn steps_are_idempotent_and_unwind_to_an_operator() {
 
 #[test]
 fn plan_parameters_are_validated() {
-    let regions = [HOT.to_owned(), COLD.to_owned()];
-    assert_eq!(
-        aurora::target_region(&json!({"target_region": COLD}), &regions).unwrap(),
-        COLD
-    );
+    use failoverd::plans::params;
+    let pair = RegionPair::new(HOT, COLD);
+    // What `aurora-switchover` does with its parameters before building its phases.
+    let target = |p: &Value| {
+        let obj = params::object(p, aurora::PARAMETERS)?;
+        params::target_region(obj, &pair)
+    };
+    assert_eq!(target(&json!({"target_region": COLD})).unwrap(), COLD);
     for (params, fragment) in [
         (json!({}), "required"),
         (json!(null), "required"),
@@ -499,7 +503,7 @@ fn plan_parameters_are_validated() {
         (json!({"target_region": 3}), "region name"),
         (json!({"target_region": COLD, "x": 1}), "unknown parameter"),
     ] {
-        let err = aurora::target_region(&params, &regions).unwrap_err();
+        let err = target(&params).unwrap_err();
         assert!(err.to_string().contains(fragment), "{params}: {err}");
     }
 }
