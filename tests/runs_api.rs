@@ -563,3 +563,92 @@ fn cli_client_commands() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn plans_say_what_they_move_and_an_unknown_plan_lists_them() {
+    let d = Daemon::start(&config_yaml(""));
+    let api = Api::new(&d);
+    let (status, body) = api.get("/v1/plans");
+    assert_eq!(status, 200, "{body}");
+    let plans = body["plans"].as_array().expect("plans array");
+    let names: Vec<&str> = plans.iter().filter_map(|p| p["name"].as_str()).collect();
+    // No dns/cognito sections: only the plans whose dependencies are configured.
+    assert_eq!(names, ["aurora-switchover", "selftest"], "{body}");
+    let aurora = &plans[0];
+    assert_eq!(aurora["moves_writer"], true, "{aurora}");
+    assert_eq!(aurora["moves_traffic"], false, "{aurora}");
+    assert_eq!(aurora["parameters"], json!(["target_region"]), "{aurora}");
+    let selftest = &plans[1];
+    assert_eq!(selftest["moves_writer"], false, "{selftest}");
+    assert_eq!(selftest["moves_traffic"], false, "{selftest}");
+    assert!(selftest["description"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+
+    let (status, body) = api.post("/v1/runs", json!({"plan": "nope", "reason": "x"}));
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("aurora-switchover, selftest"),
+        "the error lists the known plans: {message}"
+    );
+
+    // `failoverd plans`: a table by default, the document with -o json.
+    let token_file = d.path().join("viewer.token");
+    std::fs::write(&token_file, harness::VIEWER_TOKEN).unwrap();
+    let cli = |extra: &[&str]| {
+        let out = std::process::Command::new(harness::binary())
+            .arg("plans")
+            .args(["--url", &d.url, "--token-file"])
+            .arg(&token_file)
+            .args(extra)
+            .env_remove("FAILOVERD_TOKEN")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = cli(&[]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("PLAN "), "{table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("aurora-switchover")
+            && l.contains(" writer ")
+            && l.contains("target_region")),
+        "{table}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("selftest ")), "{table}");
+    let doc: Value = serde_json::from_str(&cli(&["-o", "json"])).unwrap();
+    assert_eq!(doc["plans"].as_array().map(Vec::len), Some(2), "{doc}");
+}
+
+#[test]
+fn serve_refuses_a_recorded_active_region_it_cannot_trust() {
+    for (what, make) in [
+        (
+            "a region outside the pair",
+            (|p: &std::path::Path| std::fs::write(p, "eu-west-1\n").unwrap())
+                as fn(&std::path::Path),
+        ),
+        ("an unreadable record", |p: &std::path::Path| {
+            std::fs::create_dir_all(p).unwrap()
+        }),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        make(&dir.path().join("state").join("active-region"));
+        std::fs::write(dir.path().join("config.yaml"), config_yaml("")).unwrap();
+        std::fs::write(dir.path().join("tokens.yaml"), harness::tokens_yaml()).unwrap();
+        let out = std::process::Command::new(harness::binary())
+            .args(["serve", "--config"])
+            .arg(dir.path().join("config.yaml"))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{what}: {stderr}");
+        assert!(stderr.contains("active-region"), "{what}: {stderr}");
+    }
+}

@@ -160,3 +160,164 @@ struct Succeeded<'a> {
     params: &'a serde_json::Value,
     finished_at: Option<OffsetDateTime>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::engine::testing::{spawn_runner, wait_finished};
+    use crate::engine::{
+        MemoryStore, Mode, Phase, Plan, RunRequest, Step, StepContext, StepDescription, StepError,
+        StepId, VerifyOutcome,
+    };
+    use crate::plans::{params, PlanInfo, PlanRegistry};
+    use crate::topology::{ActiveRegion, RegionPair};
+
+    struct Nothing(StepId);
+
+    #[async_trait]
+    impl Step for Nothing {
+        fn id(&self) -> &StepId {
+            &self.0
+        }
+        fn name(&self) -> &str {
+            "nothing"
+        }
+        async fn describe(&self, _: &StepContext) -> Result<StepDescription, StepError> {
+            Ok(StepDescription {
+                summary: "nothing".into(),
+                changes: Vec::new(),
+            })
+        }
+        async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
+            Ok(Value::Null)
+        }
+        async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+            Ok(VerifyOutcome::NotDone)
+        }
+    }
+
+    /// `move` moves traffic to its `target_region`; `other` takes the same parameter and moves
+    /// nothing.
+    fn registry(pair: &RegionPair) -> PlanRegistry {
+        let mut registry = PlanRegistry::new();
+        for (name, traffic) in [("move", true), ("other", false)] {
+            let mut info = PlanInfo::new(name, "test", &[params::TARGET_REGION]);
+            info.moves_traffic = traffic;
+            let pair = pair.clone();
+            registry.register(info, move |_mode, p| {
+                let obj = params::object(p, &[params::TARGET_REGION])?;
+                params::target_region(obj, &pair)?;
+                Plan::new(
+                    name,
+                    vec![Phase::steps(
+                        "only",
+                        vec![Arc::new(Nothing(StepId::new("nothing"))) as Arc<dyn Step>],
+                    )],
+                )
+            });
+        }
+        registry
+    }
+
+    async fn run(runner: &RunnerHandle, plan: &str, target: &str, dry_run: bool) {
+        let view = runner
+            .start(RunRequest {
+                plan: plan.into(),
+                mode: Mode::Graceful,
+                dry_run,
+                params: json!({ "target_region": target }),
+                reason: "test".into(),
+                requested_by: "test".into(),
+                ..RunRequest::default()
+            })
+            .await
+            .expect("run starts");
+        if !dry_run {
+            wait_finished(runner, view.id, Duration::from_secs(10))
+                .await
+                .expect("run finishes");
+        }
+    }
+
+    async fn becomes(view: &ActiveRegion, region: &str) {
+        let mut rx = view.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| s.active == region))
+            .await
+            .unwrap_or_else(|_| panic!("active region never became {region}"))
+            .expect("record alive");
+    }
+
+    #[tokio::test]
+    async fn only_completed_traffic_moves_change_the_active_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = RegionPair::new("us-east-1", "us-west-2");
+        let registry = Arc::new(registry(&pair));
+        let store = Arc::new(MemoryStore::new());
+        let runner = spawn_runner(store.clone(), registry.clone(), 1).unwrap();
+        let handle = runner.handle();
+        let record = ActiveRegionRecord::open(dir.path(), pair.clone()).unwrap();
+        let view = record.view();
+        let (trigger, stop) = crate::shutdown::stop_channel();
+        let moves: MovesTraffic = {
+            let registry = registry.clone();
+            Arc::new(move |name: &str| registry.moves_traffic(name))
+        };
+        let task = tokio::spawn(ActiveRegionRecorder::new(record, handle.clone(), moves).run(stop));
+
+        // A plan that moves nothing, and a dry run of one that moves traffic: no change.
+        run(&handle, "other", "us-west-2", false).await;
+        run(&handle, "move", "us-west-2", true).await;
+        // Nothing marks "the recorder ignored an update", so give it ample time to act wrongly.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(view.state().active, "us-east-1");
+        assert_eq!(view.state().moved_at, None);
+        // Then a real move: recorded, published, and on disk.
+        run(&handle, "move", "us-west-2", false).await;
+        becomes(&view, "us-west-2").await;
+        let state = view.state();
+        assert_eq!(state.standby, "us-east-1");
+        assert!(
+            state.moved_at.is_some(),
+            "the cooldown needs the time of the move"
+        );
+        let on_disk = std::fs::read_to_string(dir.path().join(super::super::ACTIVE_REGION_FILE));
+        assert_eq!(on_disk.unwrap().trim(), "us-west-2");
+
+        // And back.
+        run(&handle, "move", "us-east-1", false).await;
+        becomes(&view, "us-east-1").await;
+        trigger.stop();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_move_finished_while_nobody_recorded_it_is_found_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = RegionPair::new("us-east-1", "us-west-2");
+        let registry = Arc::new(registry(&pair));
+        let store = Arc::new(MemoryStore::new());
+        let runner = spawn_runner(store.clone(), registry.clone(), 1).unwrap();
+        let handle = runner.handle();
+        // The run completes before any recorder exists (a crash between the run's end and the
+        // record, then a restart).
+        run(&handle, "move", "us-west-2", false).await;
+
+        let record = ActiveRegionRecord::open(dir.path(), pair.clone()).unwrap();
+        let view = record.view();
+        assert_eq!(view.get().0, "us-east-1");
+        let (trigger, stop) = crate::shutdown::stop_channel();
+        let moves: MovesTraffic = {
+            let registry = registry.clone();
+            Arc::new(move |name: &str| registry.moves_traffic(name))
+        };
+        let task = tokio::spawn(ActiveRegionRecorder::new(record, handle, moves).run(stop));
+        becomes(&view, "us-west-2").await;
+        trigger.stop();
+        task.await.unwrap();
+    }
+}
