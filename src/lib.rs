@@ -24,6 +24,7 @@ pub mod plans;
 pub mod run_watch;
 
 // Domain modules (pure decisions and their ports) and the AWS adapters.
+pub mod aurora;
 pub mod aws;
 pub mod cognito;
 pub mod dns;

@@ -23,7 +23,7 @@ use failoverd::engine::{
 };
 use failoverd::plans::aurora::{self, AuroraPlanDeps};
 use failoverd::plans::PlanRegistry;
-use failoverd::replication::steps::{AuroraPrecheck, AuroraStepDeps, AuroraTarget, Promotion};
+use failoverd::aurora::{AuroraPrecheck, AuroraStepDeps, AuroraTarget, Promotion};
 use failoverd::replication::{
     DbCluster, GlobalCluster, GlobalDatabaseApi, LagObservation, LagReading, LagReadings,
     LagSourceKind,

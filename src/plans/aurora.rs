@@ -5,7 +5,7 @@
 //! Mode `graceful` uses `SwitchoverGlobalCluster` (RPO 0, requires fresh lag within `max_lag`);
 //! `ungraceful` uses `FailoverGlobalCluster` with `AllowDataLoss` and records the estimated data
 //! loss. Three phases, each holding one step per global database (run concurrently):
-//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `replication::steps`).
+//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `crate::aurora`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::{params, PlanRegistry};
 use crate::config::AuroraConfig;
 use crate::engine::{Mode, Phase, Plan, PlanError, Step};
 use crate::replication::port::GlobalDatabaseApi;
-use crate::replication::steps::{
+use crate::aurora::{
     AuroraPrecheck, AuroraPromote, AuroraStepDeps, AuroraTarget, AuroraWaitWriter, Promotion,
     DEFAULT_POLL_INTERVAL, DEFAULT_PROMOTION_TIMEOUT,
 };
