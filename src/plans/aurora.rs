@@ -14,13 +14,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{params, PlanRegistry};
-use crate::config::AuroraConfig;
-use crate::engine::{Mode, Phase, Plan, PlanError, Step};
-use crate::replication::port::GlobalDatabaseApi;
 use crate::aurora::{
     AuroraPrecheck, AuroraPromote, AuroraStepDeps, AuroraTarget, AuroraWaitWriter, Promotion,
     DEFAULT_POLL_INTERVAL, DEFAULT_PROMOTION_TIMEOUT,
 };
+use crate::config::AuroraConfig;
+use crate::engine::{Mode, Phase, Plan, PlanError, Step};
+use crate::replication::port::GlobalDatabaseApi;
 use crate::replication::{LagReadings, ReplicationPorts};
 
 pub const NAME: &str = "aurora-switchover";
