@@ -25,6 +25,7 @@ pub mod plans;
 pub mod policy_engine;
 
 // Domain modules (pure decisions and their ports) and the AWS adapters.
+pub mod aurora;
 pub mod aws;
 pub mod cognito;
 pub mod dns;

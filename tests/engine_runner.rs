@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use failoverd::api::HttpStatus;
 use failoverd::engine::testing::{spawn_runner, wait_finished, FixedLeadership};
 use failoverd::engine::{
     EngineMetrics, EventKind, MemoryStore, Outcome, RunError, RunFilter, RunRequest, RunStatus,

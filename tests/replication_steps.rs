@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use failoverd::aurora::{AuroraPrecheck, AuroraStepDeps, AuroraTarget, Promotion};
 use failoverd::config::{AuroraConfig, Duration as CfgDuration, LagSource};
 use failoverd::engine::testing::{
     action_failure_can_unwind, actions_succeed_idempotently, spawn_runner, wait_finished,
@@ -23,7 +24,6 @@ use failoverd::engine::{
 };
 use failoverd::plans::aurora::{self, AuroraPlanDeps};
 use failoverd::plans::PlanRegistry;
-use failoverd::replication::steps::{AuroraPrecheck, AuroraStepDeps, AuroraTarget, Promotion};
 use failoverd::replication::{
     DbCluster, GlobalCluster, GlobalDatabaseApi, LagObservation, LagReading, LagReadings,
     LagSourceKind,

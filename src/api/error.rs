@@ -1,7 +1,8 @@
 //! The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`.
 //!
 //! `code` is a stable machine-readable token (clients switch on it); `message` is for people and
-//! names what is wrong (the request field, the run, the state it is in).
+//! names what is wrong (the request field, the run, the state it is in). The HTTP status of each
+//! engine error is chosen here ([`HttpStatus`]): the engine knows nothing about HTTP.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::FromRequest;
@@ -9,6 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::engine::{RunError, StartError};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -97,6 +100,56 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The HTTP status an error maps to in the API.
+pub trait HttpStatus {
+    fn http_status(&self) -> StatusCode;
+}
+
+impl HttpStatus for StartError {
+    fn http_status(&self) -> StatusCode {
+        match self {
+            StartError::UnknownPlan { .. } | StartError::BadParams { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            StartError::RunActive { .. } => StatusCode::CONFLICT,
+            StartError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            StartError::NotLeader | StartError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            StartError::InvalidPlan { .. } | StartError::Store(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl HttpStatus for RunError {
+    fn http_status(&self) -> StatusCode {
+        match self {
+            RunError::NotFound { .. } => StatusCode::NOT_FOUND,
+            RunError::NotWaitingApproval { .. } | RunError::AlreadyFinished { .. } => {
+                StatusCode::CONFLICT
+            }
+            RunError::NotLeader | RunError::NotDriven { .. } | RunError::Stopped => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RunError::CorruptJournal { .. } | RunError::Store(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        ApiError::new(e.http_status(), e.code(), e.to_string())
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        ApiError::new(e.http_status(), e.code(), e.to_string())
     }
 }
 

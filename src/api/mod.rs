@@ -23,7 +23,7 @@ use prometheus::Registry;
 use time::OffsetDateTime;
 
 pub use auth::{Principal, Role, TokenSet};
-pub use error::{ApiError, JsonBody};
+pub use error::{ApiError, HttpStatus, JsonBody};
 pub use middleware::principal;
 
 use crate::config::Config;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{ApiError, AppState, JsonBody, Principal};
-use crate::engine::{Mode, RunError, RunFilter, RunId, RunRequest, StartError};
+use crate::engine::{Mode, RunFilter, RunId, RunRequest};
 
 /// Longest accepted `Idempotency-Key`.
 const IDEMPOTENCY_KEY_MAX: usize = 200;
@@ -50,22 +50,6 @@ pub struct CreateRun {
     pub reason: String,
     #[serde(default)]
     pub params: Value,
-}
-
-impl From<StartError> for ApiError {
-    fn from(e: StartError) -> Self {
-        let status =
-            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError::new(status, e.code(), e.to_string())
-    }
-}
-
-impl From<RunError> for ApiError {
-    fn from(e: RunError) -> Self {
-        let status =
-            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError::new(status, e.code(), e.to_string())
-    }
 }
 
 fn parse_id(raw: &str) -> Result<RunId, ApiError> {

@@ -5,7 +5,8 @@
 //! so that it can be driven by the monitor's latest verdicts when the daemon has them, and by
 //! [`ProbeVerifier`] — which runs the configured probes itself, once, right now — otherwise (and in
 //! tests). Running the probes directly also means a stage is never judged on a verdict older than
-//! the stage.
+//! the stage. The checks are the health module's own probes (`crate::health::probe`), so a probe
+//! means the same thing to the monitor and to a switchover.
 //!
 //! Only the probes *in the target region* are run: `dns.verify_probes` usually names probes of
 //! both regions so the same configuration verifies a switchover and the switch back.
@@ -17,7 +18,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{ProbeConfig, ProbeKind};
-use crate::health::{AlarmState, AlarmStateApi, HealthCheckStatusApi};
+use crate::health::probe::{
+    HealthPorts, ProbeError, ProbeFactory, ProbeOutcome, ProbeRunner, ProbeSpec, ProbeSpecError,
+    Target,
+};
+use crate::health::{AlarmStateApi, HealthCheckStatusApi};
 
 /// Decides whether the target region is fit for more traffic.
 #[async_trait]
@@ -30,29 +35,27 @@ pub trait StageVerifier: Send + Sync {
 /// Why a [`ProbeVerifier`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierError {
-    #[error("cannot build the HTTP client for DNS stage verification: {0}")]
-    HttpClient(#[source] reqwest::Error),
+    #[error("cannot build the probes for DNS stage verification: {0}")]
+    Probes(#[source] ProbeSpecError),
 }
 
-/// Default accepted HTTP status range (same as the health probes').
-const DEFAULT_EXPECT_STATUS: [u16; 2] = [200, 399];
-/// Default share of Route 53's checkers that must report healthy.
-const DEFAULT_MIN_HEALTHY_FRACTION: f64 = 0.5;
 /// Each probe gets this many attempts, so one lost packet does not roll a stage back.
 const PROBE_ATTEMPTS: u32 = 2;
 /// Pause between a probe's attempts.
 const PROBE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// Runs the configured probes directly (HTTP, TCP, DNS, Route 53 health-check status, CloudWatch
-/// alarm state), without the health monitor.
+/// A configured probe: its kind and region, and its runner or why it cannot be built.
+struct Probe {
+    kind: ProbeKind,
+    region: String,
+    runner: Result<ProbeRunner, String>,
+}
+
+/// Runs the configured probes directly with the health module's probes (HTTP, TCP, DNS, Route 53
+/// health-check status, CloudWatch alarm state), without the health monitor.
 pub struct ProbeVerifier {
-    probes: BTreeMap<String, ProbeConfig>,
-    http: reqwest::Client,
-    /// For probes with `tls_verify: false`.
-    http_insecure: reqwest::Client,
-    health_checks: Arc<dyn HealthCheckStatusApi>,
-    /// CloudWatch alarm state, by region.
-    alarms: BTreeMap<String, Arc<dyn AlarmStateApi>>,
+    /// Each configured probe's runner, or why it cannot be built (reported when it is asked for).
+    probes: BTreeMap<String, Probe>,
     retry_pause: Duration,
 }
 
@@ -64,19 +67,27 @@ impl ProbeVerifier {
         health_checks: Arc<dyn HealthCheckStatusApi>,
         alarms: BTreeMap<String, Arc<dyn AlarmStateApi>>,
     ) -> Result<Self, VerifierError> {
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(VerifierError::HttpClient)?;
-        let http_insecure = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .map_err(VerifierError::HttpClient)?;
-        Ok(Self {
-            probes: probes.iter().map(|p| (p.name.clone(), p.clone())).collect(),
-            http,
-            http_insecure,
-            health_checks,
+        let factory = ProbeFactory::new(HealthPorts {
+            route53: Some(health_checks),
             alarms,
+        })
+        .map_err(VerifierError::Probes)?;
+        let probes = probes
+            .iter()
+            .map(|p| {
+                let runner = ProbeSpec::from_config(p)
+                    .and_then(|spec| factory.runner(spec))
+                    .map_err(|e| e.to_string());
+                let probe = Probe {
+                    kind: p.kind,
+                    region: p.region.clone(),
+                    runner,
+                };
+                (p.name.clone(), probe)
+            })
+            .collect();
+        Ok(Self {
+            probes,
             retry_pause: PROBE_RETRY_PAUSE,
         })
     }
@@ -87,13 +98,12 @@ impl ProbeVerifier {
         self
     }
 
-    async fn check(&self, p: &ProbeConfig) -> Result<(), String> {
+    async fn check(&self, runner: &ProbeRunner) -> Result<(), String> {
         let mut last = String::new();
         for attempt in 1..=PROBE_ATTEMPTS {
-            match tokio::time::timeout(p.timeout.get(), self.check_once(p)).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => last = e,
-                Err(_) => last = format!("no answer within {}", p.timeout),
+            match passed(runner.spec(), runner.outcome().await) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
             }
             if attempt < PROBE_ATTEMPTS {
                 tokio::time::sleep(self.retry_pause).await;
@@ -101,124 +111,39 @@ impl ProbeVerifier {
         }
         Err(last)
     }
-
-    async fn check_once(&self, p: &ProbeConfig) -> Result<(), String> {
-        let missing = |field: &str| format!("probe has no {field}");
-        match p.kind {
-            ProbeKind::Http => {
-                let url = p.url.as_deref().ok_or_else(|| missing("url"))?;
-                let method =
-                    reqwest::Method::from_bytes(p.method.as_deref().unwrap_or("GET").as_bytes())
-                        .map_err(|e| format!("bad method: {e}"))?;
-                let client = if p.tls_verify {
-                    &self.http
-                } else {
-                    &self.http_insecure
-                };
-                let response = client
-                    .request(method.clone(), url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{method} {url}: {}", error_chain(&e)))?;
-                let status = response.status().as_u16();
-                let [low, high] = p.expect_status.unwrap_or(DEFAULT_EXPECT_STATUS);
-                if !(low..=high).contains(&status) {
-                    return Err(format!("{url} answered {status}, expected {low}..={high}"));
-                }
-                if let Some(needle) = &p.body_contains {
-                    let body = response
-                        .text()
-                        .await
-                        .map_err(|e| format!("{url}: reading the body: {e}"))?;
-                    if !body.contains(needle.as_str()) {
-                        return Err(format!("{url}: body does not contain {needle:?}"));
-                    }
-                }
-                Ok(())
-            }
-            ProbeKind::Tcp => {
-                let address = p.address.as_deref().ok_or_else(|| missing("address"))?;
-                tokio::net::TcpStream::connect(address)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("connect {address}: {e}"))
-            }
-            ProbeKind::Dns => {
-                let host = p.hostname.as_deref().ok_or_else(|| missing("hostname"))?;
-                let addresses: Vec<String> = tokio::net::lookup_host((host, 0))
-                    .await
-                    .map_err(|e| format!("resolve {host}: {e}"))?
-                    .map(|a| a.ip().to_string())
-                    .collect();
-                match &p.expect_address {
-                    Some(want) if !addresses.contains(want) => Err(format!(
-                        "{host} resolves to [{}], not to {want}",
-                        addresses.join(", ")
-                    )),
-                    _ if addresses.is_empty() => Err(format!("{host} has no address")),
-                    _ => Ok(()),
-                }
-            }
-            ProbeKind::Route53HealthCheck => {
-                let id = p
-                    .health_check_id
-                    .as_deref()
-                    .ok_or_else(|| missing("health_check_id"))?;
-                let status = self
-                    .health_checks
-                    .health_check_status(id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let min = p
-                    .min_healthy_fraction
-                    .unwrap_or(DEFAULT_MIN_HEALTHY_FRACTION);
-                match status.healthy_share() {
-                    None => Err(format!("health check {id}: no checker has reported yet")),
-                    Some(share) if share < min => Err(format!(
-                        "health check {id}: {} of {} checkers healthy, {min} needed",
-                        status.checkers_healthy(),
-                        status.checkers_total()
-                    )),
-                    Some(_) => Ok(()),
-                }
-            }
-            ProbeKind::CloudwatchAlarm => {
-                let name = p
-                    .alarm_name
-                    .as_deref()
-                    .ok_or_else(|| missing("alarm_name"))?;
-                let api = self
-                    .alarms
-                    .get(&p.region)
-                    .ok_or_else(|| format!("no CloudWatch client for region {}", p.region))?;
-                let observation = api.alarm_state(name).await.map_err(|e| e.to_string())?;
-                match observation.state {
-                    AlarmState::Alarm => Err(format!(
-                        "alarm {name} is in ALARM{}",
-                        observation
-                            .reason
-                            .map(|r| format!(": {r}"))
-                            .unwrap_or_default()
-                    )),
-                    _ => Ok(()),
-                }
-            }
-        }
-    }
 }
 
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+/// Whether one check lets traffic move, and if not why, in the words of a stage verification.
+///
+/// A stage needs evidence: a Route 53 health check nobody has reported on yet is not healthy. A
+/// CloudWatch alarm holds a stage back only while it is in `ALARM` (a new region's alarms often
+/// have insufficient data).
+fn passed(spec: &ProbeSpec, outcome: Result<ProbeOutcome, ProbeError>) -> Result<(), String> {
+    match (outcome, &spec.target) {
+        (Ok(ProbeOutcome::Pass), _) => Ok(()),
+        (Ok(ProbeOutcome::Inconclusive(_)), Target::CloudwatchAlarm { .. }) => Ok(()),
+        (Ok(ProbeOutcome::Inconclusive(_)), Target::Route53HealthCheck { health_check_id, .. }) => {
+            Err(format!(
+                "health check {health_check_id}: no checker has reported yet"
+            ))
         }
-        source = cause.source();
+        (Ok(ProbeOutcome::Inconclusive(why)), _) => Err(why),
+        (Err(ProbeError::Status { status, lo, hi }), Target::Http { url, .. }) => {
+            Err(format!("{url} answered {status}, expected {lo}..={hi}"))
+        }
+        (
+            Err(ProbeError::CheckersUnhealthy {
+                healthy,
+                total,
+                min_fraction,
+                ..
+            }),
+            Target::Route53HealthCheck { health_check_id, .. },
+        ) => Err(format!(
+            "health check {health_check_id}: {healthy} of {total} checkers healthy, {min_fraction} needed"
+        )),
+        (Err(e), _) => Err(e.to_string()),
     }
-    out
 }
 
 #[async_trait]
@@ -235,7 +160,11 @@ impl StageVerifier for ProbeVerifier {
                 continue;
             }
             checked += 1;
-            if let Err(e) = self.check(probe).await {
+            let result = match &probe.runner {
+                Ok(runner) => self.check(runner).await,
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = result {
                 failures.push(format!("{name} ({}): {e}", probe.kind.as_str()));
             }
         }

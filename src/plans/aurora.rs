@@ -5,7 +5,7 @@
 //! Mode `graceful` uses `SwitchoverGlobalCluster` (RPO 0, requires fresh lag within `max_lag`);
 //! `ungraceful` uses `FailoverGlobalCluster` with `AllowDataLoss` and records the estimated data
 //! loss. Three phases, each holding one step per global database (run concurrently):
-//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `replication::steps`), exposed by
+//! `aurora-check` → `aurora-promote` → `aurora-wait` (see `crate::aurora`), exposed by
 //! [`phases`] for plans that move the writer as one part of a larger move.
 
 use std::collections::BTreeMap;
@@ -16,13 +16,13 @@ use serde_json::Value;
 
 use super::params::{self, TARGET_REGION};
 use super::{PlanInfo, PlanRegistry};
-use crate::config::AuroraConfig;
-use crate::engine::{Mode, Phase, Plan, PlanError, Step};
-use crate::replication::port::GlobalDatabaseApi;
-use crate::replication::steps::{
+use crate::aurora::{
     AuroraPrecheck, AuroraPromote, AuroraStepDeps, AuroraTarget, AuroraWaitWriter, Promotion,
     DEFAULT_POLL_INTERVAL, DEFAULT_PROMOTION_TIMEOUT,
 };
+use crate::config::AuroraConfig;
+use crate::engine::{Mode, Phase, Plan, PlanError, Step};
+use crate::replication::port::GlobalDatabaseApi;
 use crate::replication::{LagReadings, ReplicationPorts};
 use crate::topology::RegionPair;
 

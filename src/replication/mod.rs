@@ -1,7 +1,8 @@
 //! Replication tracking: Aurora Global Database lag and topology, and AWS Backup cross-region copy
 //! age.
 //!
-//! `port` defines what the trackers and database steps need from AWS; `crate::aws` implements it.
+//! `port` defines what the trackers (and the Aurora steps in `crate::aurora`) need from AWS;
+//! `crate::aws` implements it.
 
 pub mod aurora;
 pub mod backup;
@@ -11,7 +12,6 @@ mod metrics;
 pub mod monitor;
 pub mod port;
 pub mod state;
-pub mod steps;
 
 pub use lag::{LagObservation, LagReading, LagReadings, LagSourceKind};
 pub use monitor::{

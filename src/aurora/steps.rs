@@ -1,25 +1,7 @@
-//! Engine steps that move an Aurora global database's writer to the target region.
-//!
-//! Three steps per global database, in three phases of the plan (see `plans::aurora`):
-//!
-//! 1. [`AuroraPrecheck`] (no side effect): the target region has a member; for a *graceful*
-//!    switchover the newest lag observation must be fresh and within `max_lag` — a switchover
-//!    with a secondary far behind keeps writes blocked while it catches up.
-//! 2. [`AuroraPromote`] (irreversible): `SwitchoverGlobalCluster` (graceful, RPO 0) or
-//!    `FailoverGlobalCluster` with `AllowDataLoss` (ungraceful), which records the estimated
-//!    data-loss window from the last lag observation in its output and the drill measurements.
-//!    A promotion cannot be undone, so the step has no compensation: unwinding past it stops the
-//!    run for an operator.
-//! 3. [`AuroraWaitWriter`] (no side effect): polls until the target cluster is the writer and the
-//!    global database is `available` again.
-//!
-//! Crash safety: [`AuroraPromote::verify`] reads the live topology. If the target already is the
-//! writer, or a switchover/failover towards it is in progress, the promotion took effect and is
-//! never requested again — the in-doubt case after a crash between `StepStarted` and
-//! `StepSucceeded`. `execute` asks the same question first, so it is idempotent as well.
-//!
-//! All calls go to the *target* region's API: for an ungraceful failover the old writer's
-//! region is presumed gone.
+//! The three engine steps for one global database — [`AuroraPrecheck`], [`AuroraPromote`],
+//! [`AuroraWaitWriter`] — and what they share: the [`AuroraTarget`], the ports and timings
+//! ([`AuroraStepDeps`]), and how a promotion towards the target shows in the live topology
+//! ([`promotion_state`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +10,13 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::lag::{LagReading, LagReadings};
-use super::port::{GlobalCluster, GlobalClusterMember, GlobalDatabaseApi};
 use crate::aws::ErrorKind;
 use crate::engine::{
     Mode, RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
+use crate::replication::lag::{LagReading, LagReadings};
+use crate::replication::port::{GlobalCluster, GlobalClusterMember, GlobalDatabaseApi};
 
 /// How the writer is moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

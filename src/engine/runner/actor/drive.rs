@@ -1,0 +1,273 @@
+//! Driving a run: every event is checked with `apply` and made durable before anything acts on
+//! it; then the action `decide` chooses is performed — an append, or a step task spawned into the
+//! actor's `JoinSet`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Actor, DriveError};
+use crate::engine::decide::{decide, Action, TaskKind};
+use crate::engine::event::{Event, EventKind, JournalEntry, RunId, StepId};
+use crate::engine::runner::tasks::{
+    check_failed_task, compensate_task, describe_task, execute_task, verify_task, TaskMeta,
+    TaskReport, TaskResult,
+};
+use crate::engine::state::{apply, IllegalTransition, RunStatus, StepStatus};
+use crate::engine::step::{Step, StepContext};
+use crate::engine::store::StoreError;
+
+impl Actor {
+    /// Check `kind` with `apply`, make it durable, then update the live state and notify
+    /// subscribers. Nothing acts on an event before it is durable.
+    pub(super) async fn append(&mut self, id: RunId, kind: EventKind) -> Result<(), DriveError> {
+        let token = self.token().ok_or(DriveError::NotLeader)?;
+        let store = Arc::clone(&self.store);
+        let live = self.live.get_mut(&id).ok_or(DriveError::Gone)?;
+        let event = Event::now(kind);
+        let next = apply(&live.state, &event).map_err(DriveError::Illegal)?;
+        let seq = store
+            .append(id, live.state.seq, token, &event)
+            .await
+            .map_err(DriveError::Store)?;
+        if seq != next.seq {
+            return Err(DriveError::Store(StoreError::Conflict {
+                run_id: id,
+                expected: next.seq,
+                actual: seq,
+            }));
+        }
+        let record = Arc::clone(&next.record);
+        if let EventKind::StepSucceeded { step, .. } = &event.kind {
+            if let Some(started) = next.steps.get(step).and_then(|s| s.first_started_at) {
+                let secs = (event.at - started).as_seconds_f64().max(0.0);
+                self.metrics
+                    .step_duration
+                    .with_label_values(&[record.plan.as_str(), step.as_str()])
+                    .observe(secs);
+            }
+        }
+        if let Some(outcome) = event.kind.terminal_outcome() {
+            if !record.dry_run {
+                self.metrics
+                    .runs_total
+                    .with_label_values(&[record.plan.as_str(), outcome.as_str()])
+                    .inc();
+            }
+            tracing::info!(run = %id, outcome = outcome.as_str(), "run finished");
+        }
+        let status_changed = live.state.status != next.status;
+        live.state = next;
+        if status_changed {
+            self.events.run_changed(&live.state);
+        }
+        let entry = JournalEntry { seq, event };
+        live.journal.push(entry.clone());
+        let _ = live.events.send(entry);
+        Ok(())
+    }
+
+    /// Perform actions for the run until it is idle, then retire it if it finished.
+    pub(super) async fn drive(&mut self, id: RunId) {
+        loop {
+            if self.stopping {
+                return;
+            }
+            let Some(live) = self.live.get(&id) else {
+                return;
+            };
+            let busy: HashMap<StepId, TaskKind> = live
+                .busy
+                .iter()
+                .map(|(s, (k, _))| (s.clone(), *k))
+                .collect();
+            let action = decide(&live.state, &busy, &live.retry_ready);
+            if action == Action::Idle {
+                break;
+            }
+            if let Err(e) = self.perform(id, action).await {
+                self.on_drive_error(id, e).await;
+                return;
+            }
+        }
+        self.retire_if_finished(id);
+    }
+
+    /// Remove a finished run from the live set. Tasks still in flight for it (another in-doubt
+    /// verification when one already stopped the run for an operator) no longer matter.
+    pub(super) fn retire_if_finished(&mut self, id: RunId) {
+        let finished = self
+            .live
+            .get(&id)
+            .is_some_and(|l| l.state.status.is_terminal());
+        if !finished {
+            return;
+        }
+        if let Some(mut live) = self.live.remove(&id) {
+            live.abort_tasks();
+            if let Some(reply) = live.dry_run_reply.take() {
+                let _ = reply.send(Ok(live.view()));
+            }
+        }
+        self.update_active_gauge();
+    }
+
+    async fn perform(&mut self, id: RunId, action: Action) -> Result<(), DriveError> {
+        match action {
+            Action::Idle => Ok(()),
+            Action::Append(kind) => self.append(id, kind).await,
+            Action::Start { step, attempt } => {
+                let s = self.step_of(id, &step)?;
+                self.append(
+                    id,
+                    EventKind::StepStarted {
+                        step: step.clone(),
+                        attempt,
+                    },
+                )
+                .await?;
+                let ctx = self.context(id, attempt)?;
+                if let Some(live) = self.live.get_mut(&id) {
+                    live.retry_ready.remove(&step);
+                }
+                tracing::debug!(run = %id, %step, attempt, "step started");
+                self.spawn(id, step, TaskKind::Execute, attempt, execute_task(s, ctx))
+            }
+            Action::Verify { step, attempt } => {
+                let s = self.step_of(id, &step)?;
+                let ctx = self.context(id, attempt)?;
+                tracing::info!(run = %id, %step, attempt, "step in doubt; verifying");
+                self.spawn(id, step, TaskKind::Verify, attempt, verify_task(s, ctx))
+            }
+            Action::ScheduleRetry { step, failures } => {
+                let s = self.step_of(id, &step)?;
+                let delay = s.retry_policy().backoff(failures);
+                self.spawn(id, step, TaskKind::RetryWait, 0, async move {
+                    tokio::time::sleep(delay).await;
+                    TaskResult::RetryReady
+                })
+            }
+            Action::Compensate { step, resume } => {
+                let s = self.step_of(id, &step)?;
+                if !resume {
+                    self.append(id, EventKind::CompensationStarted { step: step.clone() })
+                        .await?;
+                }
+                let ctx = self.context(id, 0)?;
+                self.spawn(id, step, TaskKind::Compensate, 0, compensate_task(s, ctx))
+            }
+            Action::Describe { step } => {
+                let s = self.step_of(id, &step)?;
+                let ctx = self.context(id, 0)?;
+                self.spawn(id, step, TaskKind::Describe, 0, describe_task(s, ctx))
+            }
+            Action::CheckFailed { step } => {
+                let s = self.step_of(id, &step)?;
+                let ctx = self.context(id, 0)?;
+                tracing::info!(run = %id, %step, "checking whether the failed irreversible step took effect");
+                self.spawn(
+                    id,
+                    step,
+                    TaskKind::CheckFailed,
+                    0,
+                    check_failed_task(s, ctx),
+                )
+            }
+            Action::CannotUndo { step } => {
+                let message = self.cannot_undo_message(id, &step);
+                tracing::warn!(run = %id, %step, "run needs an operator: {message}");
+                self.append(id, EventKind::NeedsOperator { message }).await
+            }
+            Action::CompensationFailed { step } => {
+                let check = self
+                    .step_of(id, &step)
+                    .map(|s| s.operator_check())
+                    .unwrap_or_else(|_| format!("check the effect of step {step}"));
+                let error = self
+                    .live
+                    .get(&id)
+                    .and_then(|l| l.state.steps.get(&step))
+                    .and_then(|s| s.last_error.clone())
+                    .unwrap_or_default();
+                let message = format!(
+                    "compensation of step {step} failed ({error}); it may be partly undone: {check}, then undo it by hand"
+                );
+                self.append(id, EventKind::NeedsOperator { message }).await
+            }
+        }
+    }
+
+    pub(super) fn cannot_undo_message(&self, id: RunId, step: &StepId) -> String {
+        let check = self
+            .step_of(id, step)
+            .map(|s| s.operator_check())
+            .unwrap_or_else(|_| format!("check the effect of step {step}"));
+        let (what, error) = match self.live.get(&id).and_then(|l| l.state.steps.get(step)) {
+            Some(s) if s.status == StepStatus::Failed => (
+                "failed and may have partly taken effect",
+                s.last_error
+                    .clone()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
+            ),
+            _ => ("took effect", String::new()),
+        };
+        format!(
+            "the run is unwinding, but step {step}{error} {what} and cannot be undone automatically: {check}; \
+             earlier steps were not compensated"
+        )
+    }
+
+    fn step_of(&self, id: RunId, step: &StepId) -> Result<Arc<dyn Step>, DriveError> {
+        self.live
+            .get(&id)
+            .ok_or(DriveError::Gone)?
+            .step(step)
+            .ok_or_else(|| {
+                DriveError::Illegal(IllegalTransition {
+                    status: self
+                        .live
+                        .get(&id)
+                        .map_or(RunStatus::Pending, |l| l.state.status),
+                    event: "step_lookup",
+                    reason: format!("step {step} is not in the plan"),
+                })
+            })
+    }
+
+    fn context(&self, id: RunId, attempt: u32) -> Result<StepContext, DriveError> {
+        Ok(self.live.get(&id).ok_or(DriveError::Gone)?.context(attempt))
+    }
+
+    fn spawn(
+        &mut self,
+        id: RunId,
+        step: StepId,
+        kind: TaskKind,
+        attempt: u32,
+        fut: impl std::future::Future<Output = TaskResult> + Send + 'static,
+    ) -> Result<(), DriveError> {
+        let live = self.live.get_mut(&id).ok_or(DriveError::Gone)?;
+        let generation = live.generation;
+        let report_step = step.clone();
+        let handle = self.tasks.spawn(async move {
+            TaskReport {
+                run: id,
+                generation,
+                step: report_step,
+                result: fut.await,
+            }
+        });
+        self.task_meta.insert(
+            handle.id(),
+            TaskMeta {
+                run: id,
+                generation,
+                step: step.clone(),
+                kind,
+                attempt,
+            },
+        );
+        live.busy.insert(step, (kind, handle));
+        Ok(())
+    }
+}

@@ -1,0 +1,349 @@
+//! The actor: one task that owns every run this runner drives, the in-flight step tasks and the
+//! leader lease, so there are no locks and every append to a journal is ordered.
+//!
+//! - this file: the actor's state, its loop, clean shutdown, leadership (acquire, fence, resume
+//!   unfinished runs) and the set of live runs;
+//! - [`commands`]: the answers to [`Command`]s from the handle (start, approve, abort, views);
+//! - [`drive`]: appending events write-ahead and performing the actions `decide` chooses;
+//! - [`reports`]: turning finished step tasks into events, and recovering from drive errors
+//!   (store errors, a deposed leader, engine bugs).
+
+mod commands;
+mod drive;
+mod reports;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::events::EVENT_BUFFER;
+use super::handle::{load_state, Command};
+use super::request::{RunError, StartError};
+use super::tasks::{TaskMeta, TaskReport};
+use super::{RunnerConfig, RunnerDeps};
+use crate::engine::decide::TaskKind;
+use crate::engine::event::{EventKind, JournalEntry, RunId, StepId};
+use crate::engine::leadership::{LeaderLease, Leadership};
+use crate::engine::metrics::EngineMetrics;
+use crate::engine::plan::{Plan, PlanCatalog};
+use crate::engine::state::{IllegalTransition, RunState};
+use crate::engine::step::{Step, StepContext};
+use crate::engine::store::{FencingToken, RunFilter, Store, StoreError};
+use crate::engine::updates::EngineEvents;
+use crate::engine::view::RunView;
+
+struct LiveRun {
+    /// `None` when the plan can no longer be built (the run is then stopped for an operator).
+    plan: Option<Plan>,
+    state: RunState,
+    journal: Vec<JournalEntry>,
+    events: broadcast::Sender<JournalEntry>,
+    /// Distinguishes reports of tasks from an earlier incarnation of this run in this process.
+    generation: u64,
+    busy: HashMap<StepId, (TaskKind, AbortHandle)>,
+    retry_ready: HashSet<StepId>,
+    dry_run_reply: Option<oneshot::Sender<Result<RunView, StartError>>>,
+}
+
+impl LiveRun {
+    fn abort_tasks(&mut self) {
+        for (_, (_, h)) in self.busy.drain() {
+            h.abort();
+        }
+    }
+
+    fn view(&self) -> RunView {
+        RunView::new(&self.state, &self.journal)
+    }
+
+    fn context(&self, attempt: u32) -> StepContext {
+        let r = &self.state.record;
+        StepContext {
+            run_id: r.id,
+            plan: Arc::from(r.plan.as_str()),
+            mode: r.mode,
+            drill: r.drill,
+            params: Arc::new(r.params.clone()),
+            attempt,
+            run_started_at: self.state.started_at,
+            outputs: Arc::new(
+                self.state
+                    .steps
+                    .iter()
+                    .filter_map(|(id, s)| Some((id.clone(), s.output.clone()?)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn step(&self, id: &StepId) -> Option<Arc<dyn Step>> {
+        self.plan.as_ref()?.step(id).cloned()
+    }
+}
+
+enum DriveError {
+    Store(StoreError),
+    Illegal(IllegalTransition),
+    NotLeader,
+    Gone,
+}
+
+pub(super) struct Actor {
+    config: RunnerConfig,
+    store: Arc<dyn Store>,
+    plans: Arc<dyn PlanCatalog>,
+    leadership: Arc<dyn Leadership>,
+    metrics: EngineMetrics,
+    lease: Option<LeaderLease>,
+    live: HashMap<RunId, LiveRun>,
+    tasks: JoinSet<TaskReport>,
+    task_meta: HashMap<tokio::task::Id, TaskMeta>,
+    /// Runs dropped after a store error, to reload and resume.
+    stalled: HashSet<RunId>,
+    next_generation: u64,
+    stopping: bool,
+    /// Plans whose `failoverd_run_active` gauge has been set (to reset them to 0).
+    active_plans: HashSet<String>,
+    /// Status changes and leadership, published once durable.
+    events: EngineEvents,
+}
+
+impl Actor {
+    pub(super) fn new(config: RunnerConfig, deps: RunnerDeps, events: EngineEvents) -> Self {
+        Self {
+            config,
+            store: deps.store,
+            plans: deps.plans,
+            leadership: deps.leadership,
+            metrics: deps.metrics,
+            lease: None,
+            live: HashMap::new(),
+            tasks: JoinSet::new(),
+            task_meta: HashMap::new(),
+            stalled: HashSet::new(),
+            next_generation: 0,
+            stopping: false,
+            active_plans: HashSet::new(),
+            events,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.try_lead().await;
+        let period = self.config.leadership_poll.min(self.config.store_retry);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                cmd = rx.recv() => match cmd {
+                    None => break,
+                    Some(Command::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd).await,
+                },
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.on_joined(joined).await;
+                }
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+        self.tasks.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        self.stopping = true;
+        for live in self.live.values_mut() {
+            live.busy.retain(|_, (kind, h)| {
+                let keep = *kind != TaskKind::RetryWait;
+                if !keep {
+                    h.abort();
+                }
+                keep
+            });
+        }
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined).await,
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.tasks.shutdown().await;
+        for live in self.live.values_mut() {
+            if let Some(reply) = live.dry_run_reply.take() {
+                let _ = reply.send(Err(StartError::Stopped));
+            }
+        }
+        self.live.clear();
+        self.update_active_gauge();
+        self.metrics.leader.set(0);
+        self.events.leader(false);
+        self.lease = None;
+    }
+
+    fn token(&self) -> Option<FencingToken> {
+        self.lease.as_ref().map(LeaderLease::token)
+    }
+
+    async fn try_lead(&mut self) {
+        if self.lease.is_some() || self.stopping {
+            return;
+        }
+        let lease = match self.leadership.try_acquire().await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                self.events.leader(false);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not acquire leadership");
+                self.events.leader(false);
+                return;
+            }
+        };
+        if let Err(e) = self.store.fence(lease.token()).await {
+            tracing::warn!(error = %e, token = %lease.token(), "leadership acquired but the store refused the fencing token");
+            self.events.leader(false);
+            return;
+        }
+        tracing::info!(token = %lease.token(), "became leader; resuming unfinished runs");
+        self.lease = Some(lease);
+        self.metrics.leader.set(1);
+        self.events.leader(true);
+        match self.store.list(&RunFilter::unfinished()).await {
+            Ok(runs) => {
+                for s in runs {
+                    self.stalled.insert(s.record.id);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list unfinished runs"),
+        }
+        self.resume_stalled().await;
+    }
+
+    async fn on_tick(&mut self) {
+        if self.lease.is_none() {
+            self.try_lead().await;
+        } else {
+            self.resume_stalled().await;
+        }
+    }
+
+    async fn resume_stalled(&mut self) {
+        let ids: Vec<RunId> = self.stalled.drain().collect();
+        for id in ids {
+            if self.lease.is_none() {
+                break;
+            }
+            if !self.live.contains_key(&id) {
+                self.resume(id).await;
+            }
+        }
+    }
+
+    /// Reload a run from the store and drive it; in-doubt attempts are resolved first by `decide`.
+    async fn resume(&mut self, id: RunId) {
+        let (state, journal) = match load_state(self.store.as_ref(), id).await {
+            Ok(x) => x,
+            Err(RunError::Store(e)) => {
+                tracing::warn!(run = %id, error = %e, "could not load run; will retry");
+                self.stalled.insert(id);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(run = %id, error = %e, "cannot resume run: its journal cannot be replayed by this version");
+                return;
+            }
+        };
+        if state.status.is_terminal() {
+            return;
+        }
+        let record = Arc::clone(&state.record);
+        let (plan, problem) = match self.plans.build(&record.plan, record.mode, &record.params) {
+            Ok(plan) if plan.layout() == record.layout => (Some(plan), None),
+            Ok(_) => (None, Some(format!(
+                "the definition of plan {} changed since run {id} started, so it cannot be resumed safely; \
+                 check which steps took effect (see the run's timeline) and finish the work by hand",
+                record.plan
+            ))),
+            Err(e) => (None, Some(format!(
+                "plan {} can no longer be built ({e}); check which steps of run {id} took effect (see its timeline) and finish the work by hand",
+                record.plan
+            ))),
+        };
+        self.insert_live(state, journal, plan, None);
+        if let Some(message) = problem {
+            if let Err(e) = self.append(id, EventKind::NeedsOperator { message }).await {
+                self.on_drive_error(id, e).await;
+                return;
+            }
+        }
+        self.drive(id).await;
+    }
+
+    fn insert_live(
+        &mut self,
+        state: RunState,
+        journal: Vec<JournalEntry>,
+        plan: Option<Plan>,
+        dry_run_reply: Option<oneshot::Sender<Result<RunView, StartError>>>,
+    ) {
+        self.next_generation += 1;
+        let id = state.record.id;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        self.live.insert(
+            id,
+            LiveRun {
+                plan,
+                state,
+                journal,
+                events,
+                generation: self.next_generation,
+                busy: HashMap::new(),
+                retry_ready: HashSet::new(),
+                dry_run_reply,
+            },
+        );
+        self.update_active_gauge();
+    }
+
+    fn update_active_gauge(&mut self) {
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for live in self.live.values() {
+            if !live.state.record.dry_run {
+                *counts.entry(live.state.record.plan.clone()).or_default() += 1;
+            }
+        }
+        for plan in self.active_plans.iter() {
+            if !counts.contains_key(plan) {
+                self.metrics
+                    .run_active
+                    .with_label_values(&[plan.as_str()])
+                    .set(0);
+            }
+        }
+        for (plan, n) in &counts {
+            self.metrics
+                .run_active
+                .with_label_values(&[plan.as_str()])
+                .set(*n);
+            self.active_plans.insert(plan.clone());
+        }
+    }
+
+    /// The unfinished (non-dry) run, if any: one being driven, or one waiting to be reloaded after
+    /// a store error (it is still unfinished, so a second run must not start beside it).
+    fn active_run(&self) -> Option<RunId> {
+        self.live
+            .values()
+            .find(|l| !l.state.record.dry_run && !l.state.status.is_terminal())
+            .map(|l| l.state.record.id)
+            .or_else(|| self.stalled.iter().min().copied())
+    }
+}
