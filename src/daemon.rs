@@ -33,8 +33,8 @@ use crate::plans::aurora::AuroraPlanDeps;
 use crate::plans::cognito::CognitoPlanDeps;
 use crate::plans::dns::DnsPlanDeps;
 use crate::plans::PlanDeps;
+use crate::policy::engine::EngineRunStarter;
 use crate::policy::{PolicyHandle, PolicyLoop};
-use crate::policy_engine::EngineRunStarter;
 use crate::replication::{
     ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
@@ -229,7 +229,7 @@ pub async fn serve(
     )?;
     let (active, standby) = active_region.get();
     let (starter, run_active) = EngineRunStarter::new(runner.handle(), active_region.clone());
-    components.spawn(crate::policy_engine::follow_engine(
+    components.spawn(crate::policy::engine::follow_engine(
         runner.handle(),
         run_active,
         stop.clone(),
@@ -243,7 +243,7 @@ pub async fn serve(
         &registry,
         stop.clone(),
     )?;
-    components.spawn(crate::policy_engine::follow_active_region(
+    components.spawn(crate::policy::engine::follow_active_region(
         policy.clone(),
         active_region.clone(),
         stop.clone(),
@@ -277,8 +277,8 @@ pub async fn serve(
             active_region: Some(active_region.clone()),
             cognito,
         },
-        plans.infos(),
-    );
+    )
+    .with_plans(plans.infos());
     let app = api::router(state.clone());
 
     let addr = listen_override.unwrap_or(config.server.listen);

@@ -22,7 +22,6 @@ pub mod telemetry;
 // The durable run engine and the plans it runs.
 pub mod engine;
 pub mod plans;
-pub mod policy_engine;
 
 // Domain modules (pure decisions and their ports) and the AWS adapters.
 pub mod aurora;

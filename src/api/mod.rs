@@ -71,7 +71,6 @@ impl AppState {
         runner: RunnerHandle,
         stop: StopSignal,
         monitors: Monitors,
-        plans: Vec<crate::plans::PlanInfo>,
     ) -> Self {
         let request_timeout = config.server.request_timeout.get();
         let body_limit = config.server.body_limit_bytes;
@@ -87,8 +86,14 @@ impl AppState {
             runner,
             stop,
             monitors,
-            plans: plans.into(),
+            plans: Arc::from(Vec::new()),
         }
+    }
+
+    /// The plans `GET /v1/plans` lists.
+    pub fn with_plans(mut self, plans: Vec<crate::plans::PlanInfo>) -> Self {
+        self.plans = plans.into();
+        self
     }
 }
 

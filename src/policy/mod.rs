@@ -27,16 +27,19 @@
 //! [`PolicyLoop`] drives the function: it re-evaluates on every verdict change, every change of
 //! the facts other components feed it through [`PolicyHandle`] (replication lag, drift, active
 //! region, acknowledgements), and on a one-second tick (for the time-based conditions), and starts
-//! runs through the [`RunStarter`] trait that the daemon implements over the engine.
+//! runs through the [`RunStarter`] trait, implemented over the engine by [`engine`].
 //!
 //! Files:
 //! - [`decision`]: the pure [`decide`] and its vocabulary ([`Reason`], [`Action`], [`Decision`],
 //!   [`PolicyRules`], [`PolicyInput`]);
 //! - [`port`]: [`RunStarter`], what the policy needs from the engine;
 //! - [`handle`]: [`PolicyHandle`], the facts it is fed and the status records it keeps;
-//! - [`task`]: [`PolicyLoop`], the task that evaluates and acts.
+//! - [`task`]: [`PolicyLoop`], the task that evaluates and acts;
+//! - [`engine`]: [`engine::EngineRunStarter`], what an automatic failover run is, and the
+//!   followers that keep the policy's view of the engine and of the active region current.
 
 pub mod decision;
+pub mod engine;
 pub mod handle;
 pub mod port;
 pub mod task;

@@ -1,10 +1,10 @@
 //! Topology: the region pair, which region is active, and (as the failover plans grow) what the
 //! world says about it.
 //!
-//! - [`pair`]: the two regions of the pair and "the other region";
-//! - [`active`]: the durably recorded active region and the views other components follow;
-//! - [`metrics`]: `failoverd_region_active{region}`;
-//! - [`recorder`]: keeps the record in step with completed traffic moves, from the engine's run
+//! - [`pair`] — the two regions of the pair and "the other region";
+//! - [`active`] — the durably recorded active region and the views other components follow;
+//! - [`metrics`] — `failoverd_region_active{region}`;
+//! - [`recorder`] — keeps the record in step with completed traffic moves, from the engine's run
 //!   updates.
 
 pub mod active;

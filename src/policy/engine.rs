@@ -16,8 +16,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::{PolicyHandle, RunStartError, RunStarter};
 use crate::engine::{Mode, RunFilter, RunRequest, RunnerHandle, StartError};
-use crate::policy::{PolicyHandle, RunStartError, RunStarter};
 use crate::shutdown::StopSignal;
 use crate::topology::ActiveRegion;
 
