@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{ProbeConfig, ProbeKind};
+use crate::error_chain::error_chain;
 use crate::health::{AlarmState, AlarmStateApi, HealthCheckStatusApi};
 
 /// Decides whether the target region is fit for more traffic.
@@ -205,20 +206,6 @@ impl ProbeVerifier {
             }
         }
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
 }
 
 #[async_trait]

@@ -558,7 +558,7 @@ async fn supervise(mut s: Supervisor) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws;
+    use crate::port;
     use crate::config::ProbeConfig;
     use crate::health::port::{AlarmObservation, AlarmState, AlarmStateApi};
     use async_trait::async_trait;
@@ -573,7 +573,7 @@ mod tests {
 
     #[async_trait]
     impl AlarmStateApi for ScriptedAlarm {
-        async fn alarm_state(&self, name: &str) -> aws::Result<AlarmObservation> {
+        async fn alarm_state(&self, name: &str) -> port::Result<AlarmObservation> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.hang.load(Ordering::SeqCst) {
                 std::future::pending::<()>().await;

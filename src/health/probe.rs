@@ -25,10 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aws;
 use crate::config::{ProbeConfig, ProbeKind};
+use crate::error_chain::error_chain;
 use crate::health::port::{AlarmState, AlarmStateApi, HealthCheckStatusApi};
 use crate::health::verdict::CheckResult;
+use crate::port;
 
 /// Status codes an HTTP probe accepts when the config does not say (redirects count as alive).
 pub const DEFAULT_EXPECT_STATUS: RangeInclusive<u16> = 200..=399;
@@ -95,7 +96,7 @@ pub enum ProbeError {
     #[error("the previous resolution of {host} has not finished yet (resolver hung?)")]
     ResolverBusy { host: String },
     #[error(transparent)]
-    Aws(#[from] aws::Error),
+    Aws(#[from] port::Error),
     #[error(
         "{healthy} of {total} Route 53 checkers report healthy, below the required {:.0}%{}",
         min_fraction * 100.0,
@@ -251,8 +252,8 @@ impl ProbeSpec {
     }
 }
 
-/// The AWS ports the Route 53 and CloudWatch probes read through (`crate::aws` implements them;
-/// tests pass fakes).
+/// The AWS ports the Route 53 and CloudWatch probes read through (the AWS adapter implements
+/// them; tests pass fakes).
 #[derive(Clone, Default)]
 pub struct HealthPorts {
     /// Route 53 health-check status (a global API). Required when a `route53_health_check` probe
@@ -595,26 +596,10 @@ impl Resolver {
     }
 }
 
-/// An error and its causes on one line (reqwest's top-level message alone says only "error
-/// sending request").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::{ErrorKind, Service};
+    use crate::port::{ErrorKind, Service};
     use crate::health::port::{AlarmObservation, CheckerObservation, HealthCheckStatus};
     use async_trait::async_trait;
     use std::sync::Mutex;
@@ -716,11 +701,11 @@ mod tests {
         assert!(contains(b"anything", b""));
     }
 
-    struct FakeRoute53(Mutex<aws::Result<HealthCheckStatus>>);
+    struct FakeRoute53(Mutex<port::Result<HealthCheckStatus>>);
 
     #[async_trait]
     impl HealthCheckStatusApi for FakeRoute53 {
-        async fn health_check_status(&self, _id: &str) -> aws::Result<HealthCheckStatus> {
+        async fn health_check_status(&self, _id: &str) -> port::Result<HealthCheckStatus> {
             self.0.lock().unwrap().clone()
         }
     }
@@ -780,7 +765,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_api_is_a_failure_with_the_error() {
-        let err = aws::Error::new(
+        let err = port::Error::new(
             ErrorKind::Unavailable,
             Service::Route53,
             "GetHealthCheckStatus",
@@ -799,7 +784,7 @@ mod tests {
 
     #[async_trait]
     impl AlarmStateApi for FakeAlarm {
-        async fn alarm_state(&self, name: &str) -> aws::Result<AlarmObservation> {
+        async fn alarm_state(&self, name: &str) -> port::Result<AlarmObservation> {
             Ok(AlarmObservation {
                 name: name.to_owned(),
                 state: self.0.lock().unwrap().clone(),
@@ -838,7 +823,7 @@ mod tests {
 
     #[async_trait]
     impl HealthCheckStatusApi for HungRoute53 {
-        async fn health_check_status(&self, _id: &str) -> aws::Result<HealthCheckStatus> {
+        async fn health_check_status(&self, _id: &str) -> port::Result<HealthCheckStatus> {
             std::future::pending().await
         }
     }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::lag::{LagReading, LagReadings};
 use super::port::{GlobalCluster, GlobalClusterMember, GlobalDatabaseApi};
-use crate::aws::ErrorKind;
+use crate::port::ErrorKind;
 use crate::engine::{
     Mode, RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
@@ -148,7 +148,7 @@ impl AuroraStepDeps {
     }
 }
 
-fn aws_error(context: &str, e: crate::aws::Error) -> StepError {
+fn aws_error(context: &str, e: crate::port::Error) -> StepError {
     let message = format!("{context}: {e}");
     if e.is_retryable() {
         StepError::retryable(message)
