@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use aws_sdk_backup::types as sdk;
 
-use super::error::{from_sdk, Error, Result, Service};
+use super::error::{from_sdk, Result, Service};
 use super::time_conv::{to_offset, to_sdk};
 use crate::replication::port::{
     BackupCatalogApi, CopyJob, CopyJobFilter, CopyJobState, RecoveryPoint, RecoveryPointFilter,

@@ -24,7 +24,7 @@ use super::metrics::SyncMetrics;
 use super::port::{CognitoPorts, UserDirectory};
 use super::quota::{CallCounters, CognitoLimits, RateLimitedDirectory};
 use super::replica::{list_replicas, replica_active, ReplicaView};
-use super::sync::{PoolSync, SyncError, SyncReport, DEFAULT_CONCURRENCY};
+use super::sync::{PoolSync, SyncError, SyncReport};
 use crate::config::{CognitoConfig, CognitoMode};
 use crate::shutdown::StopSignal;
 
