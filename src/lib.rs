@@ -161,8 +161,8 @@ mod tests {
         }
         let mut violations = Vec::new();
         for file in &files {
-            let source = std::fs::read_to_string(file)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let source =
+                std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             for root in crate_roots(&code_only(&source)) {
                 if FORBIDDEN.contains(&root.as_str()) {
                     violations.push(format!("{} imports crate::{root}", file.display()));

@@ -17,11 +17,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::port::{ReplicaRole, ReplicaStatus, UserDirectory, UserPoolReplica};
-use crate::port::Result;
 use crate::engine::{
     RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
+use crate::port::Result;
 
 /// Writing a Route 53 health check's `Inverted` flag (`GetHealthCheck` / `UpdateHealthCheck` with
 /// `Inverted`). Missing health checks are `ErrorKind::NotFound` (`NoSuchHealthCheck`).

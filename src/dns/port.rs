@@ -10,8 +10,8 @@ use std::fmt;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::port::Result;
 use crate::health::HealthCheckStatusApi;
+use crate::port::Result;
 
 /// DNS record type. Only the types failoverd has reason to touch are named; anything else is
 /// carried through unchanged as [`RecordType::Other`].

@@ -558,9 +558,9 @@ async fn supervise(mut s: Supervisor) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port;
     use crate::config::ProbeConfig;
     use crate::health::port::{AlarmObservation, AlarmState, AlarmStateApi};
+    use crate::port;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

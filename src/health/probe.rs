@@ -599,8 +599,8 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::{ErrorKind, Service};
     use crate::health::port::{AlarmObservation, CheckerObservation, HealthCheckStatus};
+    use crate::port::{ErrorKind, Service};
     use async_trait::async_trait;
     use std::sync::Mutex;
 

@@ -30,11 +30,11 @@ use tokio::time::Instant;
 
 use super::lag::{LagReading, LagReadings};
 use super::port::{GlobalCluster, GlobalClusterMember, GlobalDatabaseApi};
-use crate::port::ErrorKind;
 use crate::engine::{
     Mode, RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
+use crate::port::ErrorKind;
 
 /// How the writer is moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
