@@ -76,7 +76,7 @@ mod tests {
             for entry in entries {
                 rust_files(&entry, out);
             }
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
             out.push(path.to_owned());
         }
     }

@@ -192,6 +192,8 @@ mod tests {
         assert_eq!(err.metric_label(), "throttled");
     }
 
+    /// The journal form is serde's snake_case of the variants — `cloud_watch`, unlike the metric
+    /// label `cloudwatch` — and stays so: journals already written must still read.
     #[test]
     fn journal_form_is_snake_case() {
         let err = Error::missing_field(Service::CloudWatch, "DescribeAlarms", "StateValue");
@@ -199,7 +201,7 @@ mod tests {
             serde_json::to_value(&err).ok(),
             Some(serde_json::json!({
                 "kind": "other",
-                "service": "cloudwatch",
+                "service": "cloud_watch",
                 "operation": "DescribeAlarms",
                 "code": null,
                 "message": "response has no StateValue",
