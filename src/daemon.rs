@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, AppState, TokenSet};
 use crate::aws::{AwsClients, ClientBuildError, ClientSettings, RetryMode};
-use crate::cognito::monitor::{CognitoMonitor, CognitoPorts};
+use crate::cognito::monitor::CognitoMonitor;
 use crate::cognito::replica::HealthCheckSwitch;
 use crate::config::{self as cfg, Config};
 use crate::dns::verify::ProbeVerifier;
@@ -35,9 +35,7 @@ use crate::plans::dns::DnsPlanDeps;
 use crate::plans::PlanDeps;
 use crate::policy::engine::EngineRunStarter;
 use crate::policy::{PolicyHandle, PolicyLoop};
-use crate::replication::{
-    ReplicationError, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
-};
+use crate::replication::{ReplicationError, ReplicationHandle, ReplicationMonitor};
 use crate::shutdown::stop_channel;
 use crate::status::{ComponentState, StatusBoard};
 use crate::telemetry;
@@ -125,7 +123,7 @@ pub async fn serve(
     // components that cannot reach their API say so in /v1/status and retry.
     let regions = config.region_names();
     let aws = AwsClients::new(&aws_settings(&config.aws), regions).await?;
-    let replication_ports = ReplicationPorts::from_aws(&aws);
+    let replication_ports = aws.replication_ports();
 
     // Replication lag (Aurora) and AWS Backup copies.
     let replication = ReplicationMonitor::spawn(
@@ -142,7 +140,7 @@ pub async fn serve(
             CognitoMonitor::spawn(
                 cognito_config,
                 regions,
-                CognitoPorts::from_aws(&aws, &state_dir),
+                aws.cognito_ports(&state_dir),
                 &registry,
                 stop.clone(),
             )?,

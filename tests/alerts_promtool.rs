@@ -131,7 +131,7 @@ async fn replication_metrics_pass_promtool_check_metrics() {
     use failoverd::config::{
         AuroraConfig, BackupVaultConfig, Duration as CfgDuration, LagSource, ReplicationConfig,
     };
-    use failoverd::replication::{ReplicationMonitor, ReplicationPorts};
+    use failoverd::replication::ReplicationMonitor;
     use std::collections::BTreeMap;
 
     // Nothing answers on this port: the trackers record errors, and the metrics that exist
@@ -174,7 +174,7 @@ async fn replication_metrics_pass_promtool_check_metrics() {
             }],
         },
         ["us-east-1", "us-west-2"],
-        ReplicationPorts::from_aws(&clients),
+        clients.replication_ports(),
         &registry,
         async move {
             let _ = rx.await;

@@ -81,7 +81,7 @@ impl Monitor {
         let handle = ReplicationMonitor::spawn_until(
             &config,
             [HOT, COLD],
-            ReplicationPorts::from_aws(&clients),
+            clients.replication_ports(),
             &registry,
             async move {
                 let _ = rx.await;

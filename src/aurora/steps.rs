@@ -10,11 +10,11 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use crate::aws::ErrorKind;
 use crate::engine::{
     Mode, RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
+use crate::port::ErrorKind;
 use crate::replication::lag::{LagReading, LagReadings};
 use crate::replication::port::{GlobalCluster, GlobalClusterMember, GlobalDatabaseApi};
 
@@ -130,7 +130,7 @@ impl AuroraStepDeps {
     }
 }
 
-fn aws_error(context: &str, e: crate::aws::Error) -> StepError {
+fn aws_error(context: &str, e: crate::port::Error) -> StepError {
     let message = format!("{context}: {e}");
     if e.is_retryable() {
         StepError::retryable(message)

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use aws_sdk_backup::types as sdk;
 
-use super::error::{Error, Result, Service};
+use super::error::{from_sdk, Result, Service};
 use super::time_conv::{to_offset, to_sdk};
 use crate::replication::port::{
     BackupCatalogApi, CopyJob, CopyJobFilter, CopyJobState, RecoveryPoint, RecoveryPointFilter,
@@ -49,7 +49,7 @@ impl BackupCatalogApi for BackupCatalog {
                 .set_next_token(next_token.take())
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+                .map_err(|e| from_sdk(SERVICE, OP, &e))?;
             points.extend(output.recovery_points().iter().map(|p| {
                 RecoveryPoint {
                     arn: p.recovery_point_arn().unwrap_or_default().to_owned(),
@@ -94,7 +94,7 @@ impl BackupCatalogApi for BackupCatalog {
                 .set_next_token(next_token.take())
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+                .map_err(|e| from_sdk(SERVICE, OP, &e))?;
             jobs.extend(output.copy_jobs().iter().map(|j| {
                 CopyJob {
                     id: j.copy_job_id().unwrap_or_default().to_owned(),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::types as sdk;
 use std::time::Duration;
 
-use super::error::{Error, ErrorKind, Result, Service};
+use super::error::{from_sdk, Error, ErrorKind, Result, Service};
 use super::time_conv::{to_offset, to_sdk};
 use crate::health::port::{AlarmObservation, AlarmState, AlarmStateApi};
 use crate::replication::port::{LagMetric, LagMetricsApi, LagSample, MetricWindow};
@@ -93,7 +93,7 @@ impl LagMetricsApi for CloudWatchMetrics {
                 .set_next_token(next_token.take())
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+                .map_err(|e| from_sdk(SERVICE, OP, &e))?;
             for result in output.metric_data_results() {
                 for (at, value) in result.timestamps().iter().zip(result.values()) {
                     let Some(at) = to_offset(at) else { continue };
@@ -137,7 +137,7 @@ impl AlarmStateApi for CloudWatchMetrics {
             .alarm_types(sdk::AlarmType::CompositeAlarm)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         let metric = output
             .metric_alarms()
             .iter()

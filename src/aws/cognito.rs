@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::types as sdk;
 use std::collections::BTreeMap;
 
-use super::error::{Error, ErrorKind, Result, Service};
+use super::error::{from_sdk, Error, ErrorKind, Result, Service};
 use super::time_conv::to_offset;
 use crate::cognito::port::{
     Group, NewUser, Page, ReplicaRole, ReplicaStatus, User, UserDirectory, UserPool,
@@ -38,7 +38,7 @@ impl UserDirectory for CognitoDirectory {
             .user_pool_id(pool_id)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         let pool = output
             .user_pool()
             .ok_or_else(|| Error::missing_field(SERVICE, OP, "UserPool"))?;
@@ -73,7 +73,7 @@ impl UserDirectory for CognitoDirectory {
             .set_pagination_token(page_token.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(Page {
             items: output.users().iter().map(from_sdk_user).collect(),
             next_token: non_empty(output.pagination_token()),
@@ -90,7 +90,7 @@ impl UserDirectory for CognitoDirectory {
             .set_next_token(page_token.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(Page {
             items: output
                 .groups()
@@ -122,7 +122,7 @@ impl UserDirectory for CognitoDirectory {
             .set_next_token(page_token.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(Page {
             items: output.users().iter().map(from_sdk_user).collect(),
             next_token: non_empty(output.next_token()),
@@ -140,7 +140,7 @@ impl UserDirectory for CognitoDirectory {
             .message_action(sdk::MessageActionType::Suppress)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .user()
             .map(from_sdk_user)
@@ -161,7 +161,7 @@ impl UserDirectory for CognitoDirectory {
             .set_user_attributes(Some(to_sdk_attributes(OP, attributes)?))
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -173,7 +173,7 @@ impl UserDirectory for CognitoDirectory {
             .username(username)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -185,7 +185,7 @@ impl UserDirectory for CognitoDirectory {
             .username(username)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -197,7 +197,7 @@ impl UserDirectory for CognitoDirectory {
             .username(username)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -212,7 +212,7 @@ impl UserDirectory for CognitoDirectory {
             .set_role_arn(group.role_arn.clone())
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -225,7 +225,7 @@ impl UserDirectory for CognitoDirectory {
             .group_name(group)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -243,7 +243,7 @@ impl UserDirectory for CognitoDirectory {
             .group_name(group)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 
@@ -260,7 +260,7 @@ impl UserDirectory for CognitoDirectory {
             .set_next_token(page_token.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(Page {
             items: output
                 .user_pool_replicas()

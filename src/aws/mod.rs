@@ -1,6 +1,9 @@
-//! AWS adapters: one client factory, and the implementations of the ports the domain modules
-//! define (`dns::DnsApi`, `replication::{GlobalDatabaseApi, LagMetricsApi, BackupCatalogApi}`,
-//! `cognito::UserDirectory`, `health::{HealthCheckStatusApi, AlarmStateApi}`).
+//! AWS adapters: one client factory, the implementations of the ports the domain modules define
+//! (`dns::DnsApi`, `replication::{GlobalDatabaseApi, LagMetricsApi, BackupCatalogApi}`,
+//! `cognito::UserDirectory`, `health::{HealthCheckStatusApi, AlarmStateApi}`), and the domain's
+//! port bundles built from them ([`AwsClients::replication_ports`],
+//! [`AwsClients::cognito_ports`]). Every SDK error is folded into the domain's neutral
+//! [`crate::port::Error`] by [`error::from_sdk`].
 //!
 //! Why one factory: every client must behave the same way under failure — the same connect,
 //! attempt and operation timeouts (a call into a dying region must end, not hang), the same bounded
@@ -20,6 +23,7 @@ mod backup;
 mod cloudwatch;
 mod cognito;
 pub mod error;
+mod ports;
 mod rds;
 mod route53;
 mod time_conv;
@@ -38,7 +42,7 @@ use aws_types::sdk_config::SharedCredentialsProvider;
 pub use backup::BackupCatalog;
 pub use cloudwatch::CloudWatchMetrics;
 pub use cognito::CognitoDirectory;
-pub use error::{classify, is_retryable, Error, ErrorKind, Result, Service};
+pub use error::{classify, from_sdk, is_retryable, Error, ErrorKind, Result, Service};
 pub use rds::RdsGlobalDatabase;
 pub use route53::Route53Dns;
 

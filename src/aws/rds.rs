@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use aws_sdk_rds::types as sdk;
 
-use super::error::{Error, ErrorKind, Result, Service};
+use super::error::{from_sdk, Error, ErrorKind, Result, Service};
 use crate::replication::port::{
     DbCluster, DbClusterInstance, GlobalCluster, GlobalClusterMember, GlobalDatabaseApi,
     GlobalFailoverState,
@@ -37,7 +37,7 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
             .global_cluster_identifier(global_cluster_id)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .global_clusters()
             .iter()
@@ -57,7 +57,7 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
             .db_cluster_identifier(db_cluster_id)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .db_clusters()
             .first()
@@ -76,7 +76,7 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
                 .set_marker(marker.take())
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+                .map_err(|e| from_sdk(SERVICE, OP, &e))?;
             clusters.extend(output.db_clusters().iter().map(from_sdk_db_cluster));
             match output.marker() {
                 Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
@@ -98,7 +98,7 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
             .target_db_cluster_identifier(target_db_cluster_arn)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .global_cluster()
             .map(from_sdk_global_cluster)
@@ -119,7 +119,7 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
             .allow_data_loss(true)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .global_cluster()
             .map(from_sdk_global_cluster)
@@ -139,7 +139,7 @@ impl GlobalDatabaseApi for RdsGlobalDatabase {
             .db_cluster_identifier(db_cluster_arn)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         match output.global_cluster() {
             Some(cluster) => Ok(from_sdk_global_cluster(cluster)),
             // RDS documents the detached-from global cluster in the answer; when an endpoint

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_route53::types as sdk;
 use std::time::Duration;
 
-use super::error::{Error, ErrorKind, Result, Service};
+use super::error::{from_sdk, Error, ErrorKind, Result, Service};
 use super::time_conv::to_offset;
 use crate::dns::port::{
     ChangeAction, ChangeInfo, ChangeStatus, DnsApi, FailoverRole, RecordChange, RecordSet,
@@ -50,7 +50,7 @@ impl DnsApi for Route53Dns {
             let page = request
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+                .map_err(|e| from_sdk(SERVICE, OP, &e))?;
             records.extend(page.resource_record_sets().iter().map(from_sdk_record));
             if !page.is_truncated() {
                 return Ok(records);
@@ -102,7 +102,7 @@ impl DnsApi for Route53Dns {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .change_info()
             .map(from_sdk_change_info)
@@ -117,7 +117,7 @@ impl DnsApi for Route53Dns {
             .id(strip_prefix(change_id, "/change/"))
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         output
             .change_info()
             .map(from_sdk_change_info)
@@ -135,7 +135,7 @@ impl HealthCheckStatusApi for Route53Dns {
             .health_check_id(health_check_id)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         let checkers = output
             .health_check_observations()
             .iter()
@@ -314,7 +314,7 @@ impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
             .health_check_id(health_check_id)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(output
             .health_check()
             .and_then(|h| h.health_check_config())
@@ -330,7 +330,7 @@ impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
             .inverted(inverted)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(SERVICE, OP, &e))?;
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
         Ok(())
     }
 }

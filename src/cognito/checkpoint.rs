@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::durable_file::write_atomically;
+
 /// File name under the state directory.
 pub const CHECKPOINT_FILE: &str = "cognito-sync.json";
 
@@ -49,7 +51,8 @@ pub trait CheckpointStore: Send + Sync {
     async fn clear(&self) -> Result<(), CheckpointError>;
 }
 
-/// A JSON file, replaced atomically (write a temporary file, then rename).
+/// A JSON file, replaced atomically and durably ([`write_atomically`]: a temporary file, fsync,
+/// rename, fsync of the directory).
 #[derive(Clone, Debug)]
 pub struct FileCheckpoint {
     path: PathBuf,
@@ -90,12 +93,10 @@ impl CheckpointStore for FileCheckpoint {
             path: self.path.display().to_string(),
             source,
         })?;
-        let tmp = self.path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, bytes)
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
             .await
-            .map_err(|e| self.io(e))?;
-        tokio::fs::rename(&tmp, &self.path)
-            .await
+            .map_err(|e| self.io(std::io::Error::other(e)))?
             .map_err(|e| self.io(e))
     }
 

@@ -1,8 +1,8 @@
 //! Cognito user sync from the hot pool to the cold pool: the pure diff, the quota-aware rate
 //! limiter and the reconciler.
 //!
-//! `port` defines what the sync needs from a user pool ([`UserDirectory`]); `crate::aws`
-//! implements it.
+//! `port` defines what the sync needs from a user pool ([`UserDirectory`]) and the bundle the
+//! component is built from ([`CognitoPorts`]); the AWS adapter implements and builds them.
 //!
 //! - `diff`: what to write to the cold pool, as pure functions (matching, copyable attributes,
 //!   the deletion guard).
@@ -25,6 +25,6 @@ pub mod replica;
 pub mod sync;
 
 pub use port::{
-    Group, NewUser, Page, ReplicaRole, ReplicaStatus, User, UserDirectory, UserPool,
+    CognitoPorts, Group, NewUser, Page, ReplicaRole, ReplicaStatus, User, UserDirectory, UserPool,
     UserPoolReplica, MAX_PAGE_SIZE,
 };

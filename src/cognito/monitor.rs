@@ -12,7 +12,6 @@
 //! flip, and copying from the old region would overwrite the new one: the failover plan must
 //! [`CognitoHandle::set_paused`] the sync (or the daemon respawn it with the regions swapped).
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use prometheus::Registry;
@@ -20,75 +19,14 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::checkpoint::{CheckpointStore, FileCheckpoint, CHECKPOINT_FILE};
 use super::diff::DeletionPolicy;
 use super::metrics::SyncMetrics;
-use super::port::UserDirectory;
+use super::port::{CognitoPorts, UserDirectory};
 use super::quota::{CallCounters, CognitoLimits, RateLimitedDirectory};
 use super::replica::{list_replicas, replica_active, ReplicaView};
-use super::sync::{PoolSync, SyncError, SyncReport, DEFAULT_CONCURRENCY};
-use crate::aws::AwsClients;
+use super::sync::{PoolSync, SyncError, SyncReport};
 use crate::config::{CognitoConfig, CognitoMode};
 use crate::shutdown::StopSignal;
-
-/// Each region's Cognito port, where the sync keeps its checkpoint, and (tests) rate overrides.
-#[derive(Clone)]
-pub struct CognitoPorts {
-    directories: Vec<(String, Arc<dyn UserDirectory>)>,
-    checkpoint: Arc<dyn CheckpointStore>,
-    limits: Option<CognitoLimits>,
-    concurrency: usize,
-}
-
-impl CognitoPorts {
-    pub fn new(
-        directories: Vec<(String, Arc<dyn UserDirectory>)>,
-        checkpoint: Arc<dyn CheckpointStore>,
-    ) -> Self {
-        Self {
-            directories,
-            checkpoint,
-            limits: None,
-            concurrency: DEFAULT_CONCURRENCY,
-        }
-    }
-
-    /// The SDK adapters of both regions; the checkpoint in `state_dir`.
-    pub fn from_aws(clients: &AwsClients, state_dir: &Path) -> Self {
-        Self::new(
-            clients
-                .regions()
-                .iter()
-                .map(|c| {
-                    (
-                        c.region().to_owned(),
-                        Arc::new(c.user_directory()) as Arc<dyn UserDirectory>,
-                    )
-                })
-                .collect(),
-            Arc::new(FileCheckpoint::new(state_dir.join(CHECKPOINT_FILE))),
-        )
-    }
-
-    /// Rates other than `quota_share` of Cognito's defaults (tests, benchmarks, the lab).
-    pub fn with_limits(mut self, limits: CognitoLimits) -> Self {
-        self.limits = Some(limits);
-        self
-    }
-
-    /// Writes in flight at once (default [`DEFAULT_CONCURRENCY`]).
-    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency.max(1);
-        self
-    }
-
-    fn directory(&self, region: &str) -> Option<Arc<dyn UserDirectory>> {
-        self.directories
-            .iter()
-            .find(|(r, _)| r == region)
-            .map(|(_, d)| Arc::clone(d))
-    }
-}
 
 /// Why the component could not start, or a requested pass could not run.
 #[derive(Debug, thiserror::Error)]

@@ -4,13 +4,18 @@
 //! page, and each page costs one request of the per-category quota the rate limiter accounts for),
 //! diffs them, and applies the difference to the cold pool with the admin operations below. Every
 //! method maps to exactly one Cognito request so the limiter can charge it to the right quota
-//! category. `crate::aws` implements [`UserDirectory`].
+//! category. The AWS adapter implements [`UserDirectory`]; [`CognitoPorts`] bundles both regions'
+//! directories with the checkpoint store.
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
-use crate::aws::Result;
+use super::checkpoint::CheckpointStore;
+use super::quota::CognitoLimits;
+use super::sync::DEFAULT_CONCURRENCY;
+use crate::port::Result;
 
 /// Cognito's documented page size limit for `ListUsers`, `ListGroups` and `ListUsersInGroup`.
 pub const MAX_PAGE_SIZE: i32 = 60;
@@ -157,4 +162,48 @@ pub trait UserDirectory: Send + Sync {
         pool_id: &str,
         page_token: Option<&str>,
     ) -> Result<Page<UserPoolReplica>>;
+}
+
+/// Each region's Cognito port, where the sync keeps its checkpoint, and (tests) rate overrides:
+/// what [`CognitoMonitor`](super::monitor::CognitoMonitor) is built from. The AWS adapter builds it
+/// with `AwsClients::cognito_ports`; tests pass fakes.
+#[derive(Clone)]
+pub struct CognitoPorts {
+    directories: Vec<(String, Arc<dyn UserDirectory>)>,
+    pub(super) checkpoint: Arc<dyn CheckpointStore>,
+    pub(super) limits: Option<CognitoLimits>,
+    pub(super) concurrency: usize,
+}
+
+impl CognitoPorts {
+    pub fn new(
+        directories: Vec<(String, Arc<dyn UserDirectory>)>,
+        checkpoint: Arc<dyn CheckpointStore>,
+    ) -> Self {
+        Self {
+            directories,
+            checkpoint,
+            limits: None,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+
+    /// Rates other than `quota_share` of Cognito's defaults (tests, benchmarks, the lab).
+    pub fn with_limits(mut self, limits: CognitoLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Writes in flight at once (default [`DEFAULT_CONCURRENCY`]).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    pub(super) fn directory(&self, region: &str) -> Option<Arc<dyn UserDirectory>> {
+        self.directories
+            .iter()
+            .find(|(r, _)| r == region)
+            .map(|(_, d)| Arc::clone(d))
+    }
 }

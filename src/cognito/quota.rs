@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::port::{Group, NewUser, Page, User, UserDirectory, UserPool, UserPoolReplica};
-use crate::aws::{ErrorKind, Result};
-use crate::dns::rate_limit::TokenBucket;
+use crate::port::{ErrorKind, Result};
+use crate::token_bucket::TokenBucket;
 
 /// Cognito user-pool quota categories the sync uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -371,7 +371,7 @@ impl UserDirectory for RateLimitedDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::{Error, Service};
+    use crate::port::{Error, Service};
 
     /// Answers `ListUsers` with `Throttled` `throttles` times, then with an empty page; every
     /// other call succeeds at once.

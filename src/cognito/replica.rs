@@ -7,7 +7,7 @@
 //! failover record sends clients to the cold region; un-inverting it is the compensation. Route 53
 //! has `UpdateHealthCheck` for this, but failoverd's DNS port (`crate::dns::port`) and health port
 //! (`crate::health::port::HealthCheckStatusApi`) only read health checks, so this module defines
-//! the smallest port it needs, [`HealthCheckSwitch`], for `crate::aws` to implement.
+//! the smallest port it needs, [`HealthCheckSwitch`], for the AWS adapter to implement.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +17,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::port::{ReplicaRole, ReplicaStatus, UserDirectory, UserPoolReplica};
-use crate::aws::Result;
 use crate::engine::{
     RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
+use crate::port::Result;
 
 /// Writing a Route 53 health check's `Inverted` flag (`GetHealthCheck` / `UpdateHealthCheck` with
 /// `Inverted`). Missing health checks are `ErrorKind::NotFound` (`NoSuchHealthCheck`).
@@ -129,7 +129,7 @@ impl ReplicaFailover {
     }
 }
 
-fn step_error(what: &str, e: crate::aws::Error) -> StepError {
+fn step_error(what: &str, e: crate::port::Error) -> StepError {
     if e.is_retryable() {
         StepError::retryable(format!("{what}: {e}"))
     } else {

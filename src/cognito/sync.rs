@@ -42,13 +42,14 @@ pub const REPORT_SAMPLE: usize = 50;
 /// A pass that could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// A call to one of the pools ([`UserDirectory`]) failed.
     #[error("{pool} pool {pool_id}: {operation}: {source}")]
-    Aws {
+    Directory {
         pool: &'static str,
         pool_id: String,
         operation: &'static str,
-        /// Boxed: AWS errors are large, and this error travels through every caller.
-        source: Box<crate::aws::Error>,
+        /// Boxed: port errors are large, and this error travels through every caller.
+        source: Box<crate::port::Error>,
     },
     #[error("listing of the {pool} pool did not end after {MAX_PAGES} pages")]
     EndlessListing { pool: &'static str },
@@ -60,7 +61,7 @@ impl SyncError {
     /// Whether a later pass may succeed (throttling, timeouts, outages).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Aws { source, .. } => source.is_retryable(),
+            Self::Directory { source, .. } => source.is_retryable(),
             Self::EndlessListing { .. } => false,
             Self::Checkpoint(_) => false,
         }
@@ -185,7 +186,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn fail(&mut self, user: &str, operation: &'static str, error: &crate::aws::Error) {
+    fn fail(&mut self, user: &str, operation: &'static str, error: &crate::port::Error) {
         self.failure_count += 1;
         tracing::warn!(user, operation, error = %error, "cognito sync: a write failed");
         if self.failures.len() < REPORT_SAMPLE {
@@ -203,7 +204,7 @@ struct UserOutcome {
     key: String,
     created_as: Option<String>,
     changes: ChangeCounts,
-    failure: Option<(&'static str, crate::aws::Error)>,
+    failure: Option<(&'static str, crate::port::Error)>,
 }
 
 impl PoolSync {
@@ -442,8 +443,8 @@ impl PoolSync {
         Ok(report)
     }
 
-    fn hot_err(&self, operation: &'static str, source: crate::aws::Error) -> SyncError {
-        SyncError::Aws {
+    fn hot_err(&self, operation: &'static str, source: crate::port::Error) -> SyncError {
+        SyncError::Directory {
             pool: "hot",
             pool_id: self.hot_pool.clone(),
             operation,
@@ -451,8 +452,8 @@ impl PoolSync {
         }
     }
 
-    fn cold_err(&self, operation: &'static str, source: crate::aws::Error) -> SyncError {
-        SyncError::Aws {
+    fn cold_err(&self, operation: &'static str, source: crate::port::Error) -> SyncError {
+        SyncError::Directory {
             pool: "cold",
             pool_id: self.cold_pool.clone(),
             operation,
@@ -637,7 +638,7 @@ impl PoolSync {
         out
     }
 
-    async fn delete_one(&self, username: String) -> (String, crate::aws::Result<()>) {
+    async fn delete_one(&self, username: String) -> (String, crate::port::Result<()>) {
         let r = self.cold.delete_user(&self.cold_pool, &username).await;
         (username, r)
     }
@@ -645,7 +646,7 @@ impl PoolSync {
     async fn apply_membership(
         &self,
         change: MembershipChange,
-    ) -> (MembershipChange, crate::aws::Result<()>) {
+    ) -> (MembershipChange, crate::port::Result<()>) {
         let r = match &change {
             MembershipChange::Add { group, username } => {
                 self.cold

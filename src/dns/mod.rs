@@ -1,6 +1,6 @@
 //! DNS switchover: the pure stage planner and the Route 53 steps.
 //!
-//! `port` defines what the switchover needs from Route 53 ([`DnsApi`]); `crate::aws` implements it.
+//! `port` defines what the switchover needs from Route 53 ([`DnsApi`]); the AWS adapter implements it.
 
 pub mod planner;
 pub mod port;

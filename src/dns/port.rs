@@ -3,15 +3,15 @@
 //! The stage planner decides weights; the steps apply them through [`DnsApi`]: read the zone's
 //! record sets, submit one change batch per stage (Route 53's API rate is a token bucket per
 //! account, so a stage is one call, not one call per record), poll the change until `INSYNC`, and
-//! check the targets' health checks. `crate::aws` implements the trait.
+//! check the targets' health checks. The AWS adapter implements the trait.
 
 use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::aws::Result;
 use crate::health::HealthCheckStatusApi;
+use crate::port::Result;
 
 /// DNS record type. Only the types failoverd has reason to touch are named; anything else is
 /// carried through unchanged as [`RecordType::Other`].

@@ -10,12 +10,12 @@
 //! the old holder stop acting before the lease can be taken over.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
 use super::store::FencingToken;
+use crate::durable_file::write_atomically;
 
 /// Errors acquiring leadership.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +106,8 @@ impl LocalLeadership {
         )))
     }
 
-    /// Read, increment and durably write the epoch (write to a temp file, fsync, rename, fsync the
-    /// directory), so a crash never yields a reused or torn epoch.
+    /// Read, increment and durably write the epoch ([`write_atomically`]: a temp file, fsync,
+    /// rename, fsync the directory), so a crash never yields a reused or torn epoch.
     fn bump_epoch(dir: &Path) -> Result<u64, LeadershipError> {
         let path = dir.join(Self::EPOCH_FILE);
         let io = |p: &Path| {
@@ -126,16 +126,7 @@ impl LocalLeadership {
             Err(e) => return Err(io(&path)(e)),
         };
         let next = previous.saturating_add(1);
-        let tmp = dir.join(format!("{}.tmp", Self::EPOCH_FILE));
-        {
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            writeln!(f, "{next}").map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
+        write_atomically(&path, format!("{next}\n").as_bytes()).map_err(io(&path))?;
         Ok(next)
     }
 }

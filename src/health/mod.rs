@@ -1,7 +1,7 @@
 //! Health of the hot region: probes, the pure verdict (quorum + hysteresis) and the monitor task.
 //!
 //! - `port`: what the probes need from AWS (Route 53 health-check status, CloudWatch alarm
-//!   state); `crate::aws` implements it.
+//!   state); the AWS adapter implements it.
 //! - [`probe`]: one bounded check of one target (HTTP(S), TCP, DNS, Route 53, CloudWatch).
 //! - [`verdict`]: the pure per-probe hysteresis and per-region quorum.
 //! - [`monitor`]: the tasks that run the probes and keep the verdicts; its handle feeds

@@ -558,9 +558,9 @@ async fn supervise(mut s: Supervisor) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws;
     use crate::config::ProbeConfig;
     use crate::health::port::{AlarmObservation, AlarmState, AlarmStateApi};
+    use crate::port;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -573,7 +573,7 @@ mod tests {
 
     #[async_trait]
     impl AlarmStateApi for ScriptedAlarm {
-        async fn alarm_state(&self, name: &str) -> aws::Result<AlarmObservation> {
+        async fn alarm_state(&self, name: &str) -> port::Result<AlarmObservation> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.hang.load(Ordering::SeqCst) {
                 std::future::pending::<()>().await;

@@ -3,12 +3,12 @@
 //!
 //! Both are *independent vantage points* on the hot region (AWS's checkers run from several regions;
 //! an alarm aggregates the service's own metrics), which is why the verdict uses them next to the
-//! probes failoverd runs itself. The traits speak in domain types; `crate::aws` implements them.
+//! probes failoverd runs itself. The traits speak in domain types; the AWS adapter implements them.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::aws::Result;
+use crate::port::Result;
 
 /// One Route 53 checker's latest observation of a health check.
 #[derive(Debug, Clone, PartialEq, Eq)]

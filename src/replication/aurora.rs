@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::lag::{LagObservation, LagSourceKind};
 use super::metrics::{poll_source, TrackerMetrics};
-use super::monitor::ReplicationPorts;
+use super::port::ReplicationPorts;
 use super::port::{LagMetric, LagSample, MetricWindow};
 use super::state::{record_failure, SharedState, Topology};
 use crate::config::AuroraConfig;

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::metrics::{poll_source, TrackerMetrics};
-use super::monitor::ReplicationPorts;
+use super::port::ReplicationPorts;
 use super::port::{CopyJob, CopyJobFilter, CopyJobState, RecoveryPoint, RecoveryPointFilter};
 use super::state::{record_failure, NewestCopy, SharedState};
 use crate::config::BackupVaultConfig;

@@ -1,8 +1,9 @@
 //! Replication tracking: Aurora Global Database lag and topology, and AWS Backup cross-region copy
 //! age.
 //!
-//! `port` defines what the trackers (and the Aurora steps in `crate::aurora`) need from AWS;
-//! `crate::aws` implements it.
+//! `port` defines what the trackers (and the Aurora steps in `crate::aurora`) need from AWS, and
+//! the bundle of both regions' ports ([`ReplicationPorts`]); the AWS adapter implements and builds
+//! them.
 
 pub mod aurora;
 pub mod backup;
@@ -14,15 +15,12 @@ pub mod port;
 pub mod state;
 
 pub use lag::{LagObservation, LagReading, LagReadings, LagSourceKind};
-pub use monitor::{
-    DataLossBound, RegionPorts, ReplicationError, ReplicationHandle, ReplicationMonitor,
-    ReplicationPorts,
-};
+pub use monitor::{DataLossBound, ReplicationError, ReplicationHandle, ReplicationMonitor};
 pub use state::ReplicationSnapshot;
 
 pub use port::{
     BackupCatalogApi, CopyJob, CopyJobFilter, CopyJobState, DbCluster, DbClusterInstance,
     GlobalCluster, GlobalClusterMember, GlobalDatabaseApi, GlobalFailoverState, LagMetric,
     LagMetricsApi, LagSample, MetricWindow, RecoveryPoint, RecoveryPointFilter,
-    RecoveryPointStatus,
+    RecoveryPointStatus, RegionPorts, ReplicationPorts,
 };

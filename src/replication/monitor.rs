@@ -21,58 +21,13 @@ use super::backup::BackupTracker;
 use super::heartbeat::{HeartbeatError, HeartbeatProbe, HeartbeatTracker};
 use super::lag::{LagReading, LagReadings, LagSourceKind};
 use super::metrics;
-use super::port::{BackupCatalogApi, GlobalDatabaseApi, LagMetricsApi};
+use super::port::ReplicationPorts;
 use super::state::{
     AuroraState, MonitorState, ReplicationSnapshot, SharedState, Topology, VaultState,
 };
-use crate::aws::AwsClients;
 use crate::config::{LagSource, ReplicationConfig};
-use crate::daemon::StopSignal;
+use crate::shutdown::StopSignal;
 use crate::status::{ComponentState, StatusBoard};
-
-/// The AWS ports of one region.
-#[derive(Clone)]
-pub struct RegionPorts {
-    pub region: String,
-    pub global_database: Arc<dyn GlobalDatabaseApi>,
-    pub lag_metrics: Arc<dyn LagMetricsApi>,
-    pub backup: Arc<dyn BackupCatalogApi>,
-}
-
-/// The AWS ports of both regions of the pair.
-#[derive(Clone)]
-pub struct ReplicationPorts {
-    regions: Arc<Vec<RegionPorts>>,
-}
-
-impl ReplicationPorts {
-    pub fn new(regions: Vec<RegionPorts>) -> Self {
-        Self {
-            regions: Arc::new(regions),
-        }
-    }
-
-    /// The SDK adapters of both regions.
-    pub fn from_aws(clients: &AwsClients) -> Self {
-        Self::new(
-            clients
-                .regions()
-                .iter()
-                .map(|c| RegionPorts {
-                    region: c.region().to_owned(),
-                    global_database: Arc::new(c.global_database()),
-                    lag_metrics: Arc::new(c.cloudwatch()),
-                    backup: Arc::new(c.backup_catalog()),
-                })
-                .collect(),
-        )
-    }
-
-    /// The ports of `region`, if it is one of the pair.
-    pub fn region(&self, region: &str) -> Option<&RegionPorts> {
-        self.regions.iter().find(|p| p.region == region)
-    }
-}
 
 /// Why the monitor could not start.
 #[derive(Debug, thiserror::Error)]

@@ -4,13 +4,14 @@
 //!
 //! Each instance is bound to one region (the adapter holds that region's client): the daemon
 //! usually runs in the standby region and must be able to act there when the hot one is gone.
-//! `crate::aws` implements the traits.
+//! The AWS adapter implements the traits; [`ReplicationPorts`] bundles both regions' ports.
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::aws::Result;
+use crate::port::Result;
 
 /// One member cluster of an Aurora global database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,4 +288,33 @@ pub trait BackupCatalogApi: Send + Sync {
 
     /// Every copy job matching `filter`, following pagination.
     async fn list_copy_jobs(&self, filter: &CopyJobFilter) -> Result<Vec<CopyJob>>;
+}
+
+/// The ports of one region (the AWS adapter builds them with
+/// `AwsClients::replication_ports`; tests pass fakes).
+#[derive(Clone)]
+pub struct RegionPorts {
+    pub region: String,
+    pub global_database: Arc<dyn GlobalDatabaseApi>,
+    pub lag_metrics: Arc<dyn LagMetricsApi>,
+    pub backup: Arc<dyn BackupCatalogApi>,
+}
+
+/// The ports of both regions of the pair.
+#[derive(Clone)]
+pub struct ReplicationPorts {
+    regions: Arc<Vec<RegionPorts>>,
+}
+
+impl ReplicationPorts {
+    pub fn new(regions: Vec<RegionPorts>) -> Self {
+        Self {
+            regions: Arc::new(regions),
+        }
+    }
+
+    /// The ports of `region`, if it is one of the pair.
+    pub fn region(&self, region: &str) -> Option<&RegionPorts> {
+        self.regions.iter().find(|p| p.region == region)
+    }
 }

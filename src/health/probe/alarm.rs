@@ -31,18 +31,18 @@ mod tests {
 
     use async_trait::async_trait;
 
-    use crate::aws;
     use crate::config::ProbeKind;
     use crate::health::port::{AlarmObservation, AlarmState, AlarmStateApi};
     use crate::health::probe::spec::test_config as config;
     use crate::health::probe::{HealthPorts, ProbeFactory, ProbeSpec};
     use crate::health::verdict::CheckResult;
+    use crate::port;
 
     struct FakeAlarm(Mutex<AlarmState>);
 
     #[async_trait]
     impl AlarmStateApi for FakeAlarm {
-        async fn alarm_state(&self, name: &str) -> aws::Result<AlarmObservation> {
+        async fn alarm_state(&self, name: &str) -> port::Result<AlarmObservation> {
             Ok(AlarmObservation {
                 name: name.to_owned(),
                 state: self.0.lock().unwrap().clone(),

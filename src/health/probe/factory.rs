@@ -9,8 +9,8 @@ use super::spec::{ProbeSpec, ProbeSpecError, Target};
 use super::{error_chain, Io, ProbeRunner};
 use crate::health::port::{AlarmStateApi, HealthCheckStatusApi};
 
-/// The AWS ports the Route 53 and CloudWatch probes read through (`crate::aws` implements them;
-/// tests pass fakes).
+/// The AWS ports the Route 53 and CloudWatch probes read through (the AWS adapter implements
+/// them; tests pass fakes).
 #[derive(Clone, Default)]
 pub struct HealthPorts {
     /// Route 53 health-check status (a global API). Required when a `route53_health_check` probe

@@ -36,9 +36,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aws;
+use crate::error_chain::error_chain;
 use crate::health::port::{AlarmStateApi, HealthCheckStatusApi};
 use crate::health::verdict::CheckResult;
+use crate::port;
 
 pub use factory::{HealthPorts, ProbeFactory};
 pub use http::MAX_BODY_BYTES;
@@ -76,7 +77,7 @@ pub enum ProbeError {
     #[error("the previous resolution of {host} has not finished yet (resolver hung?)")]
     ResolverBusy { host: String },
     #[error(transparent)]
-    Aws(#[from] aws::Error),
+    Aws(#[from] port::Error),
     #[error(
         "{healthy} of {total} Route 53 checkers report healthy, below the required {:.0}%{}",
         min_fraction * 100.0,
@@ -183,22 +184,6 @@ pub enum ProbeOutcome {
     Inconclusive(String),
 }
 
-/// An error and its causes on one line (reqwest's top-level message alone says only "error
-/// sending request").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,7 +197,7 @@ mod tests {
 
     #[async_trait]
     impl HealthCheckStatusApi for HungRoute53 {
-        async fn health_check_status(&self, _id: &str) -> aws::Result<HealthCheckStatus> {
+        async fn health_check_status(&self, _id: &str) -> port::Result<HealthCheckStatus> {
             std::future::pending().await
         }
     }

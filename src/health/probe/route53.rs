@@ -41,18 +41,18 @@ mod tests {
 
     use async_trait::async_trait;
 
-    use crate::aws::{self, ErrorKind, Service};
     use crate::config::ProbeKind;
     use crate::health::port::{CheckerObservation, HealthCheckStatus, HealthCheckStatusApi};
     use crate::health::probe::spec::test_config as config;
     use crate::health::probe::{HealthPorts, ProbeFactory, ProbeRunner, ProbeSpec};
     use crate::health::verdict::CheckResult;
+    use crate::port::{self, ErrorKind, Service};
 
-    struct FakeRoute53(Mutex<aws::Result<HealthCheckStatus>>);
+    struct FakeRoute53(Mutex<port::Result<HealthCheckStatus>>);
 
     #[async_trait]
     impl HealthCheckStatusApi for FakeRoute53 {
-        async fn health_check_status(&self, _id: &str) -> aws::Result<HealthCheckStatus> {
+        async fn health_check_status(&self, _id: &str) -> port::Result<HealthCheckStatus> {
             self.0.lock().unwrap().clone()
         }
     }
@@ -112,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_api_is_a_failure_with_the_error() {
-        let err = aws::Error::new(
+        let err = port::Error::new(
             ErrorKind::Unavailable,
             Service::Route53,
             "GetHealthCheckStatus",
