@@ -2,21 +2,21 @@
 //!
 //! It starts as the configured hot region and becomes the target of each completed plan that
 //! moves traffic (see [`super::recorder`]). It is recorded durably in `<state.dir>/active-region`
-//! — written to a temporary file, fsynced, renamed over the record and the directory fsynced, so
-//! a crash leaves either the old or the new region, never a torn file. At start:
+//! with [`write_atomically`], so a crash leaves either the old or the new region, never a torn
+//! file. At start:
 //! - no file means nothing has moved yet: the configured hot region is active;
 //! - a file naming a region of the pair is the active region;
 //! - anything else (an I/O error, a region outside the pair, an empty file) **stops the start**
 //!   with a message naming the file. Guessing "hot" there would, after a failover, resume the
 //!   Cognito copy over the pool now in use and point the policy at the region already lost.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::pair::RegionPair;
+use crate::durable_file::write_atomically;
 
 /// The file in the state directory that records the active region.
 pub const ACTIVE_REGION_FILE: &str = "active-region";
@@ -182,23 +182,6 @@ fn read_record(path: &Path, pair: &RegionPair) -> Result<Option<String>, ActiveR
             either: pair.either(),
         })
     }
-}
-
-/// Writes `content` to `path` so that a crash leaves the old or the new content: a temporary file
-/// in the same directory, fsynced, renamed over `path`, then the directory fsynced (the rename is
-/// durable only then).
-fn write_atomically(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
