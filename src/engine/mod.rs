@@ -11,7 +11,8 @@
 //!   token that lets the store refuse a deposed leader.
 //! - [`runner`]: the actor that drives runs and its cloneable handle for the API; [`view`]: what the
 //!   API returns; [`metrics`].
-//! - [`testing`]: helpers that check a plan's steps are idempotent and unwind cleanly.
+//! - `testing` (cargo feature `testing`, for tests and benches): helpers that check a plan's steps
+//!   are idempotent and unwind cleanly.
 
 pub mod decide;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod runner;
 pub mod state;
 pub mod step;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod view;
 

@@ -6,13 +6,16 @@
 //! every change batch failoverd submits is recorded by a wrapper around it ([`Recorder`]), so a
 //! test can assert that each stage was written exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::fault_proxy::Fault;
+use crate::support::moto::MotoServer;
+use crate::support::{COLD as WEST, HOT as EAST};
 use async_trait::async_trait;
 use aws_sdk_route53::types as sdk;
 use failoverd::aws::Result as AwsResult;
@@ -36,9 +39,6 @@ use failoverd::health::{HealthCheckStatus, HealthCheckStatusApi};
 use failoverd::plans::dns::{register_with, NAME};
 use failoverd::plans::PlanRegistry;
 use serde_json::json;
-use support::fault_proxy::Fault;
-use support::moto::MotoServer;
-use support::{COLD as WEST, HOT as EAST};
 use tokio::sync::Notify;
 
 const RUN_LIMIT: Duration = Duration::from_secs(90);

@@ -5,14 +5,16 @@
 //! its checkers (it never probes the endpoint), so the Route 53 probe's *healthy* path, a missing
 //! health check (`NoSuchHealthCheck`), and an unreachable or failing Route 53 API are tested here;
 //! the share-of-healthy-checkers rule itself (below the threshold, no checker yet) is tested with
-//! a fake port in `src/health/probe.rs` and `tests/health_probes.rs`. CloudWatch alarms can be set
+//! a fake port in `src/health/probe.rs` and `tests/domain/health_probes.rs`. CloudWatch alarms can be set
 //! to any state in moto (`SetAlarmState`), so the alarm probe is tested through OK → ALARM → OK.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fault_proxy::Fault;
+use crate::support::{TestBed, HOT};
 use aws_sdk_cloudwatch::types as cw;
 use aws_sdk_route53::types as r53;
 use failoverd::aws::ClientSettings;
@@ -21,8 +23,6 @@ use failoverd::health::{
     Health, HealthHandle, HealthMonitor, HealthPorts, ProbeState, ProbeStatus,
 };
 use prometheus::Registry;
-use support::fault_proxy::Fault;
-use support::{TestBed, HOT};
 use tokio::sync::oneshot;
 
 /// Bound on every wait (moto answers in milliseconds; this is for a loaded machine).
