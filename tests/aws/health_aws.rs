@@ -29,24 +29,13 @@ use tokio::sync::oneshot;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn probe(name: &str, kind: ProbeKind) -> ProbeConfig {
-    ProbeConfig {
-        name: name.into(),
-        region: HOT.into(),
+    support::probes::probe(
+        name,
+        HOT,
         kind,
-        interval: ConfigDuration::from_millis(500),
-        timeout: ConfigDuration::from_millis(500),
-        url: None,
-        method: None,
-        expect_status: None,
-        body_contains: None,
-        tls_verify: true,
-        address: None,
-        hostname: None,
-        expect_address: None,
-        health_check_id: None,
-        min_healthy_fraction: None,
-        alarm_name: None,
-    }
+        Duration::from_millis(500),
+        Duration::from_millis(500),
+    )
 }
 
 fn route53_probe(name: &str, health_check_id: &str) -> ProbeConfig {

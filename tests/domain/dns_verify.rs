@@ -59,24 +59,13 @@ async fn http_server() -> Http {
 }
 
 fn probe(name: &str, region: &str, kind: ProbeKind) -> ProbeConfig {
-    ProbeConfig {
-        name: name.into(),
-        region: region.into(),
+    crate::support::probes::probe(
+        name,
+        region,
         kind,
-        interval: CfgDuration::from_secs(10),
-        timeout: CfgDuration::from_secs(2),
-        url: None,
-        method: None,
-        expect_status: None,
-        body_contains: None,
-        tls_verify: true,
-        address: None,
-        hostname: None,
-        expect_address: None,
-        health_check_id: None,
-        min_healthy_fraction: None,
-        alarm_name: None,
-    }
+        Duration::from_secs(10),
+        Duration::from_secs(2),
+    )
 }
 
 fn names(list: &[&str]) -> Vec<String> {

@@ -144,24 +144,8 @@ fn serve(listener: TcpListener, behaviour: Behaviour) -> JoinHandle<()> {
 // Configuration and observation helpers.
 
 fn probe(name: &str, region: &str, kind: ProbeKind, interval_ms: u64) -> ProbeConfig {
-    ProbeConfig {
-        name: name.into(),
-        region: region.into(),
-        kind,
-        interval: ConfigDuration::from_millis(interval_ms),
-        timeout: ConfigDuration::from_millis(interval_ms),
-        url: None,
-        method: None,
-        expect_status: None,
-        body_contains: None,
-        tls_verify: true,
-        address: None,
-        hostname: None,
-        expect_address: None,
-        health_check_id: None,
-        min_healthy_fraction: None,
-        alarm_name: None,
-    }
+    let every = Duration::from_millis(interval_ms);
+    crate::support::probes::probe(name, region, kind, every, every)
 }
 
 fn http(name: &str, region: &str, url: String, interval_ms: u64) -> ProbeConfig {

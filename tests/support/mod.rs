@@ -6,7 +6,8 @@
 //!   independently of the ports being tested);
 //! - [`harness`]: the real `failoverd` binary run as a daemon;
 //! - [`pg`]: real PostgreSQL servers (primary and standby) for the heartbeat;
-//! - [`fakes`]: configurable in-memory fakes of the ports the tests share.
+//! - [`fakes`]: configurable in-memory fakes of the ports the tests share; [`probes`]: test probe
+//!   configurations.
 //!
 //! The Python side of the test bed (moto launcher, failoverd's moto extension, the lab world and
 //! its pytest suite) lives next to this file.
@@ -17,6 +18,7 @@ pub mod fault_proxy;
 pub mod harness;
 pub mod moto;
 pub mod pg;
+pub mod probes;
 
 use std::time::Duration;
 
