@@ -18,7 +18,7 @@ use crate::support::{TestBed, HOT};
 use aws_sdk_cloudwatch::types as cw;
 use aws_sdk_route53::types as r53;
 use failoverd::aws::ClientSettings;
-use failoverd::config::{Duration as ConfigDuration, HealthConfig, ProbeConfig, ProbeKind};
+use failoverd::config::{HealthConfig, ProbeConfig, ProbeKind};
 use failoverd::health::{
     Health, HealthHandle, HealthMonitor, HealthPorts, ProbeState, ProbeStatus,
 };

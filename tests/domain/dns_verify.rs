@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use failoverd::config::{Duration as CfgDuration, ProbeConfig, ProbeKind};
+use failoverd::config::{ProbeConfig, ProbeKind};
 use failoverd::dns::verify::{ProbeVerifier, StageVerifier};
 use failoverd::health::{AlarmState, AlarmStateApi};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
