@@ -312,7 +312,7 @@ fn retry_config(settings: &ClientSettings) -> RetryConfig {
         // charges a throttled retry 10 tokens against a bucket whose capacity follows the
         // measured send rate (about 1 token for a control plane making a few calls a second), so
         // the first throttle stalls the operation for ~20 s — past any sensible operation
-        // timeout (tests/aws_retries.rs shows it). Retry behaviour 2.1 charges one token per
+        // timeout (tests/aws/aws_retries.rs shows it). Retry behaviour 2.1 charges one token per
         // attempt, which keeps the limiter's pacing in seconds.
         RetryMode::Adaptive => RetryConfig::adaptive().with_retry_spec(RetrySpec::v2_1()),
     };

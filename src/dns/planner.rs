@@ -747,3 +747,6 @@ pub fn routing_lines(sets: &[SetRouting]) -> Vec<String> {
         .map(|s| format!("{} ({}): {}", s.label(), s.region, s.routing))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,8 +11,9 @@
 //!   token that lets the store refuse a deposed leader.
 //! - [`runner`]: the actor that drives runs and its cloneable handle for the API; [`view`]: what the
 //!   API returns; [`updates`]: run status changes and leadership as they happen, for the rest of
-//!   the daemon; [`metrics`].
-//! - [`testing`]: helpers that check a plan's steps are idempotent and unwind cleanly.
+//!   the daemon; [`run_gauges`]: the run gauges the alerts read; [`metrics`].
+//! - `testing` (cargo feature `testing`, for tests and benches): helpers that check a plan's steps
+//!   are idempotent and unwind cleanly.
 
 pub mod decide;
 pub mod event;
@@ -24,6 +25,7 @@ pub mod runner;
 pub mod state;
 pub mod step;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod updates;
 pub mod view;

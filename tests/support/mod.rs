@@ -1,13 +1,24 @@
-//! The AWS test bed shared by the `tests/aws_*.rs` binaries: a moto server per test
-//! ([`moto::MotoServer`]), a fault-injecting proxy in front of it ([`fault_proxy::FaultProxy`]),
-//! and helpers that build failoverd's clients (the code under test) and raw SDK clients (for
-//! seeding moto with what a test needs, independently of the ports being tested).
+//! What the integration-test binaries share (each `tests/<area>/main.rs` includes this module
+//! once, as `support`, and uses a different part of it):
+//! - the AWS test bed, here: a moto server per test ([`moto::MotoServer`]), a fault-injecting
+//!   proxy in front of it ([`fault_proxy::FaultProxy`]), and helpers that build failoverd's
+//!   clients (the code under test) and raw SDK clients (for seeding moto with what a test needs,
+//!   independently of the ports being tested);
+//! - [`harness`]: the real `failoverd` binary run as a daemon;
+//! - [`pg`]: real PostgreSQL servers (primary and standby) for the heartbeat;
+//! - [`fakes`]: configurable in-memory fakes of the ports the tests share; [`probes`]: test probe
+//!   configurations.
 //!
-//! Every test binary compiles this module and uses a different part of it.
+//! The Python side of the test bed (moto launcher, failoverd's moto extension, the lab world and
+//! its pytest suite) lives next to this file.
 #![allow(dead_code)]
 
+pub mod fakes;
 pub mod fault_proxy;
+pub mod harness;
 pub mod moto;
+pub mod pg;
+pub mod probes;
 
 use std::time::Duration;
 

@@ -1,15 +1,15 @@
 //! AWS Backup adapter (`BackupCatalogApi`) against moto and failoverd's extension, which adds
 //! `ListRecoveryPointsByBackupVault` and `ListCopyJobs` and the seeding endpoints used here.
 
-mod support;
+use crate::support;
 
+use crate::support::moto::MotoServer;
+use crate::support::{ACCOUNT, COLD, HOT};
 use failoverd::aws::ErrorKind;
 use failoverd::replication::{
     BackupCatalogApi, CopyJobFilter, CopyJobState, RecoveryPointFilter, RecoveryPointStatus,
 };
 use serde_json::json;
-use support::moto::MotoServer;
-use support::{ACCOUNT, COLD, HOT};
 use time::macros::datetime;
 
 const VAULT: &str = "cold-vault";

@@ -1,13 +1,11 @@
 //! The HTTP API of the real binary: open endpoints, authentication and roles, the error shape,
 //! limits, metrics (checked by `promtool`), graceful shutdown.
 
-mod harness;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use harness::{config_yaml, Daemon, OPERATOR_TOKEN, VIEWER_TOKEN};
+use crate::support::harness::{config_yaml, Daemon, OPERATOR_TOKEN, VIEWER_TOKEN};
 
 fn get(d: &Daemon, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let rt = tokio::runtime::Builder::new_current_thread()

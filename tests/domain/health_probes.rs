@@ -8,25 +8,23 @@
 //! wait is bounded by [`DEADLINE`] so a broken monitor fails the test instead of hanging it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::http::StatusCode;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
-use failoverd::aws;
 use failoverd::config::{Duration as ConfigDuration, HealthConfig, ProbeConfig, ProbeKind};
 use failoverd::health::{
-    CheckerObservation, Health, HealthCheckStatus, HealthCheckStatusApi, HealthHandle,
-    HealthMonitor, HealthPorts, ProbeState, ProbeStatus,
+    Health, HealthHandle, HealthMonitor, HealthPorts, ProbeState, ProbeStatus,
 };
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::support::fakes::FakeHealthChecks;
 
 /// Upper bound on every wait: generous for a loaded 2-core machine, finite so a broken monitor
 /// fails the test.
@@ -146,24 +144,8 @@ fn serve(listener: TcpListener, behaviour: Behaviour) -> JoinHandle<()> {
 // Configuration and observation helpers.
 
 fn probe(name: &str, region: &str, kind: ProbeKind, interval_ms: u64) -> ProbeConfig {
-    ProbeConfig {
-        name: name.into(),
-        region: region.into(),
-        kind,
-        interval: ConfigDuration::from_millis(interval_ms),
-        timeout: ConfigDuration::from_millis(interval_ms),
-        url: None,
-        method: None,
-        expect_status: None,
-        body_contains: None,
-        tls_verify: true,
-        address: None,
-        hostname: None,
-        expect_address: None,
-        health_check_id: None,
-        min_healthy_fraction: None,
-        alarm_name: None,
-    }
+    let every = Duration::from_millis(interval_ms);
+    crate::support::probes::probe(name, region, kind, every, every)
 }
 
 fn http(name: &str, region: &str, url: String, interval_ms: u64) -> ProbeConfig {
@@ -423,37 +405,16 @@ async fn a_region_is_unhealthy_only_with_the_quorum_of_down_probes() {
     monitor.shutdown().await;
 }
 
-/// A fake Route 53 whose checkers report what the test says.
-struct Checkers(AtomicBool);
-
-#[async_trait]
-impl HealthCheckStatusApi for Checkers {
-    async fn health_check_status(&self, _id: &str) -> aws::Result<HealthCheckStatus> {
-        let healthy = self.0.load(Ordering::SeqCst);
-        let observation = |region: &str| CheckerObservation {
-            region: Some(region.into()),
-            ip_address: None,
-            healthy,
-            status: if healthy {
-                "Success: HTTP Status Code 200, OK".into()
-            } else {
-                "Failure: Connection timed out".into()
-            },
-            checked_at: None,
-        };
-        Ok(HealthCheckStatus {
-            checkers: vec![observation("eu-west-1"), observation("ap-southeast-1")],
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_seen_only_from_this_daemon_does_not_condemn_the_region() {
     // Everything the daemon probes itself fails (HTTP and TCP, the same network path), while
     // Route 53's global checkers still see the region serving: degraded, never unhealthy.
     let mut api = Server::start(Behaviour::Http).await;
     let mut db = Server::start(Behaviour::Tcp).await;
-    let checkers = Arc::new(Checkers(AtomicBool::new(true)));
+    let checkers = Arc::new(FakeHealthChecks::in_regions(
+        &["eu-west-1", "ap-southeast-1"],
+        true,
+    ));
     let config = health(
         2,
         1,
@@ -500,7 +461,7 @@ async fn a_partition_seen_only_from_this_daemon_does_not_condemn_the_region() {
     );
 
     // The global checkers agree: now it is unhealthy.
-    checkers.0.store(false, Ordering::SeqCst);
+    checkers.set_healthy(false);
     monitor.wait_region(HOT, Health::Unhealthy).await;
     let r53 = monitor.probe("hot-route53");
     assert!(
@@ -512,7 +473,7 @@ async fn a_partition_seen_only_from_this_daemon_does_not_condemn_the_region() {
 
     api.restart().await;
     db.restart().await;
-    checkers.0.store(true, Ordering::SeqCst);
+    checkers.set_healthy(true);
     monitor.wait_region(HOT, Health::Healthy).await;
     monitor.shutdown().await;
 }

@@ -2,11 +2,11 @@
 //! idempotency, one active run, approvals, aborts, dry runs, server-sent events, bad requests, and
 //! `kill -9` in the middle of a run.
 
-mod harness;
+use crate::support::harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{config_yaml, Daemon, OPERATOR_TOKEN, VIEWER_TOKEN};
+use crate::support::harness::{config_yaml, Daemon, OPERATOR_TOKEN, VIEWER_TOKEN};
 use serde_json::{json, Value};
 
 struct Api {

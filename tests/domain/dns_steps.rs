@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::fakes::FakeHealthChecks;
 use async_trait::async_trait;
 use failoverd::aws::{Error as AwsError, ErrorKind, Result as AwsResult, Service};
 use failoverd::config::{
@@ -20,7 +21,7 @@ use failoverd::dns::{
 };
 use failoverd::engine::testing::{spawn_runner, wait_finished};
 use failoverd::engine::{MemoryStore, Mode, RunRequest, RunStatus, RunView, StepStatus};
-use failoverd::health::{CheckerObservation, HealthCheckStatus, HealthCheckStatusApi};
+use failoverd::health::{HealthCheckStatus, HealthCheckStatusApi};
 use failoverd::plans::dns::{register, DnsPlanDeps, NAME};
 use failoverd::plans::PlanRegistry;
 use failoverd::topology::RegionPair;
@@ -41,8 +42,8 @@ struct FakeRoute53 {
     pending_polls: u32,
     never_insync: HashSet<usize>,
     throttle_everything: bool,
-    /// `(healthy, total)` checkers reported for every health check.
-    checkers: (usize, usize),
+    /// The checkers reported for every health check.
+    checkers: FakeHealthChecks,
     /// When each call arrived (paused time).
     calls: Mutex<Vec<Instant>>,
 }
@@ -66,7 +67,7 @@ impl FakeRoute53 {
             pending_polls: 0,
             never_insync: HashSet::new(),
             throttle_everything: false,
-            checkers: (3, 3),
+            checkers: FakeHealthChecks::counts(3, 3),
             calls: Mutex::default(),
         }
     }
@@ -144,19 +145,8 @@ impl DnsApi for FakeRoute53 {
 
 #[async_trait]
 impl HealthCheckStatusApi for FakeRoute53 {
-    async fn health_check_status(&self, _id: &str) -> AwsResult<HealthCheckStatus> {
-        let (healthy, total) = self.checkers;
-        Ok(HealthCheckStatus {
-            checkers: (0..total)
-                .map(|i| CheckerObservation {
-                    region: None,
-                    ip_address: None,
-                    healthy: i < healthy,
-                    status: String::new(),
-                    checked_at: None,
-                })
-                .collect(),
-        })
+    async fn health_check_status(&self, id: &str) -> AwsResult<HealthCheckStatus> {
+        self.checkers.health_check_status(id).await
     }
 }
 
@@ -397,7 +387,7 @@ async fn persistent_throttling_is_retried_within_its_budget_then_surfaces() {
 async fn a_graceful_switchover_refuses_a_target_its_health_check_calls_unhealthy() {
     let fake = Arc::new(
         FakeRoute53 {
-            checkers: (1, 3),
+            checkers: FakeHealthChecks::counts(1, 3),
             ..FakeRoute53::new(Duration::from_secs(60))
         }
         .with_west_health_check(),
@@ -423,7 +413,7 @@ async fn a_graceful_switchover_refuses_a_target_its_health_check_calls_unhealthy
     // Healthy enough (2 of 3): the same switchover goes ahead.
     let fake = Arc::new(
         FakeRoute53 {
-            checkers: (2, 3),
+            checkers: FakeHealthChecks::counts(2, 3),
             ..FakeRoute53::new(Duration::from_secs(60))
         }
         .with_west_health_check(),
@@ -442,7 +432,7 @@ async fn a_graceful_switchover_refuses_a_target_its_health_check_calls_unhealthy
 async fn an_ungraceful_switchover_goes_ahead_whatever_the_health_checks_say() {
     let fake = Arc::new(
         FakeRoute53 {
-            checkers: (0, 3),
+            checkers: FakeHealthChecks::counts(0, 3),
             ..FakeRoute53::new(Duration::from_secs(60))
         }
         .with_west_health_check(),

@@ -6,13 +6,16 @@
 //! every change batch failoverd submits is recorded by a wrapper around it ([`Recorder`]), so a
 //! test can assert that each stage was written exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::fault_proxy::Fault;
+use crate::support::moto::MotoServer;
+use crate::support::{COLD as WEST, HOT as EAST};
 use async_trait::async_trait;
 use aws_sdk_route53::types as sdk;
 use failoverd::aws::Result as AwsResult;
@@ -37,9 +40,6 @@ use failoverd::plans::dns::{register, DnsPlanDeps, NAME};
 use failoverd::plans::PlanRegistry;
 use failoverd::topology::RegionPair;
 use serde_json::json;
-use support::fault_proxy::Fault;
-use support::moto::MotoServer;
-use support::{COLD as WEST, HOT as EAST};
 use tokio::sync::Notify;
 
 const RUN_LIMIT: Duration = Duration::from_secs(90);
@@ -537,23 +537,75 @@ async fn wait_for(notify: &Notify, what: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The fixture: one test's world, built in a chain
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh moto seeded with the lab's records ([`Lab`]), failoverd's port wrapped in a
+/// [`Recorder`] that writes every batch to a [`Ledger`], a [`ScriptedVerifier`], and a runner on
+/// a memory store serving the plan with [`config_for`]'s configuration. Tests destructure it.
+struct DnsWorld {
+    moto: MotoServer,
+    lab: Lab,
+    ledger: Arc<Ledger>,
+    verifier: Arc<ScriptedVerifier>,
+    runner: Runner,
+}
+
+#[derive(Default)]
+struct DnsWorldBuilder {
+    script: Vec<(usize, Verdict)>,
+}
+
+impl DnsWorld {
+    /// The lab's zone with all traffic in us-east-1 (us-west-2 the other region).
+    fn two_regions() -> DnsWorldBuilder {
+        DnsWorldBuilder::default()
+    }
+}
+
+impl DnsWorldBuilder {
+    /// What the verifier does on the given calls (1-based); every other call passes.
+    fn verdicts(mut self, script: impl IntoIterator<Item = (usize, Verdict)>) -> Self {
+        self.script.extend(script);
+        self
+    }
+
+    async fn build(self) -> DnsWorld {
+        let moto = MotoServer::start().await;
+        let lab = Lab::seed(&moto.endpoint_url()).await;
+        let ledger = Arc::new(Ledger::default());
+        let verifier = ScriptedVerifier::with(self.script);
+        let api = Recorder::new(lab.port().await, ledger.clone(), None);
+        let runner = spawn_runner(
+            Arc::new(MemoryStore::new()),
+            catalog(lab.config(), api, verifier.clone()),
+            1,
+        )
+        .unwrap();
+        DnsWorld {
+            moto,
+            lab,
+            ledger,
+            verifier,
+            runner,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn staged_switchover_and_the_reverse_move_every_record() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier,
+        runner,
+    } = DnsWorld::two_regions().build().await;
     assert_eq!(lab.routing().await, all_east());
-    let ledger = Arc::new(Ledger::default());
-    let verifier = ScriptedVerifier::with([]);
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, verifier.clone()),
-        1,
-    )
-    .unwrap();
 
     let view = run_to_end(&runner, request(WEST, Mode::Graceful)).await;
     assert_eq!(view.status, RunStatus::Succeeded, "{:?}", view.message);
@@ -615,17 +667,13 @@ async fn staged_switchover_and_the_reverse_move_every_record() {
 
 #[tokio::test]
 async fn ungraceful_goes_straight_to_100_without_hold() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
-    let ledger = Arc::new(Ledger::default());
-    let verifier = ScriptedVerifier::with([]);
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, verifier.clone()),
-        1,
-    )
-    .unwrap();
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier,
+        runner,
+    } = DnsWorld::two_regions().build().await;
     let view = run_to_end(&runner, request(WEST, Mode::Ungraceful)).await;
     assert_eq!(view.status, RunStatus::Succeeded, "{:?}", view.message);
     assert_eq!(
@@ -640,16 +688,13 @@ async fn ungraceful_goes_straight_to_100_without_hold() {
 
 #[tokio::test]
 async fn dry_run_shows_each_stage_weights_and_changes_nothing() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
-    let ledger = Arc::new(Ledger::default());
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, ScriptedVerifier::with([])),
-        1,
-    )
-    .unwrap();
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier: _,
+        runner,
+    } = DnsWorld::two_regions().build().await;
     let view = runner
         .handle()
         .start(RunRequest {
@@ -702,25 +747,24 @@ async fn dry_run_shows_each_stage_weights_and_changes_nothing() {
 
 #[tokio::test]
 async fn abort_in_the_middle_restores_the_original_weights() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
-    let ledger = Arc::new(Ledger::default());
     let reached = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
-    let verifier = ScriptedVerifier::with([(
-        2,
-        Verdict::Block {
-            reached: reached.clone(),
-            release: release.clone(),
-        },
-    )]);
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, verifier),
-        1,
-    )
-    .unwrap();
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier: _,
+        runner,
+    } = DnsWorld::two_regions()
+        .verdicts([(
+            2,
+            Verdict::Block {
+                reached: reached.clone(),
+                release: release.clone(),
+            },
+        )])
+        .build()
+        .await;
     let handle = runner.handle();
     let id = handle
         .start(request(WEST, Mode::Graceful))
@@ -742,17 +786,16 @@ async fn abort_in_the_middle_restores_the_original_weights() {
 
 #[tokio::test]
 async fn a_verification_failure_at_the_second_stage_rolls_back() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
-    let ledger = Arc::new(Ledger::default());
-    let verifier = ScriptedVerifier::with([(2, Verdict::Fail("app-us-west-2: 503"))]);
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, verifier.clone()),
-        1,
-    )
-    .unwrap();
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier,
+        runner,
+    } = DnsWorld::two_regions()
+        .verdicts([(2, Verdict::Fail("app-us-west-2: 503"))])
+        .build()
+        .await;
     let view = run_to_end(&runner, request(WEST, Mode::Graceful)).await;
     assert_eq!(view.status, RunStatus::Failed, "{:?}", view.message);
     let hold = step(&view, "dns-hold-50");
@@ -969,18 +1012,15 @@ async fn prior_request_not_complete_is_backed_off_and_retried() {
 
 #[tokio::test]
 async fn a_record_deleted_behind_failoverds_back_is_refused_before_any_change() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier: _,
+        runner,
+    } = DnsWorld::two_regions().build().await;
     lab.delete(original_records(&lab.health_check).swap_remove(1))
         .await;
-    let ledger = Arc::new(Ledger::default());
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, ScriptedVerifier::with([])),
-        1,
-    )
-    .unwrap();
     let view = run_to_end(&runner, request(WEST, Mode::Graceful)).await;
     assert_eq!(view.status, RunStatus::Failed);
     let error = step(&view, "dns-preflight")
@@ -1000,25 +1040,24 @@ async fn a_record_deleted_behind_failoverds_back_is_refused_before_any_change() 
 
 #[tokio::test]
 async fn a_record_deleted_mid_run_stops_the_next_stage_and_asks_an_operator() {
-    let moto = MotoServer::start().await;
-    let lab = Lab::seed(&moto.endpoint_url()).await;
-    let ledger = Arc::new(Ledger::default());
     let reached = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
-    let verifier = ScriptedVerifier::with([(
-        1,
-        Verdict::Block {
-            reached: reached.clone(),
-            release: release.clone(),
-        },
-    )]);
-    let api = Recorder::new(lab.port().await, ledger.clone(), None);
-    let runner = spawn_runner(
-        Arc::new(MemoryStore::new()),
-        catalog(lab.config(), api, verifier),
-        1,
-    )
-    .unwrap();
+    let DnsWorld {
+        moto: _moto,
+        lab,
+        ledger,
+        verifier: _,
+        runner,
+    } = DnsWorld::two_regions()
+        .verdicts([(
+            1,
+            Verdict::Block {
+                reached: reached.clone(),
+                release: release.clone(),
+            },
+        )])
+        .build()
+        .await;
     let handle = runner.handle();
     let id = handle
         .start(request(WEST, Mode::Graceful))

@@ -3,11 +3,13 @@
 //! failures recorded and retried, and AWS Backup copy age and failed copy jobs — checked through
 //! the handle (`snapshot`, `last_lag`) and the exported metrics.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::fault_proxy::{Fault, FaultPlan};
+use crate::support::{TestBed, ACCOUNT, COLD, HOT};
 use aws_sdk_cloudwatch::types as cw;
 use failoverd::config::{
     AuroraConfig, BackupVaultConfig, Duration as CfgDuration, LagSource, ReplicationConfig,
@@ -17,8 +19,6 @@ use failoverd::replication::{
 };
 use failoverd::status::{ComponentState, StatusBoard};
 use prometheus::Registry;
-use support::fault_proxy::{Fault, FaultPlan};
-use support::{TestBed, ACCOUNT, COLD, HOT};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 

@@ -6,17 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use failoverd::aws::Result as AwsResult;
-use failoverd::config::{Duration as CfgDuration, ProbeConfig, ProbeKind};
+use failoverd::config::{ProbeConfig, ProbeKind};
 use failoverd::dns::verify::{ProbeVerifier, StageVerifier};
-use failoverd::health::{
-    AlarmObservation, AlarmState, AlarmStateApi, CheckerObservation, HealthCheckStatus,
-    HealthCheckStatusApi,
-};
+use failoverd::health::{AlarmState, AlarmStateApi};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use crate::support::fakes::{FakeAlarm, FakeHealthChecks};
 
 const EAST: &str = "us-east-1";
 const WEST: &str = "us-west-2";
@@ -62,67 +59,20 @@ async fn http_server() -> Http {
 }
 
 fn probe(name: &str, region: &str, kind: ProbeKind) -> ProbeConfig {
-    ProbeConfig {
-        name: name.into(),
-        region: region.into(),
+    crate::support::probes::probe(
+        name,
+        region,
         kind,
-        interval: CfgDuration::from_secs(10),
-        timeout: CfgDuration::from_secs(2),
-        url: None,
-        method: None,
-        expect_status: None,
-        body_contains: None,
-        tls_verify: true,
-        address: None,
-        hostname: None,
-        expect_address: None,
-        health_check_id: None,
-        min_healthy_fraction: None,
-        alarm_name: None,
-    }
-}
-
-struct Checkers {
-    healthy: usize,
-    total: usize,
-}
-
-#[async_trait]
-impl HealthCheckStatusApi for Checkers {
-    async fn health_check_status(&self, _id: &str) -> AwsResult<HealthCheckStatus> {
-        Ok(HealthCheckStatus {
-            checkers: (0..self.total)
-                .map(|i| CheckerObservation {
-                    region: None,
-                    ip_address: None,
-                    healthy: i < self.healthy,
-                    status: String::new(),
-                    checked_at: None,
-                })
-                .collect(),
-        })
-    }
-}
-
-struct Alarm(AlarmState);
-
-#[async_trait]
-impl AlarmStateApi for Alarm {
-    async fn alarm_state(&self, name: &str) -> AwsResult<AlarmObservation> {
-        Ok(AlarmObservation {
-            name: name.into(),
-            state: self.0.clone(),
-            reason: Some("5xx above threshold".into()),
-            updated_at: None,
-        })
-    }
+        Duration::from_secs(10),
+        Duration::from_secs(2),
+    )
 }
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-async fn verifier(http: &Http, checkers: Checkers, alarm: AlarmState) -> ProbeVerifier {
+async fn verifier(http: &Http, checkers: FakeHealthChecks, alarm: AlarmState) -> ProbeVerifier {
     let closed = {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
@@ -158,7 +108,7 @@ async fn verifier(http: &Http, checkers: Checkers, alarm: AlarmState) -> ProbeVe
     ];
     let alarms: BTreeMap<String, Arc<dyn AlarmStateApi>> = BTreeMap::from([(
         WEST.to_owned(),
-        Arc::new(Alarm(alarm)) as Arc<dyn AlarmStateApi>,
+        Arc::new(FakeAlarm::new(alarm)) as Arc<dyn AlarmStateApi>,
     )]);
     ProbeVerifier::new(&probes, Arc::new(checkers), alarms)
         .expect("verifier")
@@ -168,15 +118,7 @@ async fn verifier(http: &Http, checkers: Checkers, alarm: AlarmState) -> ProbeVe
 #[tokio::test]
 async fn passing_probes_of_the_target_region_pass() {
     let http = http_server().await;
-    let v = verifier(
-        &http,
-        Checkers {
-            healthy: 2,
-            total: 3,
-        },
-        AlarmState::Ok,
-    )
-    .await;
+    let v = verifier(&http, FakeHealthChecks::counts(2, 3), AlarmState::Ok).await;
     v.verify(
         WEST,
         &names(&[
@@ -194,15 +136,7 @@ async fn passing_probes_of_the_target_region_pass() {
 #[tokio::test]
 async fn probes_of_the_other_region_are_not_run() {
     let http = http_server().await;
-    let v = verifier(
-        &http,
-        Checkers {
-            healthy: 1,
-            total: 1,
-        },
-        AlarmState::Ok,
-    )
-    .await;
+    let v = verifier(&http, FakeHealthChecks::counts(1, 1), AlarmState::Ok).await;
     // east-http fails, but it belongs to the region traffic is leaving.
     v.verify(WEST, &names(&["west-http", "east-http"]))
         .await
@@ -220,15 +154,7 @@ async fn probes_of_the_other_region_are_not_run() {
 #[tokio::test]
 async fn every_failing_probe_is_named_with_its_reason() {
     let http = http_server().await;
-    let v = verifier(
-        &http,
-        Checkers {
-            healthy: 1,
-            total: 3,
-        },
-        AlarmState::Alarm,
-    )
-    .await;
+    let v = verifier(&http, FakeHealthChecks::counts(1, 3), AlarmState::Alarm).await;
     let err = v
         .verify(
             WEST,
@@ -268,10 +194,7 @@ async fn a_health_check_nobody_reported_on_is_not_healthy() {
     let http = http_server().await;
     let v = verifier(
         &http,
-        Checkers {
-            healthy: 0,
-            total: 0,
-        },
+        FakeHealthChecks::counts(0, 0),
         AlarmState::InsufficientData,
     )
     .await;

@@ -1,9 +1,10 @@
 //! Route 53 adapter (`DnsApi`, `HealthCheckStatusApi`) against moto.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::moto::MotoServer;
 use aws_sdk_route53::types as sdk;
 use failoverd::aws::ErrorKind;
 use failoverd::dns::{
@@ -11,7 +12,6 @@ use failoverd::dns::{
     RecordType, Routing,
 };
 use failoverd::health::HealthCheckStatusApi;
-use support::moto::MotoServer;
 
 async fn create_zone(moto: &MotoServer, name: &str) -> String {
     let client = aws_sdk_route53::Client::new(

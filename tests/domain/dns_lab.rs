@@ -2,13 +2,15 @@
 //! into a fresh moto, wired the way the daemon wires it (`plans::dns::register` with a
 //! `ProbeVerifier`): a dry run, the switch to us-west-2 and back, as README.md tells.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::moto::MotoServer;
+use crate::support::{COLD, HOT};
 use failoverd::config::{load_file, Duration as CfgDuration};
 use failoverd::dns::verify::ProbeVerifier;
 use failoverd::dns::{DnsApi, Routing};
@@ -19,8 +21,6 @@ use failoverd::plans::dns::{register, DnsPlanDeps, NAME};
 use failoverd::plans::PlanRegistry;
 use failoverd::topology::RegionPair;
 use serde_json::json;
-use support::moto::MotoServer;
-use support::{COLD, HOT};
 
 async fn seed_lab_world(moto: &MotoServer) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use failoverd::config::{
-    DnsConfig, DnsRecordConfig, Duration as CfgDuration, HostedZoneConfig, RoutingPolicy,
-};
-use failoverd::dns::planner::{
+use super::{
     active_region, changes_to, check_not_all_zero, check_stages, current_routing, diff_lines,
     is_applied, max_ttl, plan_switchover, share_of, stage_routing, LiveRecords, ManagedRouting,
     PlanRefused, Role, SetRouting,
 };
-use failoverd::dns::{ChangeAction, FailoverRole, RecordSet, RecordTarget, RecordType, Routing};
+use crate::config::{
+    DnsConfig, DnsRecordConfig, Duration as CfgDuration, HostedZoneConfig, RoutingPolicy,
+};
+use crate::dns::{ChangeAction, FailoverRole, RecordSet, RecordTarget, RecordType, Routing};
 
 const EAST: &str = "us-east-1";
 const WEST: &str = "us-west-2";

@@ -3,15 +3,14 @@
 //! shows a person, checked: status sees the Aurora topology and lag and the backup copies, a
 //! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer.
 
-mod harness;
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::harness::{Daemon, OPERATOR_TOKEN};
+use crate::support::TestBed;
 use failoverd::dns::{DnsApi, Routing};
-use harness::{Daemon, OPERATOR_TOKEN};
 use serde_json::{json, Value};
-use support::TestBed;
 
 const ZONE: &str = "MPJUQ3UZI4BN9I99O6AT71";
 

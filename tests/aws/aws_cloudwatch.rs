@@ -1,14 +1,14 @@
 //! CloudWatch adapter (`LagMetricsApi`, `AlarmStateApi`) against moto.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{TestBed, COLD};
 use aws_sdk_cloudwatch::types as sdk;
 use failoverd::aws::ErrorKind;
 use failoverd::health::{AlarmState, AlarmStateApi};
 use failoverd::replication::{LagMetric, LagMetricsApi, MetricWindow};
-use support::{TestBed, COLD};
 use time::OffsetDateTime;
 
 async fn raw_client(bed: &TestBed) -> aws_sdk_cloudwatch::Client {

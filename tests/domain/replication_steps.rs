@@ -4,13 +4,15 @@
 //! with its data-loss estimate, a crash with the promotion in doubt (verified, never repeated),
 //! and the engine's idempotency and unwind helpers.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::moto::MotoServer;
+use crate::support::{COLD, HOT};
 use async_trait::async_trait;
 use failoverd::aurora::{AuroraPrecheck, AuroraStepDeps, AuroraTarget, Promotion};
 use failoverd::config::{AuroraConfig, Duration as CfgDuration, LagSource};
@@ -30,8 +32,6 @@ use failoverd::replication::{
 };
 use failoverd::topology::RegionPair;
 use serde_json::{json, Value};
-use support::moto::MotoServer;
-use support::{COLD, HOT};
 use time::OffsetDateTime;
 
 const GLOBAL: &str = "app-global";

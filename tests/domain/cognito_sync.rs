@@ -1,13 +1,15 @@
 //! The Cognito sync against the test bed: moto behind the fault proxy, failoverd's own Cognito
 //! adapter under the rate limiter, two pools in the two regions of the pair.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::fault_proxy::Fault;
+use crate::support::{TestBed, COLD, HOT};
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::types as sdk;
 use failoverd::aws::Result as AwsResult;
@@ -26,8 +28,6 @@ use failoverd::plans::PlanRegistry;
 use failoverd::shutdown::stop_channel;
 use futures::stream::{self, StreamExt};
 use prometheus::Registry;
-use support::fault_proxy::Fault;
-use support::{TestBed, COLD, HOT};
 use tokio::sync::Notify;
 
 const GROUPS: [&str; 3] = ["admins", "operators", "viewers"];

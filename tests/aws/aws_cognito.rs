@@ -1,16 +1,16 @@
 //! Cognito adapter (`UserDirectory`) against moto (replicas from failoverd's extension).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::moto::MotoServer;
+use crate::support::{COLD, HOT};
 use aws_sdk_cognitoidentityprovider::types as sdk;
 use failoverd::aws::{CognitoDirectory, ErrorKind};
 use failoverd::cognito::{
     Group, NewUser, ReplicaRole, ReplicaStatus, User, UserDirectory, MAX_PAGE_SIZE,
 };
-use support::moto::MotoServer;
-use support::{COLD, HOT};
 
 async fn raw_client(moto: &MotoServer) -> aws_sdk_cognitoidentityprovider::Client {
     aws_sdk_cognitoidentityprovider::Client::new(

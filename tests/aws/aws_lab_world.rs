@@ -1,11 +1,12 @@
 //! The lab's two-region world (`tests/support/lab_world.py`), seeded into a fresh moto and read
 //! back through failoverd's ports: what the daemon sees when `make lab` runs.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::{TestBed, COLD, HOT};
 use failoverd::cognito::UserDirectory;
 use failoverd::dns::{DnsApi, RecordType, Routing};
 use failoverd::health::HealthCheckStatusApi;
@@ -14,7 +15,6 @@ use failoverd::replication::{
     MetricWindow, RecoveryPointFilter,
 };
 use serde_json::Value;
-use support::{TestBed, COLD, HOT};
 use time::OffsetDateTime;
 
 /// Runs the lab seeder against `bed`'s moto and returns its JSON description of the world.

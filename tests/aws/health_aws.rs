@@ -5,48 +5,37 @@
 //! its checkers (it never probes the endpoint), so the Route 53 probe's *healthy* path, a missing
 //! health check (`NoSuchHealthCheck`), and an unreachable or failing Route 53 API are tested here;
 //! the share-of-healthy-checkers rule itself (below the threshold, no checker yet) is tested with
-//! a fake port in `src/health/probe.rs` and `tests/health_probes.rs`. CloudWatch alarms can be set
+//! a fake port in `src/health/probe.rs` and `tests/domain/health_probes.rs`. CloudWatch alarms can be set
 //! to any state in moto (`SetAlarmState`), so the alarm probe is tested through OK → ALARM → OK.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fault_proxy::Fault;
+use crate::support::{TestBed, HOT};
 use aws_sdk_cloudwatch::types as cw;
 use aws_sdk_route53::types as r53;
 use failoverd::aws::ClientSettings;
-use failoverd::config::{Duration as ConfigDuration, HealthConfig, ProbeConfig, ProbeKind};
+use failoverd::config::{HealthConfig, ProbeConfig, ProbeKind};
 use failoverd::health::{
     Health, HealthHandle, HealthMonitor, HealthPorts, ProbeState, ProbeStatus,
 };
 use prometheus::Registry;
-use support::fault_proxy::Fault;
-use support::{TestBed, HOT};
 use tokio::sync::oneshot;
 
 /// Bound on every wait (moto answers in milliseconds; this is for a loaded machine).
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn probe(name: &str, kind: ProbeKind) -> ProbeConfig {
-    ProbeConfig {
-        name: name.into(),
-        region: HOT.into(),
+    support::probes::probe(
+        name,
+        HOT,
         kind,
-        interval: ConfigDuration::from_millis(500),
-        timeout: ConfigDuration::from_millis(500),
-        url: None,
-        method: None,
-        expect_status: None,
-        body_contains: None,
-        tls_verify: true,
-        address: None,
-        hostname: None,
-        expect_address: None,
-        health_check_id: None,
-        min_healthy_fraction: None,
-        alarm_name: None,
-    }
+        Duration::from_millis(500),
+        Duration::from_millis(500),
+    )
 }
 
 fn route53_probe(name: &str, health_check_id: &str) -> ProbeConfig {

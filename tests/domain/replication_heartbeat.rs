@@ -1,15 +1,16 @@
 //! The SQL heartbeat against two real PostgreSQL servers — a primary (the "hot writer") and a
-//! streaming-replication standby (the "cold reader") — started by the test (see `pg/mod.rs`).
+//! streaming-replication standby (the "cold reader") — started by the test (see `support/pg.rs`).
 //! Replay on the standby is paused with `pg_wal_replay_pause()`: the lag must grow; after
 //! `pg_wal_replay_resume()` it must fall back. Through the whole monitor (handle and metrics),
 //! with AWS unreachable (the topology poll fails and the heartbeat keeps working).
 
-mod pg;
+use crate::support::pg;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::pg::PgServer;
 use async_trait::async_trait;
 use failoverd::aws::{Error as AwsError, ErrorKind, Result as AwsResult, Service};
 use failoverd::config::{
@@ -21,7 +22,6 @@ use failoverd::replication::{
     LagMetric, LagMetricsApi, LagSample, LagSourceKind, MetricWindow, RecoveryPoint,
     RecoveryPointFilter, RegionPorts, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
-use pg::PgServer;
 use prometheus::Registry;
 use tokio::sync::oneshot;
 

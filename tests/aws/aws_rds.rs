@@ -1,12 +1,12 @@
 //! RDS adapter (`GlobalDatabaseApi`) against moto and failoverd's extension (switchover and
 //! failover come from the extension; moto 5.2.5 lacks them).
 
-mod support;
+use crate::support;
 
+use crate::support::moto::MotoServer;
+use crate::support::{COLD, HOT};
 use failoverd::aws::ErrorKind;
 use failoverd::replication::GlobalDatabaseApi;
-use support::moto::MotoServer;
-use support::{COLD, HOT};
 
 const ENGINE: &str = "aurora-postgresql";
 const ENGINE_VERSION: &str = "16.4";

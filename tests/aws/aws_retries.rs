@@ -4,18 +4,18 @@
 //! kind it was, a dropped connection is retried, and a hung endpoint is a timeout bounded by the
 //! operation timeout, not a hang.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::fault_proxy::{Fault, FaultStats};
+use crate::support::{TestBed, COLD, HOT};
 use failoverd::aws::{AwsClients, ClientSettings, ErrorKind, RetryMode};
 use failoverd::cognito::UserDirectory;
 use failoverd::dns::DnsApi;
 use failoverd::replication::{
     BackupCatalogApi, CopyJobFilter, GlobalDatabaseApi, LagMetric, LagMetricsApi, MetricWindow,
 };
-use support::fault_proxy::{Fault, FaultStats};
-use support::{TestBed, COLD, HOT};
 use time::OffsetDateTime;
 
 /// One cheap, successful call per service (and so per wire protocol).

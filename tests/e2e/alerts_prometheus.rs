@@ -8,17 +8,17 @@
 //! The rules are the shipped file with every `for:` shortened to 2 s (the full durations are
 //! covered by `promtool test rules`), so the test takes seconds.
 
-mod harness;
-mod support;
+use crate::support;
+use crate::support::harness;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::{TestBed, COLD, HOT};
 use aws_sdk_cloudwatch::types as cw;
 use serde_json::Value;
-use support::{TestBed, COLD, HOT};
 use time::OffsetDateTime;
 use tokio::process::{Child, Command};
 

@@ -1,0 +1,10 @@
+//! The operator surfaces of the real binary: the HTTP API, the runs API, the command line, and
+//! configuration loading. One module per subject.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod api;
+mod cli;
+mod config_validation;
+mod runs_api;
