@@ -15,8 +15,8 @@
 //! 3. [`AuroraWaitWriter`] (no side effect): polls until the target cluster is the writer and the
 //!    global database is `available` again.
 //!
-//! Crash safety: [`AuroraPromote::verify`] reads the live topology. If the target already is the
-//! writer, or a switchover/failover towards it is in progress, the promotion took effect and is
+//! Crash safety: `verify` of [`AuroraPromote`] reads the live topology. If the target already is
+//! the writer, or a switchover/failover towards it is in progress, the promotion took effect and is
 //! never requested again — the in-doubt case after a crash between `StepStarted` and
 //! `StepSucceeded`. `execute` asks the same question first, so it is idempotent as well.
 //!

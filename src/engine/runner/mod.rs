@@ -3,8 +3,8 @@
 //!
 //! One task owns all mutable engine state (live runs, in-flight step tasks, the leader lease), so
 //! there are no locks and every append to a journal is ordered: the actor computes the next action
-//! with [`decide`](super::decide()), checks the event with [`apply`](super::apply), makes it durable with the [`Store`], and only
-//! then acts (spawns the step's task). Step work runs in tasks of a `JoinSet` that report back to
+//! with [`decide`](super::decide()), checks the event with [`apply`](super::apply), makes it
+//! durable with the [`Store`], and only then acts (spawns the step's task). Step work runs in tasks of a `JoinSet` that report back to
 //! the actor. Dropping the [`Runner`] aborts the actor and all its step tasks — exactly what a crash
 //! does, which is safe because `StepStarted` is durable before any side effect.
 //!
