@@ -1,5 +1,5 @@
-//! What the integration-test binaries share (each `tests/<area>/main.rs` includes this module
-//! once, as `support`, and uses a different part of it):
+//! What the integration-test binaries share: each `tests/<area>/main.rs` (and `benches/cognito.rs`)
+//! includes this module once, as `support`, and uses a different part of it:
 //! - the AWS test bed, here: a moto server per test ([`moto::MotoServer`]), a fault-injecting
 //!   proxy in front of it ([`fault_proxy::FaultProxy`]), and helpers that build failoverd's
 //!   clients (the code under test) and raw SDK clients (for seeding moto with what a test needs,
