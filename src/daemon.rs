@@ -121,14 +121,13 @@ pub async fn serve(
 
     // AWS clients: built without any network I/O, so a machine without AWS access still starts;
     // components that cannot reach their API say so in /v1/status and retry.
-    let regions = config.region_names();
-    let aws = AwsClients::new(&aws_settings(&config.aws), regions).await?;
+    let aws = AwsClients::new(&aws_settings(&config.aws), pair.regions()).await?;
     let replication_ports = aws.replication_ports();
 
     // Replication lag (Aurora) and AWS Backup copies.
     let replication = ReplicationMonitor::spawn(
         &config.replication,
-        regions,
+        &pair,
         replication_ports.clone(),
         &registry,
         stop.clone(),
@@ -139,7 +138,7 @@ pub async fn serve(
             cognito_config,
             CognitoMonitor::spawn(
                 cognito_config,
-                regions,
+                &pair,
                 aws.cognito_ports(&state_dir),
                 &registry,
                 stop.clone(),

@@ -8,7 +8,7 @@
 //! ends the task — the next interval tries again, resuming from the checkpoint — only the stop
 //! signal does.
 //!
-//! Direction: users are copied from `regions[0]` to `regions[1]`. After a switchover the roles
+//! Direction: users are copied from the pair's hot region to its cold one. After a switchover the roles
 //! flip, and copying from the old region would overwrite the new one: the failover plan must
 //! [`CognitoHandle::set_paused`] the sync (or the daemon respawn it with the regions swapped).
 
@@ -27,6 +27,7 @@ use super::replica::{list_replicas, replica_active, ReplicaView};
 use super::sync::{PoolSync, SyncError, SyncReport};
 use crate::config::{CognitoConfig, CognitoMode};
 use crate::shutdown::StopSignal;
+use crate::topology::RegionPair;
 
 /// Why the component could not start, or a requested pass could not run.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,7 @@ pub struct CognitoSnapshot {
 
 struct Inner {
     mode: CognitoMode,
-    regions: [String; 2],
+    pair: RegionPair,
     pools: [String; 2],
     pass: PoolSync,
     pass_lock: tokio::sync::Mutex<()>,
@@ -83,15 +84,15 @@ pub struct CognitoMonitor;
 
 impl CognitoMonitor {
     /// Starts the background task for `config.mode` in the current runtime and registers the
-    /// metrics in `registry`. `regions` is the pair, source (hot) first. Runs until `stop`.
+    /// metrics in `registry`, for the region `pair` (the sync copies hot to cold). Runs until `stop`.
     pub fn spawn(
         config: &CognitoConfig,
-        regions: [&str; 2],
+        pair: &RegionPair,
         ports: CognitoPorts,
         registry: &Registry,
         stop: StopSignal,
     ) -> Result<CognitoHandle, CognitoError> {
-        let handle = Self::build(config, regions, ports, registry)?;
+        let handle = Self::build(config, pair, ports, registry)?;
         let (done_tx, done_rx) = watch::channel(false);
         let task_handle = handle.clone();
         let interval = config.interval.0;
@@ -108,13 +109,13 @@ impl CognitoMonitor {
     /// The handle without a background task (the plan alone, tests).
     pub fn build(
         config: &CognitoConfig,
-        regions: [&str; 2],
+        pair: &RegionPair,
         ports: CognitoPorts,
         registry: &Registry,
     ) -> Result<CognitoHandle, CognitoError> {
         let mut dirs = Vec::new();
         let mut pools = Vec::new();
-        for region in regions {
+        for region in pair.regions() {
             dirs.push(
                 ports
                     .directory(region)
@@ -136,7 +137,6 @@ impl CognitoMonitor {
         let cold = RateLimitedDirectory::new(Arc::clone(&dirs[1]), limits);
         let counters = vec![hot.counters(), cold.counters()];
         let pools = [pools[0].clone(), pools[1].clone()];
-        let regions = regions.map(str::to_owned);
         let metrics = SyncMetrics::register(registry)?;
         let mode_label = match config.mode {
             CognitoMode::Sync => "sync",
@@ -158,11 +158,11 @@ impl CognitoMonitor {
             },
             state: Mutex::new(CognitoSnapshot {
                 mode: mode_label.into(),
-                regions: regions.to_vec(),
+                regions: pair.regions().map(str::to_owned).to_vec(),
                 pools: pools.to_vec(),
                 ..CognitoSnapshot::default()
             }),
-            regions,
+            pair: pair.clone(),
             pools,
             pass_lock: tokio::sync::Mutex::new(()),
             metrics,
@@ -228,8 +228,8 @@ impl CognitoHandle {
     }
 
     /// Source and target region.
-    pub fn regions(&self) -> &[String; 2] {
-        &self.inner.regions
+    pub fn regions(&self) -> &RegionPair {
+        &self.inner.pair
     }
 
     /// Source and target pool id.
@@ -264,9 +264,9 @@ impl CognitoHandle {
         self.inner.metrics.observe_throttling(&self.inner.counters);
         match &result {
             Ok(report) => {
-                let [hot, cold] = &self.inner.regions;
+                let pair = &self.inner.pair;
                 self.inner.metrics.pass_succeeded(
-                    [hot.as_str(), cold.as_str()],
+                    pair.regions(),
                     report,
                     ended.unix_timestamp_nanos() as f64 / 1e9,
                 );
@@ -297,7 +297,7 @@ impl CognitoHandle {
         let result = list_replicas(self.inner.pass.hot.as_ref(), &self.inner.pools[0]).await;
         match result {
             Ok(replicas) => {
-                let cold = &self.inner.regions[1];
+                let cold = self.inner.pair.cold();
                 self.inner
                     .metrics
                     .replica(cold, replica_active(&replicas, cold));

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::port::{ChangeAction, FailoverRole, RecordChange, RecordSet, Routing};
 use crate::config::{DnsConfig, DnsRecordConfig, RoutingPolicy};
+use crate::topology::RegionPair;
 
 /// Weighted records are planned out of this total, so a weight reads as a percentage.
 pub const WEIGHT_SCALE: u8 = 100;
@@ -300,10 +301,10 @@ fn find_set<'a>(
 }
 
 /// Locate every configured record's set in each region and check the shape; returns the current
-/// routing of every managed set (per record: the first region of `regions`, then the second).
+/// routing of every managed set (per record: the hot region of the pair, then the cold one).
 pub fn current_routing(
     dns: &DnsConfig,
-    regions: &[String; 2],
+    pair: &RegionPair,
     live: &LiveRecords,
 ) -> Result<Vec<SetRouting>, PlanRefused> {
     let mut out = Vec::new();
@@ -328,13 +329,13 @@ pub fn current_routing(
         seen.push(key);
         let zone_live = live.get(&zone.id).unwrap_or(&empty);
         let mut ids = Vec::with_capacity(2);
-        for region in regions {
+        for region in pair.regions() {
             let id = r
                 .set_identifiers
                 .get(region)
                 .ok_or_else(|| PlanRefused::MissingRegion {
                     record: record.clone(),
-                    region: region.clone(),
+                    region: region.to_owned(),
                 })?;
             ids.push(id.as_str());
         }
@@ -344,8 +345,8 @@ pub fn current_routing(
                 set_identifier: ids[0].to_owned(),
             });
         }
-        let mut pair = Vec::with_capacity(2);
-        for (region, id) in regions.iter().zip(&ids) {
+        let mut sets = Vec::with_capacity(2);
+        for (region, id) in pair.regions().into_iter().zip(&ids) {
             let set = find_set(r, &zone.id, region, id, zone_live)?;
             let routing = ManagedRouting::from_live(&set.routing)
                 .filter(|m| {
@@ -357,17 +358,17 @@ pub fn current_routing(
                 })
                 .ok_or_else(|| PlanRefused::RoutingMismatch {
                     record: record.clone(),
-                    region: region.clone(),
+                    region: region.to_owned(),
                     set_identifier: (*id).to_owned(),
                     expected: policy_name(r.routing).to_owned(),
                     found: live_routing_name(&set.routing),
                 })?;
-            pair.push(SetRouting {
+            sets.push(SetRouting {
                 zone_id: zone.id.clone(),
                 name: normalize_name(&r.name),
                 record_type: r.record_type.clone(),
                 set_identifier: (*id).to_owned(),
-                region: region.clone(),
+                region: region.to_owned(),
                 routing,
             });
         }
@@ -399,7 +400,7 @@ pub fn current_routing(
             routing: ManagedRouting::Failover { role: second },
             region: second_region,
             ..
-        }] = pair.as_slice()
+        }] = sets.as_slice()
         {
             if first == second {
                 return Err(PlanRefused::FailoverRoles {
@@ -411,7 +412,7 @@ pub fn current_routing(
                 });
             }
         }
-        out.extend(pair);
+        out.extend(sets);
     }
     Ok(out)
 }
@@ -493,20 +494,20 @@ pub fn share_of(record: &[SetRouting], region: &str) -> u8 {
 
 /// The region most of the traffic goes to (by the records' average share), or `None` when the
 /// traffic is split evenly (mid-switchover).
-pub fn active_region(routing: &[SetRouting], regions: &[String; 2]) -> Option<String> {
+pub fn active_region(routing: &[SetRouting], pair: &RegionPair) -> Option<String> {
     let recs = records(routing);
     if recs.is_empty() {
         return None;
     }
     let share: u32 = recs
         .iter()
-        .map(|r| u32::from(share_of(r, &regions[0])))
+        .map(|r| u32::from(share_of(r, pair.hot())))
         .sum();
     let avg_times_n = share * 2;
     let n100 = recs.len() as u32 * 100;
     match avg_times_n.cmp(&n100) {
-        std::cmp::Ordering::Greater => Some(regions[0].clone()),
-        std::cmp::Ordering::Less => Some(regions[1].clone()),
+        std::cmp::Ordering::Greater => Some(pair.hot().to_owned()),
+        std::cmp::Ordering::Less => Some(pair.cold().to_owned()),
         std::cmp::Ordering::Equal => None,
     }
 }
@@ -596,14 +597,14 @@ pub fn check_not_all_zero(record: &[SetRouting], percent: u8) -> Result<(), Plan
 /// Plan the whole switchover to `target` through `stages`.
 pub fn plan_switchover(
     dns: &DnsConfig,
-    regions: &[String; 2],
+    pair: &RegionPair,
     live: &LiveRecords,
     target: &str,
     stages: &[u8],
 ) -> Result<SwitchoverPlan, PlanRefused> {
-    check_target(regions, target)?;
+    check_target(pair, target)?;
     check_stages(stages)?;
-    let original = current_routing(dns, regions, live)?;
+    let original = current_routing(dns, pair, live)?;
     let stages = stages
         .iter()
         .map(|p| {
@@ -621,13 +622,13 @@ pub fn plan_switchover(
 }
 
 /// Refuse a target that is not one of the pair.
-pub fn check_target(regions: &[String; 2], target: &str) -> Result<(), PlanRefused> {
-    if regions.iter().any(|r| r == target) {
+pub fn check_target(pair: &RegionPair, target: &str) -> Result<(), PlanRefused> {
+    if pair.contains(target) {
         Ok(())
     } else {
         Err(PlanRefused::UnknownTarget {
             target: target.to_owned(),
-            regions: regions.to_vec(),
+            regions: pair.regions().map(str::to_owned).to_vec(),
         })
     }
 }

@@ -40,6 +40,7 @@ use crate::engine::{
     Mode, RetryPolicy, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
     VerifyOutcome,
 };
+use crate::topology::RegionPair;
 
 /// Id of the preflight step (its output holds the recorded routing).
 pub const PREFLIGHT_STEP: &str = "dns-preflight";
@@ -92,8 +93,7 @@ impl Default for DnsTimings {
 #[derive(Clone)]
 pub struct DnsSwitchoverDeps {
     pub dns: Arc<DnsConfig>,
-    /// The pair, hot first.
-    pub regions: [String; 2],
+    pub pair: RegionPair,
     /// Route 53, already rate limited.
     pub api: Arc<dyn DnsApi>,
     pub verifier: Arc<dyn StageVerifier>,
@@ -174,7 +174,7 @@ impl DnsSwitchoverDeps {
         ctx: &StepContext,
         live: &LiveRecords,
     ) -> Result<Vec<SetRouting>, StepError> {
-        let now = current_routing(&self.dns, &self.regions, live).map_err(refused)?;
+        let now = current_routing(&self.dns, &self.pair, live).map_err(refused)?;
         Ok(match self.recorded(ctx)? {
             Some(plan) => plan.original,
             None => now,
@@ -225,7 +225,7 @@ impl DnsPreflight {
         let live = self.deps.read_live().await?;
         let plan = planner::plan_switchover(
             &self.deps.dns,
-            &self.deps.regions,
+            &self.deps.pair,
             &live,
             &self.target,
             &self.stages,
@@ -302,7 +302,7 @@ impl Step for DnsPreflight {
         if ctx.mode == Mode::Graceful {
             self.check_target_health(&live, &plan).await?;
         }
-        let active = planner::active_region(&plan.original, &self.deps.regions)
+        let active = planner::active_region(&plan.original, &self.deps.pair)
             .unwrap_or_else(|| "split evenly".to_owned());
         Ok(StepDescription {
             summary: format!(

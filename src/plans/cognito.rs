@@ -102,7 +102,7 @@ fn build_replica_failover(
     let step = ReplicaFailover::new(
         handle.hot_directory(),
         handle.pools()[0].clone(),
-        handle.regions()[1].clone(),
+        handle.regions().cold().to_owned(),
         health_check_id.to_owned(),
         Arc::clone(switch),
         mode == Mode::Graceful,
@@ -140,7 +140,7 @@ impl Step for CognitoSyncStep {
     }
 
     async fn describe(&self, _ctx: &StepContext) -> Result<StepDescription, StepError> {
-        let [hot, cold] = self.handle.regions();
+        let [hot, cold] = self.handle.regions().regions();
         let [hot_pool, cold_pool] = self.handle.pools();
         Ok(StepDescription {
             summary: format!("sync Cognito pool {hot_pool} ({hot}) to {cold_pool} ({cold})"),

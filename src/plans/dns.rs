@@ -88,7 +88,7 @@ impl DnsPlanDeps {
     pub fn steps(&self) -> DnsSwitchoverDeps {
         DnsSwitchoverDeps {
             dns: Arc::clone(&self.dns),
-            regions: self.pair.as_array().clone(),
+            pair: self.pair.clone(),
             api: Arc::new(RateLimitedDns::new(Arc::clone(&self.api), self.limits)),
             verifier: Arc::clone(&self.verifier),
             timings: self.timings,

@@ -9,7 +9,6 @@
 //! shared state and counted, and the next tick retries: nothing here ends the task but the stop
 //! signal.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -21,6 +20,7 @@ use super::port::ReplicationPorts;
 use super::port::{LagMetric, LagSample, MetricWindow};
 use super::state::{record_failure, SharedState, Topology};
 use crate::config::AuroraConfig;
+use crate::topology::RegionPair;
 
 /// Aurora publishes the global database metrics once a minute; a shorter period only produces
 /// empty buckets, and CloudWatch wants multiples of 60 s for standard-resolution metrics.
@@ -28,31 +28,25 @@ pub(crate) const CLOUDWATCH_PERIOD: Duration = Duration::from_secs(60);
 
 /// The regions to ask for the topology, in order: the cold region (where failoverd lives and which
 /// survives the loss of the hot one) first.
-pub(crate) fn topology_query_order(regions: &[String; 2]) -> [&str; 2] {
-    [regions[1].as_str(), regions[0].as_str()]
+pub(crate) fn topology_query_order(pair: &RegionPair) -> [&str; 2] {
+    [pair.cold(), pair.hot()]
 }
 
 /// The secondary region whose lag is tracked: the pair's region that is not the writer per the
 /// topology, or the cold region while the writer is unknown.
-pub(crate) fn secondary_region<'a>(
-    topology: Option<&Topology>,
-    regions: &'a [String; 2],
-) -> &'a str {
+pub(crate) fn secondary_region<'a>(topology: Option<&Topology>, pair: &'a RegionPair) -> &'a str {
     match topology.and_then(|t| t.writer_region.as_deref()) {
-        Some(writer) if writer == regions[1] => regions[0].as_str(),
-        _ => regions[1].as_str(),
+        Some(writer) if writer == pair.cold() => pair.hot(),
+        _ => pair.cold(),
     }
 }
 
 /// The writer region per the topology, or the hot region while unknown.
-pub(crate) fn writer_region<'a>(
-    topology: Option<&'a Topology>,
-    regions: &'a [String; 2],
-) -> &'a str {
+pub(crate) fn writer_region<'a>(topology: Option<&'a Topology>, pair: &'a RegionPair) -> &'a str {
     topology
         .and_then(|t| t.writer_region.as_deref())
-        .filter(|w| regions.iter().any(|r| r == w))
-        .unwrap_or(regions[0].as_str())
+        .filter(|w| pair.contains(w))
+        .unwrap_or(pair.hot())
 }
 
 /// The lag observation from CloudWatch series (oldest first, as the port returns them): the newest
@@ -91,7 +85,7 @@ pub(crate) fn metric_window(now: OffsetDateTime, stale_after: Duration) -> Metri
 /// Polls one global database.
 pub(crate) struct AuroraTracker {
     pub config: AuroraConfig,
-    pub regions: Arc<[String; 2]>,
+    pub pair: RegionPair,
     pub ports: ReplicationPorts,
     pub state: SharedState,
     pub metrics: TrackerMetrics,
@@ -130,7 +124,7 @@ impl AuroraTracker {
     async fn poll_topology(&self) {
         let id = self.config.global_cluster.as_str();
         let mut errors = Vec::new();
-        for region in topology_query_order(&self.regions) {
+        for region in topology_query_order(&self.pair) {
             let Some(api) = self.ports.region(region).map(|p| &p.global_database) else {
                 continue;
             };
@@ -141,7 +135,7 @@ impl AuroraTracker {
                     // Mid-failover there is no writer: keep the last known one rather than
                     // falling back to the configured hot region.
                     if topology.writer_region.is_some() {
-                        let writer = writer_region(Some(&topology), &self.regions).to_owned();
+                        let writer = writer_region(Some(&topology), &self.pair).to_owned();
                         self.writer.send_if_modified(|w| {
                             let changed = *w != writer;
                             *w = writer;
@@ -176,7 +170,7 @@ impl AuroraTracker {
             .aurora
             .get(id)
             .and_then(|a| a.topology.clone());
-        let region = secondary_region(topology.as_ref(), &self.regions).to_owned();
+        let region = secondary_region(topology.as_ref(), &self.pair).to_owned();
         let now = OffsetDateTime::now_utc();
         let result = self.read_lag(&region, now).await;
         match result {
@@ -247,8 +241,8 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn regions() -> [String; 2] {
-        ["hot-1".to_owned(), "cold-1".to_owned()]
+    fn regions() -> RegionPair {
+        RegionPair::new("hot-1", "cold-1")
     }
 
     fn topology(writer: Option<&str>) -> Topology {

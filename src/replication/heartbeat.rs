@@ -398,7 +398,7 @@ async fn bounded<T>(
 pub(crate) struct HeartbeatTracker {
     pub global_cluster: String,
     pub probe: HeartbeatProbe,
-    pub regions: std::sync::Arc<[String; 2]>,
+    pub pair: crate::topology::RegionPair,
     pub state: SharedState,
     pub metrics: TrackerMetrics,
     /// The writer region, as published by the topology poller.
@@ -416,11 +416,13 @@ impl HeartbeatTracker {
                 _ = ticks.tick() => {}
             }
             let writer = self.writer.borrow().clone();
-            let reader = if writer == self.regions[0] {
-                self.regions[1].clone()
-            } else {
-                self.regions[0].clone()
-            };
+            // The reader is the other region of the pair (the cold one while the writer is
+            // unknown or outside the pair).
+            let reader = self
+                .pair
+                .other(&writer)
+                .unwrap_or(self.pair.cold())
+                .to_owned();
             let result = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => return,

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 
 use prometheus::Registry;
 use time::OffsetDateTime;
@@ -28,6 +27,7 @@ use super::state::{
 use crate::config::{LagSource, ReplicationConfig};
 use crate::shutdown::StopSignal;
 use crate::status::{ComponentState, StatusBoard};
+use crate::topology::RegionPair;
 
 /// Why the monitor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +50,16 @@ pub struct ReplicationMonitor;
 
 impl ReplicationMonitor {
     /// Starts every tracker `config` asks for, in the current tokio runtime, registering the
-    /// replication metrics in `registry`. `regions` is the pair, hot first
-    /// ([`Config::region_names`](crate::config::Config::region_names)). The trackers run until
+    /// replication metrics in `registry`, for the region `pair`. The trackers run until
     /// `stop`; [`ReplicationHandle::finished`] resolves when they all have ended.
     pub fn spawn(
         config: &ReplicationConfig,
-        regions: [&str; 2],
+        pair: &RegionPair,
         ports: ReplicationPorts,
         registry: &Registry,
         stop: StopSignal,
     ) -> Result<ReplicationHandle, ReplicationError> {
-        Self::spawn_until(config, regions, ports, registry, async move {
+        Self::spawn_until(config, pair, ports, registry, async move {
             let mut stop = stop;
             stop.stopped().await
         })
@@ -69,16 +68,15 @@ impl ReplicationMonitor {
     /// Like [`ReplicationMonitor::spawn`], stopping when the future `stop` resolves.
     pub fn spawn_until(
         config: &ReplicationConfig,
-        regions: [&str; 2],
+        pair: &RegionPair,
         ports: ReplicationPorts,
         registry: &Registry,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<ReplicationHandle, ReplicationError> {
-        let regions: Arc<[String; 2]> = Arc::new(regions.map(str::to_owned));
         if !config.aurora.is_empty() || !config.backup_vaults.is_empty() {
-            for region in regions.iter() {
+            for region in pair.regions() {
                 if ports.region(region).is_none() {
-                    return Err(ReplicationError::NoPorts(region.clone()));
+                    return Err(ReplicationError::NoPorts(region.to_owned()));
                 }
             }
         }
@@ -105,7 +103,7 @@ impl ReplicationMonitor {
                 VaultState {
                     vault: v.name.clone(),
                     region: v.region.clone(),
-                    source_region: other_region(&regions, &v.region).to_owned(),
+                    source_region: pair.other(&v.region).unwrap_or(pair.hot()).to_owned(),
                     max_copy_age: v.max_copy_age.get(),
                     copy_failure_window: v.max_copy_age.get(),
                     newest: Default::default(),
@@ -145,12 +143,12 @@ impl ReplicationMonitor {
         // The topology poller publishes the writer region; the heartbeat writes there.
         let mut writer_senders = BTreeMap::new();
         for (global_cluster, probe, hb_interval) in heartbeats {
-            let (tx, rx) = watch::channel(regions[0].clone());
+            let (tx, rx) = watch::channel(pair.hot().to_owned());
             writer_senders.insert(global_cluster.clone(), tx);
             let tracker = HeartbeatTracker {
                 global_cluster,
                 probe,
-                regions: Arc::clone(&regions),
+                pair: pair.clone(),
                 state: state.clone(),
                 metrics: tracker_metrics.clone(),
                 writer: rx,
@@ -160,10 +158,10 @@ impl ReplicationMonitor {
         for a in &config.aurora {
             let writer = writer_senders
                 .remove(&a.global_cluster)
-                .unwrap_or_else(|| watch::channel(regions[0].clone()).0);
+                .unwrap_or_else(|| watch::channel(pair.hot().to_owned()).0);
             let tracker = AuroraTracker {
                 config: a.clone(),
-                regions: Arc::clone(&regions),
+                pair: pair.clone(),
                 ports: ports.clone(),
                 state: state.clone(),
                 metrics: tracker_metrics.clone(),
@@ -173,7 +171,7 @@ impl ReplicationMonitor {
         }
         for v in &config.backup_vaults {
             let tracker = BackupTracker {
-                source_region: other_region(&regions, &v.region).to_owned(),
+                source_region: pair.other(&v.region).unwrap_or(pair.hot()).to_owned(),
                 copy_failure_window: v.max_copy_age.get(),
                 vault: v.clone(),
                 ports: ports.clone(),
@@ -190,15 +188,6 @@ impl ReplicationMonitor {
             state,
             done: done_rx,
         })
-    }
-}
-
-/// The region of the pair that is not `region` (the pair's first when `region` is neither).
-fn other_region<'a>(regions: &'a [String; 2], region: &str) -> &'a str {
-    if regions[0] == region {
-        &regions[1]
-    } else {
-        &regions[0]
     }
 }
 

@@ -54,11 +54,6 @@ impl RegionPair {
         [self.hot(), self.cold()]
     }
 
-    /// Both regions, hot first, as the array the older module interfaces take.
-    pub fn as_array(&self) -> &[String; 2] {
-        &self.regions
-    }
-
     /// `"a or b"`, for messages that ask for one of the pair.
     pub fn either(&self) -> String {
         format!("{} or {}", self.hot(), self.cold())

@@ -26,6 +26,7 @@ use failoverd::engine::{Mode, PlanCatalog, RunId, Step, StepContext, VerifyOutco
 use failoverd::plans::cognito::{sync_step, CognitoPlanDeps, REPLICA_FAILOVER_PLAN, SYNC_PLAN};
 use failoverd::plans::PlanRegistry;
 use failoverd::shutdown::stop_channel;
+use failoverd::topology::RegionPair;
 use futures::stream::{self, StreamExt};
 use prometheus::Registry;
 use tokio::sync::Notify;
@@ -691,7 +692,7 @@ async fn the_monitor_syncs_on_its_interval_and_exposes_status_metrics_and_the_pl
     let (trigger, stop) = stop_channel();
     let handle = CognitoMonitor::spawn(
         &cognito_config(&world, CognitoMode::Sync, 1),
-        [HOT, COLD],
+        &RegionPair::new(HOT, COLD),
         ports(&dirs),
         &registry,
         stop,
@@ -818,7 +819,7 @@ async fn native_replica_mode_reports_the_replica_and_flips_the_health_check() {
     let registry = Registry::new();
     let handle = CognitoMonitor::build(
         &cognito_config(&world, CognitoMode::NativeReplica, 60),
-        [HOT, COLD],
+        &RegionPair::new(HOT, COLD),
         ports(&dirs),
         &registry,
     )

@@ -18,6 +18,7 @@ use failoverd::replication::{
     LagSourceKind, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
 use failoverd::status::{ComponentState, StatusBoard};
+use failoverd::topology::RegionPair;
 use prometheus::Registry;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -80,7 +81,7 @@ impl Monitor {
         let (tx, rx) = oneshot::channel::<()>();
         let handle = ReplicationMonitor::spawn_until(
             &config,
-            [HOT, COLD],
+            &RegionPair::new(HOT, COLD),
             clients.replication_ports(),
             &registry,
             async move {
@@ -555,7 +556,7 @@ async fn spawn_refuses_ports_missing_a_region() {
     };
     let err = ReplicationMonitor::spawn_until(
         &config,
-        [HOT, COLD],
+        &RegionPair::new(HOT, COLD),
         ReplicationPorts::new(Vec::new()),
         &registry,
         std::future::pending(),

@@ -22,6 +22,7 @@ use failoverd::replication::{
     LagMetric, LagMetricsApi, LagSample, LagSourceKind, MetricWindow, RecoveryPoint,
     RecoveryPointFilter, RegionPorts, ReplicationHandle, ReplicationMonitor, ReplicationPorts,
 };
+use failoverd::topology::RegionPair;
 use prometheus::Registry;
 use tokio::sync::oneshot;
 
@@ -200,11 +201,16 @@ async fn heartbeat_lag_grows_while_replay_is_paused_and_falls_after_resume() {
     };
     let registry = Registry::new();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let handle =
-        ReplicationMonitor::spawn_until(&config, [HOT, COLD], no_aws(), &registry, async move {
+    let handle = ReplicationMonitor::spawn_until(
+        &config,
+        &RegionPair::new(HOT, COLD),
+        no_aws(),
+        &registry,
+        async move {
             let _ = stop_rx.await;
-        })
-        .expect("spawn monitor");
+        },
+    )
+    .expect("spawn monitor");
     let servers = [&primary, &standby];
 
     // The table is created in the writer, replicates, and the lag settles near zero.

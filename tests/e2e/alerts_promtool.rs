@@ -173,7 +173,7 @@ async fn replication_metrics_pass_promtool_check_metrics() {
                 max_copy_age: CfgDuration::from_secs(3600),
             }],
         },
-        ["us-east-1", "us-west-2"],
+        &failoverd::topology::RegionPair::new("us-east-1", "us-west-2"),
         clients.replication_ports(),
         &registry,
         async move {

@@ -17,8 +17,8 @@ use crate::dns::{ChangeAction, FailoverRole, RecordSet, RecordTarget, RecordType
 const EAST: &str = "us-east-1";
 const WEST: &str = "us-west-2";
 
-fn regions() -> [String; 2] {
-    [EAST.to_owned(), WEST.to_owned()]
+fn regions() -> crate::topology::RegionPair {
+    crate::topology::RegionPair::new(EAST, WEST)
 }
 
 fn record(zone: &str, name: &str, kind: &str, routing: RoutingPolicy) -> DnsRecordConfig {
