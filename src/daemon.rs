@@ -8,7 +8,6 @@
 //! process exits in bounded time. (An abandoned step is safe: it is *in doubt* and resolved with
 //! `verify` at the next start.)
 
-use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -27,8 +26,7 @@ use crate::engine::{
     EngineMetrics, LocalLeadership, RunGauges, Runner, RunnerConfig, RunnerDeps, SqliteStore,
     StoreError,
 };
-use crate::health::port::AlarmStateApi;
-use crate::health::{HealthMonitor, HealthPorts};
+use crate::health::HealthMonitor;
 use crate::plans::aurora::AuroraPlanDeps;
 use crate::plans::cognito::CognitoPlanDeps;
 use crate::plans::dns::DnsPlanDeps;
@@ -150,8 +148,7 @@ pub async fn serve(
     // The plans, from everything they need.
     let dns_plan = match &config.dns {
         Some(dns) => {
-            let verifier =
-                ProbeVerifier::new(&config.health.probes, Arc::new(aws.dns()), alarm_apis(&aws))?;
+            let verifier = ProbeVerifier::from_ports(&config.health.probes, aws.health_ports())?;
             Some(DnsPlanDeps::new(
                 Arc::new(dns.clone()),
                 pair.clone(),
@@ -215,15 +212,7 @@ pub async fn serve(
     );
 
     // Health of both regions, and the policy that may start a failover on its own.
-    let health = HealthMonitor::spawn(
-        &config.health,
-        HealthPorts {
-            route53: Some(Arc::new(aws.dns())),
-            alarms: alarm_apis(&aws),
-        },
-        &registry,
-        stop.clone(),
-    )?;
+    let health = HealthMonitor::spawn(&config.health, aws.health_ports(), &registry, stop.clone())?;
     let (active, standby) = active_region.get();
     let (starter, run_active) = EngineRunStarter::new(runner.handle(), active_region.clone());
     components.spawn(crate::policy::engine::follow_engine(
@@ -375,18 +364,6 @@ async fn mirror_replication(
         }
     }
     replication.finished().await;
-}
-
-/// The CloudWatch alarm-state port of each region of the pair (health probes and DNS stage
-/// verification both read alarms).
-fn alarm_apis(aws: &AwsClients) -> BTreeMap<String, Arc<dyn AlarmStateApi>> {
-    aws.regions()
-        .iter()
-        .map(|r| {
-            let api: Arc<dyn AlarmStateApi> = Arc::new(r.cloudwatch());
-            (r.region().to_owned(), api)
-        })
-        .collect()
 }
 
 /// The `aws:` section as the client factory's settings.

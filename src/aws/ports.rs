@@ -7,9 +7,28 @@ use std::sync::Arc;
 use super::AwsClients;
 use crate::cognito::checkpoint::{FileCheckpoint, CHECKPOINT_FILE};
 use crate::cognito::{CognitoPorts, UserDirectory};
+use crate::health::{AlarmStateApi, HealthCheckStatusApi, HealthPorts};
 use crate::replication::{RegionPorts, ReplicationPorts};
 
 impl AwsClients {
+    /// Route 53 health-check status (a global API) and each region's CloudWatch alarm state, for
+    /// the health probes and the verification between DNS stages.
+    pub fn health_ports(&self) -> HealthPorts {
+        HealthPorts {
+            route53: Some(Arc::new(self.dns()) as Arc<dyn HealthCheckStatusApi>),
+            alarms: self
+                .regions()
+                .iter()
+                .map(|c| {
+                    (
+                        c.region().to_owned(),
+                        Arc::new(c.cloudwatch()) as Arc<dyn AlarmStateApi>,
+                    )
+                })
+                .collect(),
+        }
+    }
+
     /// Aurora Global Database, CloudWatch lag metrics and AWS Backup of both regions.
     pub fn replication_ports(&self) -> ReplicationPorts {
         ReplicationPorts::new(

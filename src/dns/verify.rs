@@ -67,11 +67,18 @@ impl ProbeVerifier {
         health_checks: Arc<dyn HealthCheckStatusApi>,
         alarms: BTreeMap<String, Arc<dyn AlarmStateApi>>,
     ) -> Result<Self, VerifierError> {
-        let factory = ProbeFactory::new(HealthPorts {
-            route53: Some(health_checks),
-            alarms,
-        })
-        .map_err(VerifierError::Probes)?;
+        Self::from_ports(
+            probes,
+            HealthPorts {
+                route53: Some(health_checks),
+                alarms,
+            },
+        )
+    }
+
+    /// From `health.probes` and the same ports the health monitor reads through.
+    pub fn from_ports(probes: &[ProbeConfig], ports: HealthPorts) -> Result<Self, VerifierError> {
+        let factory = ProbeFactory::new(ports).map_err(VerifierError::Probes)?;
         let probes = probes
             .iter()
             .map(|p| {

@@ -5,6 +5,9 @@
 //! an alarm aggregates the service's own metrics), which is why the verdict uses them next to the
 //! probes failoverd runs itself. The traits speak in domain types; the AWS adapter implements them.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -118,4 +121,16 @@ mod tests {
     fn no_checker_is_unknown_not_down() {
         assert_eq!(HealthCheckStatus::default().healthy_share(), None);
     }
+}
+
+/// The AWS ports the Route 53 and CloudWatch probes read through (the AWS adapter implements
+/// them; tests pass fakes).
+#[derive(Clone, Default)]
+pub struct HealthPorts {
+    /// Route 53 health-check status (a global API). Required when a `route53_health_check` probe
+    /// is configured.
+    pub route53: Option<Arc<dyn HealthCheckStatusApi>>,
+    /// CloudWatch alarm state, by region name. Required for each region that has a
+    /// `cloudwatch_alarm` probe.
+    pub alarms: BTreeMap<String, Arc<dyn AlarmStateApi>>,
 }

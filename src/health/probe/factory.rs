@@ -1,25 +1,10 @@
 //! [`ProbeFactory`]: what the probes of one monitor share — the HTTP clients (one verifying
 //! TLS, one not) and the AWS ports ([`HealthPorts`]) — and the runner it builds for each spec.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use super::dns::Resolver;
 use super::spec::{ProbeSpec, ProbeSpecError, Target};
 use super::{error_chain, Io, ProbeRunner};
-use crate::health::port::{AlarmStateApi, HealthCheckStatusApi};
-
-/// The AWS ports the Route 53 and CloudWatch probes read through (the AWS adapter implements
-/// them; tests pass fakes).
-#[derive(Clone, Default)]
-pub struct HealthPorts {
-    /// Route 53 health-check status (a global API). Required when a `route53_health_check` probe
-    /// is configured.
-    pub route53: Option<Arc<dyn HealthCheckStatusApi>>,
-    /// CloudWatch alarm state, by region name. Required for each region that has a
-    /// `cloudwatch_alarm` probe.
-    pub alarms: BTreeMap<String, Arc<dyn AlarmStateApi>>,
-}
+use crate::health::port::HealthPorts;
 
 /// What the probes of one monitor share: the HTTP clients (one verifying TLS, one not) and the
 /// AWS ports.

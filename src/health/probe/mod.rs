@@ -41,7 +41,8 @@ use crate::health::port::{AlarmStateApi, HealthCheckStatusApi};
 use crate::health::verdict::CheckResult;
 use crate::port;
 
-pub use factory::{HealthPorts, ProbeFactory};
+pub use crate::health::port::HealthPorts;
+pub use factory::ProbeFactory;
 pub use http::MAX_BODY_BYTES;
 pub use spec::{
     ProbeSpec, ProbeSpecError, Target, DEFAULT_EXPECT_STATUS, DEFAULT_MIN_HEALTHY_FRACTION,
