@@ -177,4 +177,79 @@ mod tests {
             violations.join("\n")
         );
     }
+
+    /// The non-test code of a file: up to its `#[cfg(test)] mod tests` (test code may import
+    /// whatever it exercises).
+    fn without_tests(source: &str) -> &str {
+        source
+            .find("#[cfg(test)]\nmod tests")
+            .map_or(source, |at| &source[..at])
+    }
+
+    #[test]
+    fn top_level_modules_import_each_other_without_a_cycle() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let entries = std::fs::read_dir(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if stem == "lib" || stem == "main" || stem.starts_with('.') {
+                continue;
+            }
+            let mut files = Vec::new();
+            rust_files(&path, &mut files);
+            let roots = imports.entry(stem.to_owned()).or_default();
+            for file in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+                let source = std::fs::read_to_string(file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                roots.extend(
+                    crate_roots(&code_only(without_tests(&source)))
+                        .into_iter()
+                        .filter(|r| r != stem),
+                );
+            }
+        }
+        assert!(
+            imports.len() > 10,
+            "modules not found under {}",
+            src.display()
+        );
+        // Depth-first search; a module met again on the current path closes a cycle.
+        fn visit(
+            module: &str,
+            imports: &BTreeMap<String, BTreeSet<String>>,
+            path: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|m| m == module) {
+                let mut cycle = path[at..].to_vec();
+                cycle.push(module.to_owned());
+                return Some(cycle);
+            }
+            if !done.insert(module.to_owned()) {
+                return None;
+            }
+            path.push(module.to_owned());
+            for next in imports.get(module).into_iter().flatten() {
+                if let Some(cycle) = visit(next, imports, path, done) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            None
+        }
+        let mut done = BTreeSet::new();
+        for module in imports.keys() {
+            if let Some(cycle) = visit(module, &imports, &mut Vec::new(), &mut done) {
+                panic!(
+                    "modules import each other in a cycle: {}",
+                    cycle.join(" -> ")
+                );
+            }
+        }
+    }
 }

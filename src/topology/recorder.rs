@@ -252,22 +252,58 @@ mod tests {
             .expect("record alive");
     }
 
+    /// A runner on an in-memory journal with the `move` and `other` plans, and a state directory.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        pair: RegionPair,
+        registry: Arc<PlanRegistry>,
+        runner: crate::engine::Runner,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let pair = RegionPair::new("us-east-1", "us-west-2");
+            let registry = Arc::new(registry(&pair));
+            let runner =
+                spawn_runner(Arc::new(MemoryStore::new()), registry.clone(), 1).expect("runner");
+            Self {
+                dir: tempfile::tempdir().expect("tempdir"),
+                pair,
+                registry,
+                runner,
+            }
+        }
+
+        fn handle(&self) -> RunnerHandle {
+            self.runner.handle()
+        }
+
+        /// Opens the record and starts a recorder on it; stop it with the trigger.
+        fn recorder(
+            &self,
+        ) -> (
+            ActiveRegion,
+            crate::shutdown::StopTrigger,
+            tokio::task::JoinHandle<()>,
+        ) {
+            let record = ActiveRegionRecord::open(self.dir.path(), self.pair.clone()).unwrap();
+            let view = record.view();
+            let (trigger, stop) = crate::shutdown::stop_channel();
+            let moves: MovesTraffic = {
+                let registry = self.registry.clone();
+                Arc::new(move |name: &str| registry.moves_traffic(name))
+            };
+            let task =
+                tokio::spawn(ActiveRegionRecorder::new(record, self.handle(), moves).run(stop));
+            (view, trigger, task)
+        }
+    }
+
     #[tokio::test]
     async fn only_completed_traffic_moves_change_the_active_region() {
-        let dir = tempfile::tempdir().unwrap();
-        let pair = RegionPair::new("us-east-1", "us-west-2");
-        let registry = Arc::new(registry(&pair));
-        let store = Arc::new(MemoryStore::new());
-        let runner = spawn_runner(store.clone(), registry.clone(), 1).unwrap();
-        let handle = runner.handle();
-        let record = ActiveRegionRecord::open(dir.path(), pair.clone()).unwrap();
-        let view = record.view();
-        let (trigger, stop) = crate::shutdown::stop_channel();
-        let moves: MovesTraffic = {
-            let registry = registry.clone();
-            Arc::new(move |name: &str| registry.moves_traffic(name))
-        };
-        let task = tokio::spawn(ActiveRegionRecorder::new(record, handle.clone(), moves).run(stop));
+        let f = Fixture::new();
+        let handle = f.handle();
+        let (view, trigger, task) = f.recorder();
 
         // A plan that moves nothing, and a dry run of one that moves traffic: no change.
         run(&handle, "other", "us-west-2", false).await;
@@ -285,7 +321,7 @@ mod tests {
             state.moved_at.is_some(),
             "the cooldown needs the time of the move"
         );
-        let on_disk = std::fs::read_to_string(dir.path().join(super::super::ACTIVE_REGION_FILE));
+        let on_disk = std::fs::read_to_string(f.dir.path().join(super::super::ACTIVE_REGION_FILE));
         assert_eq!(on_disk.unwrap().trim(), "us-west-2");
 
         // And back.
@@ -297,25 +333,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_move_finished_while_nobody_recorded_it_is_found_in_the_journal() {
-        let dir = tempfile::tempdir().unwrap();
-        let pair = RegionPair::new("us-east-1", "us-west-2");
-        let registry = Arc::new(registry(&pair));
-        let store = Arc::new(MemoryStore::new());
-        let runner = spawn_runner(store.clone(), registry.clone(), 1).unwrap();
-        let handle = runner.handle();
+        let f = Fixture::new();
         // The run completes before any recorder exists (a crash between the run's end and the
         // record, then a restart).
-        run(&handle, "move", "us-west-2", false).await;
+        run(&f.handle(), "move", "us-west-2", false).await;
 
-        let record = ActiveRegionRecord::open(dir.path(), pair.clone()).unwrap();
-        let view = record.view();
-        assert_eq!(view.get().0, "us-east-1");
-        let (trigger, stop) = crate::shutdown::stop_channel();
-        let moves: MovesTraffic = {
-            let registry = registry.clone();
-            Arc::new(move |name: &str| registry.moves_traffic(name))
-        };
-        let task = tokio::spawn(ActiveRegionRecorder::new(record, handle, moves).run(stop));
+        let (view, trigger, task) = f.recorder();
         becomes(&view, "us-west-2").await;
         trigger.stop();
         task.await.unwrap();
