@@ -145,10 +145,14 @@ pub async fn serve(
         None => None,
     };
 
+    // Route 53 health-check status and CloudWatch alarms: read by the health probes and by the
+    // verification between DNS stages.
+    let health_ports = aws.health_ports();
+
     // The plans, from everything they need.
     let dns_plan = match &config.dns {
         Some(dns) => {
-            let verifier = ProbeVerifier::from_ports(&config.health.probes, aws.health_ports())?;
+            let verifier = ProbeVerifier::from_ports(&config.health.probes, health_ports.clone())?;
             Some(DnsPlanDeps::new(
                 Arc::new(dns.clone()),
                 pair.clone(),
@@ -159,7 +163,6 @@ pub async fn serve(
         None => None,
     };
     let plans = Arc::new(crate::plans::register_all(PlanDeps {
-        pair: pair.clone(),
         state_dir: state_dir.clone(),
         aurora: Some(AuroraPlanDeps::new(
             &config.replication.aurora,
@@ -212,7 +215,7 @@ pub async fn serve(
     );
 
     // Health of both regions, and the policy that may start a failover on its own.
-    let health = HealthMonitor::spawn(&config.health, aws.health_ports(), &registry, stop.clone())?;
+    let health = HealthMonitor::spawn(&config.health, health_ports, &registry, stop.clone())?;
     let (active, standby) = active_region.get();
     let (starter, run_active) = EngineRunStarter::new(runner.handle(), active_region.clone());
     components.spawn(crate::policy::engine::follow_engine(

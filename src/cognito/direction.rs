@@ -11,19 +11,15 @@ pub async fn follow_active_region(
     cognito: CognitoHandle,
     hot_region: String,
     active: ActiveRegion,
-    mut stop: StopSignal,
+    stop: StopSignal,
 ) {
-    let mut rx = active.subscribe();
-    loop {
-        let current = rx.borrow_and_update().active.clone();
-        let paused = current != hot_region;
-        if paused && !cognito.is_paused() {
-            tracing::info!(active = %current, "Cognito sync paused: the configured hot region is not active (it copies hot to cold)");
-        }
-        cognito.set_paused(paused);
-        tokio::select! {
-            () = stop.stopped() => return,
-            changed = rx.changed() => if changed.is_err() { return },
-        }
-    }
+    active
+        .follow(stop, |state| {
+            let paused = state.active != hot_region;
+            if paused && !cognito.is_paused() {
+                tracing::info!(active = %state.active, "Cognito sync paused: the configured hot region is not active (it copies hot to cold)");
+            }
+            cognito.set_paused(paused);
+        })
+        .await;
 }

@@ -26,7 +26,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{Mode, Phase, Plan, PlanCatalog, PlanError};
-use crate::topology::RegionPair;
 
 /// Builds a plan from a mode and request parameters.
 pub type PlanBuilder = Arc<dyn Fn(Mode, &Value) -> Result<Plan, PlanError> + Send + Sync>;
@@ -115,7 +114,6 @@ impl PlanRegistry {
 /// Everything the plans need, built once by the daemon. A part that is not configured is `None`
 /// and its plans are not registered.
 pub struct PlanDeps {
-    pub pair: RegionPair,
     /// Where `selftest` records its effects.
     pub state_dir: PathBuf,
     pub aurora: Option<aurora::AuroraPlanDeps>,
@@ -126,7 +124,6 @@ pub struct PlanDeps {
 /// Every plan whose dependencies are configured.
 pub fn register_all(deps: PlanDeps) -> PlanRegistry {
     let PlanDeps {
-        pair: _,
         state_dir,
         aurora,
         dns,

@@ -110,23 +110,15 @@ pub async fn follow_engine(runner: RunnerHandle, active: Arc<AtomicBool>, mut st
 
 /// Hands the policy every change of the active region, and starts its cooldown from the last
 /// completed traffic move.
-pub async fn follow_active_region(
-    policy: PolicyHandle,
-    active: ActiveRegion,
-    mut stop: StopSignal,
-) {
-    let mut rx = active.subscribe();
-    loop {
-        let state = rx.borrow_and_update().clone();
-        policy.set_regions(&state.active, &state.standby);
-        if let Some(finished) = state.moved_at {
-            policy.record_failover(instant_of(finished));
-        }
-        tokio::select! {
-            () = stop.stopped() => return,
-            changed = rx.changed() => if changed.is_err() { return },
-        }
-    }
+pub async fn follow_active_region(policy: PolicyHandle, active: ActiveRegion, stop: StopSignal) {
+    active
+        .follow(stop, |state| {
+            policy.set_regions(&state.active, &state.standby);
+            if let Some(finished) = state.moved_at {
+                policy.record_failover(instant_of(finished));
+            }
+        })
+        .await;
 }
 
 /// The monotonic instant corresponding to a wall-clock time in the past.

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::pair::RegionPair;
 use crate::durable_file::write_atomically;
+use crate::shutdown::StopSignal;
 
 /// The file in the state directory that records the active region.
 pub const ACTIVE_REGION_FILE: &str = "active-region";
@@ -81,6 +82,11 @@ impl ActiveRegionRecord {
         &self.pair
     }
 
+    /// The region recorded as active now.
+    pub fn active(&self) -> String {
+        self.tx.borrow().active.clone()
+    }
+
     /// A cheap, cloneable view that follows every change.
     pub fn view(&self) -> ActiveRegion {
         ActiveRegion {
@@ -103,14 +109,12 @@ impl ActiveRegionRecord {
                 either: self.pair.either(),
             });
         };
-        if self.tx.borrow().active != region || !self.path.exists() {
-            write_atomically(&self.path, format!("{region}\n").as_bytes()).map_err(|source| {
-                ActiveRegionError::Write {
-                    path: self.path.display().to_string(),
-                    source,
-                }
-            })?;
-        }
+        write_atomically(&self.path, format!("{region}\n").as_bytes()).map_err(|source| {
+            ActiveRegionError::Write {
+                path: self.path.display().to_string(),
+                source,
+            }
+        })?;
         let next = ActiveState {
             active: region.to_owned(),
             standby: standby.to_owned(),
@@ -132,18 +136,6 @@ pub struct ActiveRegion {
 }
 
 impl ActiveRegion {
-    /// A view that never changes (tests, and components built without a record).
-    pub fn fixed(pair: &RegionPair, active: &str) -> Self {
-        // With the sender gone the value stays readable and `changed()` reports that no change
-        // will ever come, which ends any follower.
-        let (_, rx) = watch::channel(ActiveState {
-            active: active.to_owned(),
-            standby: pair.other(active).unwrap_or(pair.cold()).to_owned(),
-            moved_at: None,
-        });
-        Self { rx }
-    }
-
     /// (active, standby).
     pub fn get(&self) -> (String, String) {
         let s = self.rx.borrow();
@@ -158,6 +150,20 @@ impl ActiveRegion {
     /// A receiver to wait on changes with.
     pub fn subscribe(&self) -> watch::Receiver<ActiveState> {
         self.rx.clone()
+    }
+
+    /// Calls `on_change` with the current state now and after every change, until `stop` fires
+    /// or the record is dropped. What the components that follow the active region run.
+    pub async fn follow(self, mut stop: StopSignal, mut on_change: impl FnMut(&ActiveState)) {
+        let mut rx = self.rx;
+        loop {
+            let state = rx.borrow_and_update().clone();
+            on_change(&state);
+            tokio::select! {
+                () = stop.stopped() => return,
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+        }
     }
 }
 

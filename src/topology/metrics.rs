@@ -37,15 +37,7 @@ impl ActiveRegionGauge {
     }
 
     /// Sets the gauge now and after every change, until `stop` fires.
-    pub async fn follow(self, active: ActiveRegion, mut stop: StopSignal) {
-        let mut rx = active.subscribe();
-        loop {
-            let current = rx.borrow_and_update().active.clone();
-            self.set(&current);
-            tokio::select! {
-                () = stop.stopped() => return,
-                changed = rx.changed() => if changed.is_err() { return },
-            }
-        }
+    pub async fn follow(self, active: ActiveRegion, stop: StopSignal) {
+        active.follow(stop, |s| self.set(&s.active)).await;
     }
 }

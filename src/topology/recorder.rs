@@ -136,7 +136,7 @@ impl ActiveRegionRecorder {
         let Some((id, target, finished_at)) = self.pending.take() else {
             return;
         };
-        let before = self.record.view().get().0;
+        let before = self.record.active();
         match self.record.record(&target, finished_at) {
             Ok(()) => {
                 if before != target {
