@@ -240,7 +240,6 @@ pub async fn serve(
     if let Some(cognito) = &cognito {
         components.spawn(crate::cognito::direction::follow_active_region(
             cognito.clone(),
-            pair.hot().to_owned(),
             active_region.clone(),
             stop.clone(),
         ));

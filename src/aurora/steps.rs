@@ -96,7 +96,48 @@ pub struct AuroraTarget {
     pub target_region: String,
     /// The DB cluster identifier configured for the target region.
     pub target_cluster: String,
+    /// The region being left and its configured cluster.
+    pub source_region: String,
+    pub source_cluster: String,
     pub max_lag: Duration,
+}
+
+/// The DB cluster configured for the target when it has left the global database and writes on
+/// its own (after a detach-and-promote): `None` while it is a member, or not available yet.
+async fn detached_target(
+    deps: &AuroraStepDeps,
+    target: &AuroraTarget,
+) -> Result<Option<String>, StepError> {
+    let cluster = deps
+        .api
+        .describe_db_cluster(&target.target_cluster)
+        .await
+        .map_err(|e| aws_error(&format!("describing {}", target.target_cluster), e))?;
+    let standalone =
+        cluster.global_cluster_id.is_none() && cluster.status.as_deref() == Some("available");
+    Ok(standalone.then(|| cluster.arn.unwrap_or(cluster.id)))
+}
+
+/// What an operator must do before failing back to `target` after a detach-and-promote left the
+/// global database without a member in the region now active.
+pub fn rebuild_steps(target: &AuroraTarget) -> String {
+    format!(
+        "global database {g} has no member in {src}: {src_cluster} was detached by a \
+         detach-and-promote failover and writes on its own, so {tgt} no longer replicates from it. \
+         Rebuild before failing back: (1) keep {tgt_cluster} in {tgt} for forensics or delete it \
+         (its data stopped at the failover); (2) make {src_cluster} the primary of a global \
+         database (remove the old global database {g} once empty, then `aws rds \
+         create-global-cluster --global-cluster-identifier {g} --source-db-cluster-identifier \
+         <arn of {src_cluster}>` in {src}); (3) add a secondary cluster in {tgt} (`aws rds \
+         create-db-cluster --global-cluster-identifier {g} ...` in {tgt}) and update \
+         replication.aurora.clusters if its name changed; (4) wait until the lag of {g} is fresh \
+         and within max_lag; then run failback (runbooks/failback.md)",
+        g = target.global_cluster,
+        src = target.source_region,
+        src_cluster = target.source_cluster,
+        tgt = target.target_region,
+        tgt_cluster = target.target_cluster,
+    )
 }
 
 /// What the steps need from the world.
@@ -210,6 +251,9 @@ pub struct AuroraPrecheck {
     target: AuroraTarget,
     promotion: Promotion,
     deps: AuroraStepDeps,
+    /// Failback: the region being left must still be a member (a detach-and-promote leaves it
+    /// alone, and a switchover back would then lose everything written since).
+    failback: bool,
 }
 
 impl AuroraPrecheck {
@@ -223,7 +267,19 @@ impl AuroraPrecheck {
             target,
             promotion,
             deps,
+            failback: false,
         }
+    }
+
+    /// The failback's check: `target` must be a secondary of a global database whose writer is
+    /// the region being left (see [`rebuild_steps`] when it is not).
+    pub fn for_failback(mut self) -> Self {
+        self.failback = true;
+        self.name = format!(
+            "check {} in {} is a secondary again, ready to take the writer back",
+            self.target.global_cluster, self.target.target_region
+        );
+        self
     }
 }
 
@@ -258,6 +314,21 @@ impl Step for AuroraPrecheck {
 
     async fn execute(&self, _ctx: &StepContext) -> Result<Value, StepError> {
         let global = describe(&self.deps, &self.target).await?;
+        if self.failback && global.member_in(&self.target.source_region).is_none() {
+            return Err(StepError::permanent(rebuild_steps(&self.target)));
+        }
+        if !self.failback && global.member_in(&self.target.target_region).is_none() {
+            if let Some(arn) = detached_target(&self.deps, &self.target).await? {
+                // A detach-and-promote already made the target the writer on its own.
+                return Ok(json!({
+                    "global_cluster": self.target.global_cluster,
+                    "target_region": self.target.target_region,
+                    "target_cluster_arn": arn,
+                    "detached": true,
+                    "already_promoted": true,
+                }));
+            }
+        }
         let member = target_member(&global, &self.target)?;
         let state = promotion_state(&global, &member.db_cluster_arn);
         let reading = self.deps.lag.last_lag(&self.target.global_cluster);
@@ -394,6 +465,84 @@ impl AuroraPromote {
     }
 }
 
+impl AuroraPromote {
+    /// After a detach-and-promote (this run's, or one whose outcome a crash hid) the target has
+    /// left the global database and writes on its own: the promotion took effect.
+    async fn already_detached(&self, global: &GlobalCluster) -> Result<Option<Value>, StepError> {
+        if self.promotion != Promotion::Failover
+            || global.member_in(&self.target.target_region).is_some()
+        {
+            return Ok(None);
+        }
+        Ok(detached_target(&self.deps, &self.target)
+            .await?
+            .map(|arn| self.detached_output(&arn, None, None, false)))
+    }
+
+    /// The last resort of an ungraceful failover when `FailoverGlobalCluster` cannot complete:
+    /// `RemoveFromGlobalCluster` on the secondary, which becomes a standalone writable cluster.
+    /// The global database is then broken and must be rebuilt before a failback
+    /// ([`rebuild_steps`]); the report says so.
+    async fn detach_and_promote(
+        &self,
+        member: &str,
+        previous: Option<&str>,
+        cause: &crate::port::Error,
+    ) -> Result<Value, StepError> {
+        let g = &self.target.global_cluster;
+        tracing::warn!(global_cluster = %g, error = %cause, "FailoverGlobalCluster cannot complete; detaching the secondary (detach-and-promote)");
+        match self.deps.api.remove_from_global_cluster(g, member).await {
+            Ok(_) => Ok(self.detached_output(member, previous, Some(cause), true)),
+            Err(e) => {
+                // Maybe an earlier attempt's detach already went through.
+                let now = describe(&self.deps, &self.target).await?;
+                if let Some(done) = self.already_detached(&now).await? {
+                    return Ok(done);
+                }
+                let message = format!(
+                    "FailoverGlobalCluster failed ({cause}) and the fallback RemoveFromGlobalCluster \
+                     failed too ({e})"
+                );
+                Err(if e.is_retryable() {
+                    StepError::retryable(message)
+                } else {
+                    StepError::permanent(message)
+                })
+            }
+        }
+    }
+
+    fn detached_output(
+        &self,
+        member: &str,
+        previous: Option<&str>,
+        cause: Option<&crate::port::Error>,
+        requested: bool,
+    ) -> Value {
+        let mut out = self.output(member, previous, requested);
+        merge(
+            &mut out,
+            json!({
+                "operation": "RemoveFromGlobalCluster",
+                "fallback": "detach-and-promote",
+                "fallback_reason": cause.map_or_else(
+                    || "the target was already detached from the global database".to_owned(),
+                    |c| format!("FailoverGlobalCluster could not complete: {c}"),
+                ),
+                "global_database_broken": true,
+                "rebuild_before_failback": rebuild_steps(&AuroraTarget {
+                    source_region: self.target.target_region.clone(),
+                    source_cluster: self.target.target_cluster.clone(),
+                    target_region: self.target.source_region.clone(),
+                    target_cluster: self.target.source_cluster.clone(),
+                    ..self.target.clone()
+                }),
+            }),
+        );
+        out
+    }
+}
+
 #[async_trait]
 impl Step for AuroraPromote {
     fn id(&self) -> &StepId {
@@ -430,8 +579,11 @@ impl Step for AuroraPromote {
         })
     }
 
-    async fn execute(&self, _ctx: &StepContext) -> Result<Value, StepError> {
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
         let global = describe(&self.deps, &self.target).await?;
+        if let Some(done) = self.already_detached(&global).await? {
+            return Ok(done);
+        }
         let member = target_member(&global, &self.target)?.db_cluster_arn.clone();
         let previous = global.writer_region().map(str::to_owned);
         match promotion_state(&global, &member) {
@@ -454,24 +606,33 @@ impl Step for AuroraPromote {
                     .await
             }
         };
-        match result {
-            Ok(_) => Ok(self.output(&member, previous.as_deref(), true)),
+        let error = match result {
+            Ok(_) => return Ok(self.output(&member, previous.as_deref(), true)),
             Err(e) if e.kind == ErrorKind::Invalid => {
                 // Refused for the state it found: maybe because a concurrent request (ours,
                 // retried by the SDK after a timeout) already started it.
                 let now = describe(&self.deps, &self.target).await?;
                 if promotion_state(&now, &member).took_effect() {
-                    Ok(self.output(&member, previous.as_deref(), true))
-                } else {
-                    Err(aws_error(self.promotion.operation(), e))
+                    return Ok(self.output(&member, previous.as_deref(), true));
                 }
+                e
             }
-            Err(e) => Err(aws_error(self.promotion.operation(), e)),
+            Err(e) => e,
+        };
+        let last_attempt = ctx.attempt >= self.retry_policy().max_attempts;
+        if self.promotion == Promotion::Failover && (!error.is_retryable() || last_attempt) {
+            return self
+                .detach_and_promote(&member, previous.as_deref(), &error)
+                .await;
         }
+        Err(aws_error(self.promotion.operation(), error))
     }
 
     async fn verify(&self, _ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
         let global = describe(&self.deps, &self.target).await?;
+        if let Some(done) = self.already_detached(&global).await? {
+            return Ok(VerifyOutcome::Done(done));
+        }
         let member = target_member(&global, &self.target)?.db_cluster_arn.clone();
         Ok(match promotion_state(&global, &member) {
             s if s.took_effect() => {
@@ -583,6 +744,15 @@ impl Step for AuroraWaitWriter {
                 .describe_global_cluster(&self.target.global_cluster)
                 .await
             {
+                Ok(global) if global.member_in(&self.target.target_region).is_none() => {
+                    // Detach-and-promote: the target writes on its own once available.
+                    match detached_target(&self.deps, &self.target).await {
+                        Ok(Some(arn)) => return Ok(self.output(&arn, started.elapsed())),
+                        Ok(None) => last = "the detached target is not available yet".to_owned(),
+                        Err(e) if e.retryable => last = e.message,
+                        Err(e) => return Err(e),
+                    }
+                }
                 Ok(global) => {
                     let member = target_member(&global, &self.target)?.db_cluster_arn.clone();
                     let state = promotion_state(&global, &member);
@@ -627,6 +797,12 @@ impl Step for AuroraWaitWriter {
 
     async fn verify(&self, _ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
         let global = describe(&self.deps, &self.target).await?;
+        if global.member_in(&self.target.target_region).is_none() {
+            return Ok(match detached_target(&self.deps, &self.target).await? {
+                Some(arn) => VerifyOutcome::Done(self.output(&arn, Duration::ZERO)),
+                None => VerifyOutcome::NotDone,
+            });
+        }
         let member = target_member(&global, &self.target)?.db_cluster_arn.clone();
         Ok(match promotion_state(&global, &member) {
             PromotionState::Complete => VerifyOutcome::Done(self.output(&member, Duration::ZERO)),
@@ -730,6 +906,8 @@ mod tests {
             global_cluster: "g".into(),
             target_region: "cold-1".into(),
             target_cluster: cluster.into(),
+            source_region: "hot-1".into(),
+            source_cluster: "app-hot".into(),
             max_lag: Duration::from_secs(5),
         };
         assert_eq!(

@@ -1,25 +1,19 @@
-//! The direction of the Cognito sync follows the active region: the sync copies the configured
-//! hot pool to the cold one, so it is paused while the configured hot region is not the active
-//! one — after a failover, copying would overwrite the pool now in use with the lost region's.
+//! The direction of the Cognito sync follows the active region: the active region's pool is the
+//! source. After a failover the pool in use is the standby's, and copying the lost region's pool
+//! over it would undo every sign-up and change made since; copying it back instead brings the
+//! original pool up to date for the failback.
 
 use super::monitor::CognitoHandle;
 use crate::shutdown::StopSignal;
 use crate::topology::ActiveRegion;
 
-/// Pauses and resumes the sync as the active region changes, until `stop` fires.
-pub async fn follow_active_region(
-    cognito: CognitoHandle,
-    hot_region: String,
-    active: ActiveRegion,
-    stop: StopSignal,
-) {
+/// Points the sync at the active region as it changes, until `stop` fires.
+pub async fn follow_active_region(cognito: CognitoHandle, active: ActiveRegion, stop: StopSignal) {
     active
         .follow(stop, |state| {
-            let paused = state.active != hot_region;
-            if paused && !cognito.is_paused() {
-                tracing::info!(active = %state.active, "Cognito sync paused: the configured hot region is not active (it copies hot to cold)");
+            if let Err(e) = cognito.set_source(&state.active) {
+                tracing::error!(error = %e, "Cognito sync direction not changed");
             }
-            cognito.set_paused(paused);
         })
         .await;
 }

@@ -8,9 +8,12 @@
 //! ends the task — the next interval tries again, resuming from the checkpoint — only the stop
 //! signal does.
 //!
-//! Direction: users are copied from the pair's hot region to its cold one. After a switchover the roles
-//! flip, and copying from the old region would overwrite the new one: the failover plan must
-//! [`CognitoHandle::set_paused`] the sync (or the daemon respawn it with the regions swapped).
+//! Direction: users are copied from the **source** region's pool to the other one. The source is
+//! the active region (`super::direction` follows the recorded active region): after a failover
+//! the new active pool is the source, so users created there during an outage are copied back to
+//! the original pool once it answers again — copying the other way would overwrite the pool in
+//! use with the lost region's. A failover's final sync and a failback's reverse sync run one pass
+//! towards their target whatever the current direction ([`CognitoHandle::sync_towards`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -40,8 +43,10 @@ pub enum CognitoError {
     Metrics(#[from] prometheus::Error),
     #[error("cognito.mode is native_replica: failoverd does not copy users")]
     NotSyncMode,
-    #[error("the cognito sync is paused (the regions' roles are changing)")]
+    #[error("the cognito sync is paused by an operator")]
     Paused,
+    #[error("region {0} is not one of the pair")]
+    NotInPair(String),
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
@@ -50,8 +55,9 @@ pub enum CognitoError {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CognitoSnapshot {
     pub mode: String,
-    /// Hot (source) region first.
+    /// Source region first: users are copied from the first to the second.
     pub regions: Vec<String>,
+    /// The pools of `regions`, in the same order.
     pub pools: Vec<String>,
     pub paused: bool,
     pub running: bool,
@@ -71,7 +77,12 @@ struct Inner {
     mode: CognitoMode,
     pair: RegionPair,
     pools: [String; 2],
-    pass: PoolSync,
+    /// The configured hot pool to the cold one.
+    forward: PoolSync,
+    /// The cold pool back to the hot one (after a failover).
+    reverse: PoolSync,
+    /// The region copied from now.
+    source: Mutex<String>,
     pass_lock: tokio::sync::Mutex<()>,
     state: Mutex<CognitoSnapshot>,
     metrics: SyncMetrics,
@@ -142,20 +153,35 @@ impl CognitoMonitor {
             CognitoMode::Sync => "sync",
             CognitoMode::NativeReplica => "native_replica",
         };
+        let deletion = DeletionPolicy {
+            delete_missing: config.delete_missing,
+            max_delete_fraction: config.max_delete_fraction,
+        };
+        let (hot, cold): (Arc<dyn UserDirectory>, Arc<dyn UserDirectory>) =
+            (Arc::new(hot), Arc::new(cold));
         let inner = Inner {
             mode: config.mode,
-            pass: PoolSync {
-                hot: Arc::new(hot),
-                cold: Arc::new(cold),
+            forward: PoolSync {
+                hot: Arc::clone(&hot),
+                cold: Arc::clone(&cold),
                 hot_pool: pools[0].clone(),
                 cold_pool: pools[1].clone(),
-                deletion: DeletionPolicy {
-                    delete_missing: config.delete_missing,
-                    max_delete_fraction: config.max_delete_fraction,
-                },
+                deletion: deletion.clone(),
+                concurrency: ports.concurrency,
+                checkpoint: Arc::clone(&ports.checkpoint),
+            },
+            // One checkpoint store for both: a checkpoint names its pools, so a pass in the other
+            // direction ignores it and starts from the beginning.
+            reverse: PoolSync {
+                hot: cold,
+                cold: hot,
+                hot_pool: pools[1].clone(),
+                cold_pool: pools[0].clone(),
+                deletion,
                 concurrency: ports.concurrency,
                 checkpoint: ports.checkpoint,
             },
+            source: Mutex::new(pair.hot().to_owned()),
             state: Mutex::new(CognitoSnapshot {
                 mode: mode_label.into(),
                 regions: pair.regions().map(str::to_owned).to_vec(),
@@ -211,6 +237,44 @@ impl CognitoHandle {
         s
     }
 
+    /// The region users are copied from now; `None` while paused or in native replica mode.
+    pub fn source_region(&self) -> Option<String> {
+        (self.inner.mode == CognitoMode::Sync && !self.is_paused()).then(|| self.source())
+    }
+
+    fn source(&self) -> String {
+        self.inner
+            .source
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Copy from `region` (one of the pair) from the next pass on: the daemon sets the active
+    /// region here. A running pass finishes in its direction.
+    pub fn set_source(&self, region: &str) -> Result<(), CognitoError> {
+        if !self.inner.pair.contains(region) {
+            return Err(CognitoError::NotInPair(region.to_owned()));
+        }
+        let mut source = self.inner.source.lock().unwrap_or_else(|p| p.into_inner());
+        if *source == region {
+            return Ok(());
+        }
+        tracing::info!(from = %source, to = %region, "Cognito sync direction changed: the active pool is the source");
+        *source = region.to_owned();
+        drop(source);
+        let other = self.inner.pair.other(region).unwrap_or_default().to_owned();
+        let pools = [
+            self.pool_of(region).unwrap_or_default().to_owned(),
+            self.pool_of(&other).unwrap_or_default().to_owned(),
+        ];
+        self.update(|s| {
+            s.regions = vec![region.to_owned(), other];
+            s.pools = pools.to_vec();
+        });
+        Ok(())
+    }
+
     /// Stop (true) or allow (false) sync passes; a running pass finishes.
     pub fn set_paused(&self, paused: bool) {
         self.inner
@@ -227,30 +291,69 @@ impl CognitoHandle {
         self.inner.mode
     }
 
-    /// Source and target region.
+    /// The region pair (hot, cold as configured).
     pub fn regions(&self) -> &RegionPair {
         &self.inner.pair
     }
 
-    /// Source and target pool id.
+    /// The configured hot and cold pool ids.
     pub fn pools(&self) -> &[String; 2] {
         &self.inner.pools
     }
 
-    /// The rate-limited directory of the source region (for the replica step).
-    pub fn hot_directory(&self) -> Arc<dyn UserDirectory> {
-        Arc::clone(&self.inner.pass.hot)
+    /// The pool id of `region`.
+    pub fn pool_of(&self, region: &str) -> Option<&str> {
+        let [hot, cold] = &self.inner.pools;
+        if region == self.inner.pair.hot() {
+            Some(hot)
+        } else if region == self.inner.pair.cold() {
+            Some(cold)
+        } else {
+            None
+        }
     }
 
-    /// Run one pass now (waiting for a running one to finish first), recording it in the
-    /// snapshot and the metrics.
+    /// The rate-limited directory of the configured hot region (for the replica step).
+    pub fn hot_directory(&self) -> Arc<dyn UserDirectory> {
+        Arc::clone(&self.inner.forward.hot)
+    }
+
+    /// Run one pass now in the current direction (waiting for a running one to finish first),
+    /// recording it in the snapshot and the metrics.
     pub async fn sync_now(&self) -> Result<SyncReport, CognitoError> {
-        if self.inner.mode != CognitoMode::Sync {
-            return Err(CognitoError::NotSyncMode);
-        }
         if self.is_paused() {
             return Err(CognitoError::Paused);
         }
+        let source = self.source();
+        let destination = self
+            .inner
+            .pair
+            .other(&source)
+            .unwrap_or(self.inner.pair.cold())
+            .to_owned();
+        self.sync_towards(&destination).await
+    }
+
+    /// Run one pass copying *into* `destination` (one of the pair) from the other region, whatever
+    /// the current direction: a failover's final sync and a failback's reverse sync. Operator
+    /// pauses do not stop it (the run was asked for).
+    pub async fn sync_towards(&self, destination: &str) -> Result<SyncReport, CognitoError> {
+        if self.inner.mode != CognitoMode::Sync {
+            return Err(CognitoError::NotSyncMode);
+        }
+        let pass = if destination == self.inner.pair.cold() {
+            &self.inner.forward
+        } else if destination == self.inner.pair.hot() {
+            &self.inner.reverse
+        } else {
+            return Err(CognitoError::NotInPair(destination.to_owned()));
+        };
+        let source = self
+            .inner
+            .pair
+            .other(destination)
+            .unwrap_or_default()
+            .to_owned();
         let _guard = self.inner.pass_lock.lock().await;
         let now = OffsetDateTime::now_utc();
         self.update(|s| {
@@ -259,23 +362,27 @@ impl CognitoHandle {
         });
         // Clears `running` even when the pass is dropped half-way (stop signal, step timeout).
         let _running = RunningFlag(self);
-        let result = self.inner.pass.run().await;
+        let result = pass.run().await;
         let ended = OffsetDateTime::now_utc();
         self.inner.metrics.observe_throttling(&self.inner.counters);
         match &result {
             Ok(report) => {
-                let pair = &self.inner.pair;
                 self.inner.metrics.pass_succeeded(
-                    pair.regions(),
+                    [source.as_str(), destination],
                     report,
                     ended.unix_timestamp_nanos() as f64 / 1e9,
                 );
+                let pools = [pass.hot_pool.clone(), pass.cold_pool.clone()];
                 self.update(|s| {
+                    s.regions = vec![source.clone(), destination.to_owned()];
+                    s.pools = pools.to_vec();
                     s.last_success_at = Some(ended);
                     s.last_error = None;
                     s.last_report = Some(report.clone());
                 });
                 tracing::info!(
+                    from = %source,
+                    to = %destination,
                     changes = report.changes.total(),
                     drift_remaining = report.drift_remaining,
                     duration_ms = report.duration_ms,
@@ -294,7 +401,7 @@ impl CognitoHandle {
 
     /// Read the replicas of the hot pool and record their status (native replica mode).
     pub async fn observe_replicas(&self) {
-        let result = list_replicas(self.inner.pass.hot.as_ref(), &self.inner.pools[0]).await;
+        let result = list_replicas(self.inner.forward.hot.as_ref(), &self.inner.pools[0]).await;
         match result {
             Ok(replicas) => {
                 let cold = self.inner.pair.cold();

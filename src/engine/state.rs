@@ -254,10 +254,25 @@ impl RunState {
 
     /// The next thing unwinding must do: walk started steps in reverse start order.
     pub fn next_unwind(&self) -> UnwindNext {
+        let no_return = self.point_of_no_return();
         for id in self.started_order.iter().rev() {
-            let (Some(st), Some((_, layout))) = (self.steps.get(id), self.layout_of(id)) else {
+            let (Some(st), Some((phase, layout))) = (self.steps.get(id), self.layout_of(id)) else {
                 continue;
             };
+            // Past an irreversible step that took effect the plan only goes forward: undoing
+            // later phases would leave the world half-way back (traffic returned to a region
+            // whose database is no longer the writer).
+            if let Some((barrier_phase, barrier)) = &no_return {
+                let undoable = layout.reversibility == Reversibility::Compensable
+                    && matches!(
+                        st.status,
+                        StepStatus::Succeeded | StepStatus::Failed | StepStatus::Running
+                    )
+                    && !st.not_applied;
+                if phase > *barrier_phase && undoable {
+                    return UnwindNext::CannotUndo(barrier.clone());
+                }
+            }
             match st.status {
                 StepStatus::Compensating => return UnwindNext::Compensate(id.clone()),
                 StepStatus::CompensationFailed => {
@@ -278,6 +293,35 @@ impl RunState {
             }
         }
         UnwindNext::Done
+    }
+}
+
+impl RunState {
+    /// The last irreversible step that has taken effect (succeeded), with its phase index: the
+    /// point past which unwinding compensates nothing.
+    pub fn point_of_no_return(&self) -> Option<(usize, StepId)> {
+        self.started_order
+            .iter()
+            .filter_map(|id| {
+                let st = self.steps.get(id)?;
+                let (phase, layout) = self.layout_of(id)?;
+                (layout.reversibility == Reversibility::Irreversible
+                    && st.status == StepStatus::Succeeded)
+                    .then(|| (phase, id.clone()))
+            })
+            .max_by_key(|(phase, _)| *phase)
+    }
+
+    /// Steps of phases after `phase` that have started, with their status (for operator messages).
+    pub fn started_after_phase(&self, phase: usize) -> Vec<(StepId, StepStatus)> {
+        self.started_order
+            .iter()
+            .filter_map(|id| {
+                let st = self.steps.get(id)?;
+                let (p, _) = self.layout_of(id)?;
+                (p > phase).then(|| (id.clone(), st.status))
+            })
+            .collect()
     }
 }
 
@@ -943,6 +987,50 @@ mod tests {
         }));
         let s = fold(r, &events).unwrap();
         assert_eq!(s.status, RunStatus::NeedsOperator);
+    }
+
+    #[test]
+    fn past_an_irreversible_step_that_took_effect_later_phases_are_not_undone() {
+        let r = record(false);
+        let events = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            started("b", 1),
+            succeeded("a", 1),
+            succeeded("b", 1),
+            ev(EventKind::WaitingApproval { gate: "go".into() }),
+            ev(EventKind::Approved {
+                gate: "go".into(),
+                by: "op".into(),
+            }),
+            started("c", 1),
+            succeeded("c", 1),
+            ev(EventKind::AbortRequested { by: "op".into() }),
+            ev(EventKind::UnwindStarted {
+                cause: UnwindCause::Aborted,
+            }),
+        ];
+        let s = fold(r.clone(), &events).unwrap();
+        assert_eq!(s.point_of_no_return(), Some((0, id("b"))));
+        assert_eq!(
+            s.started_after_phase(0),
+            vec![(id("c"), StepStatus::Succeeded)]
+        );
+        // c is compensable, but undoing it would go half-way back past b: stop for a person.
+        assert_eq!(s.next_unwind(), UnwindNext::CannotUndo(id("b")));
+        let mut compensate_c = events.clone();
+        compensate_c.push(ev(EventKind::CompensationStarted { step: id("c") }));
+        assert!(fold(r.clone(), &compensate_c).is_err());
+
+        // Before b took effect, the same abort compensates as usual.
+        let before = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            succeeded("a", 1),
+            ev(EventKind::AbortRequested { by: "op".into() }),
+        ];
+        let s = fold(r, &before).unwrap();
+        assert_eq!(s.point_of_no_return(), None);
     }
 
     #[test]

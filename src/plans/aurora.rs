@@ -96,12 +96,53 @@ pub fn build(mode: Mode, params: &Value, deps: &AuroraPlanDeps) -> Result<Plan, 
 }
 
 /// The Aurora phases moving every global database's writer to `target_region` (one of the pair,
-/// already validated).
+/// already validated): `aurora-check`, `aurora-promote`, `aurora-wait`.
 pub fn phases(
     mode: Mode,
     target_region: &str,
     deps: &AuroraPlanDeps,
 ) -> Result<Vec<Phase>, PlanError> {
+    let s = steps(mode, target_region, deps)?;
+    Ok(vec![
+        Phase::steps("aurora-check", s.checks),
+        Phase::steps("aurora-promote", s.promotes),
+        Phase::steps("aurora-wait", s.waits),
+    ])
+}
+
+/// The steps of the Aurora phases, one per global database in each list, for plans that place
+/// them in phases of their own (the failover runs the checks in its preflight).
+pub struct AuroraSteps {
+    pub checks: Vec<Arc<dyn Step>>,
+    pub promotes: Vec<Arc<dyn Step>>,
+    pub waits: Vec<Arc<dyn Step>>,
+}
+
+/// Which checks the steps make before the promotion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// A failover (or a plain switchover): the target may already be the writer.
+    Failover,
+    /// A failback: the region being left must still be the global database's primary.
+    Failback,
+}
+
+/// The Aurora steps moving every global database's writer to `target_region`.
+pub fn steps(
+    mode: Mode,
+    target_region: &str,
+    deps: &AuroraPlanDeps,
+) -> Result<AuroraSteps, PlanError> {
+    steps_with(mode, target_region, deps, Checks::Failover)
+}
+
+/// [`steps`] with the checks of `checks`.
+pub fn steps_with(
+    mode: Mode,
+    target_region: &str,
+    deps: &AuroraPlanDeps,
+    checks_for: Checks,
+) -> Result<AuroraSteps, PlanError> {
     let target_region = target_region.to_owned();
     if deps.databases.is_empty() {
         return Err(PlanError::Invalid {
@@ -114,6 +155,13 @@ pub fn phases(
         .ok_or_else(|| PlanError::Invalid {
             message: format!("no AWS clients for region {target_region}"),
         })?;
+    let source_region = deps
+        .pair
+        .other(&target_region)
+        .ok_or_else(|| PlanError::Invalid {
+            message: format!("{target_region} is not one of the pair {}", deps.pair),
+        })?
+        .to_owned();
     let promotion = Promotion::for_mode(mode);
     let step_deps = AuroraStepDeps {
         api: Arc::clone(api),
@@ -121,40 +169,43 @@ pub fn phases(
         poll_interval: deps.poll_interval,
         promotion_timeout: deps.promotion_timeout,
     };
-    let mut checks: Vec<Arc<dyn Step>> = Vec::new();
-    let mut promotes: Vec<Arc<dyn Step>> = Vec::new();
-    let mut waits: Vec<Arc<dyn Step>> = Vec::new();
+    let mut out = AuroraSteps {
+        checks: Vec::new(),
+        promotes: Vec::new(),
+        waits: Vec::new(),
+    };
     for db in &deps.databases {
-        let target_cluster = db
-            .clusters
-            .get(&target_region)
-            .ok_or_else(|| PlanError::Invalid {
-                message: format!(
-                    "replication.aurora {} has no cluster in {target_region}",
-                    db.global_cluster
-                ),
-            })?;
+        let cluster_in = |region: &str| {
+            db.clusters
+                .get(region)
+                .cloned()
+                .ok_or_else(|| PlanError::Invalid {
+                    message: format!(
+                        "replication.aurora {} has no cluster in {region}",
+                        db.global_cluster
+                    ),
+                })
+        };
         let target = AuroraTarget {
             global_cluster: db.global_cluster.clone(),
             target_region: target_region.clone(),
-            target_cluster: target_cluster.clone(),
+            target_cluster: cluster_in(&target_region)?,
+            source_region: source_region.clone(),
+            source_cluster: cluster_in(&source_region)?,
             max_lag: db.max_lag.get(),
         };
-        checks.push(Arc::new(AuroraPrecheck::new(
+        let check = AuroraPrecheck::new(target.clone(), promotion, step_deps.clone());
+        out.checks.push(Arc::new(match checks_for {
+            Checks::Failover => check,
+            Checks::Failback => check.for_failback(),
+        }));
+        out.promotes.push(Arc::new(AuroraPromote::new(
             target.clone(),
             promotion,
             step_deps.clone(),
         )));
-        promotes.push(Arc::new(AuroraPromote::new(
-            target.clone(),
-            promotion,
-            step_deps.clone(),
-        )));
-        waits.push(Arc::new(AuroraWaitWriter::new(target, step_deps.clone())));
+        out.waits
+            .push(Arc::new(AuroraWaitWriter::new(target, step_deps.clone())));
     }
-    Ok(vec![
-        Phase::steps("aurora-check", checks),
-        Phase::steps("aurora-promote", promotes),
-        Phase::steps("aurora-wait", waits),
-    ])
+    Ok(out)
 }

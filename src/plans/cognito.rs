@@ -113,11 +113,28 @@ fn build_replica_failover(
     )
 }
 
-/// The sync pass as a step (for this plan and the failover plan's final sync).
+/// The sync pass in the current direction as a step (this plan).
 pub fn sync_step(handle: CognitoHandle) -> Arc<dyn Step> {
     Arc::new(CognitoSyncStep {
         id: StepId::new(SYNC_STEP),
+        name: "copy Cognito users, groups and memberships from the active pool to the standby \
+               pool"
+            .into(),
         handle,
+        towards: None,
+    })
+}
+
+/// A pass copying *into* `destination`'s pool from the other region's, whatever the current
+/// direction: the failover's final sync (`step_id` `cognito-final-sync`) and the failback's
+/// reverse sync (`cognito-reverse-sync`).
+pub fn sync_towards_step(handle: CognitoHandle, step_id: &str, destination: &str) -> Arc<dyn Step> {
+    let source = handle.regions().other(destination).unwrap_or_default();
+    Arc::new(CognitoSyncStep {
+        id: StepId::new(step_id),
+        name: format!("copy Cognito users, groups and memberships from {source} to {destination}"),
+        handle,
+        towards: Some(destination.to_owned()),
     })
 }
 
@@ -126,7 +143,28 @@ pub fn sync_step(handle: CognitoHandle) -> Arc<dyn Step> {
 /// from the checkpoint and finds finished work already in place.
 pub struct CognitoSyncStep {
     id: StepId,
+    name: String,
     handle: CognitoHandle,
+    /// `None`: the current direction; `Some(region)`: into that region's pool.
+    towards: Option<String>,
+}
+
+impl CognitoSyncStep {
+    /// Source and destination regions of the pass this step runs.
+    fn direction(&self) -> (String, String) {
+        let pair = self.handle.regions();
+        match &self.towards {
+            Some(to) => (pair.other(to).unwrap_or_default().to_owned(), to.clone()),
+            None => {
+                let from = self
+                    .handle
+                    .source_region()
+                    .unwrap_or_else(|| pair.hot().to_owned());
+                let to = pair.other(&from).unwrap_or_default().to_owned();
+                (from, to)
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -136,25 +174,33 @@ impl Step for CognitoSyncStep {
     }
 
     fn name(&self) -> &str {
-        "copy Cognito users, groups and memberships to the cold pool"
+        &self.name
     }
 
     async fn describe(&self, _ctx: &StepContext) -> Result<StepDescription, StepError> {
-        let [hot, cold] = self.handle.regions().regions();
-        let [hot_pool, cold_pool] = self.handle.pools();
+        let (from, to) = self.direction();
+        let from_pool = self.handle.pool_of(&from).unwrap_or_default();
+        let to_pool = self.handle.pool_of(&to).unwrap_or_default();
         Ok(StepDescription {
-            summary: format!("sync Cognito pool {hot_pool} ({hot}) to {cold_pool} ({cold})"),
+            summary: format!("sync Cognito pool {from_pool} ({from}) to {to_pool} ({to})"),
             changes: vec![format!(
-                "cognito {cold}: create/update/enable/disable users, create groups, \
-                 add/remove memberships in {cold_pool} to match {hot_pool}"
+                "cognito {to}: create/update/enable/disable users, create groups, \
+                 add/remove memberships in {to_pool} to match {from_pool}"
             )],
         })
     }
 
     async fn execute(&self, _ctx: &StepContext) -> Result<Value, StepError> {
-        match self.handle.sync_now().await {
+        let result = match &self.towards {
+            Some(to) => self.handle.sync_towards(to).await,
+            None => self.handle.sync_now().await,
+        };
+        match result {
             Ok(report) => {
+                let (from, to) = self.direction();
                 let mut out = serde_json::to_value(&report).unwrap_or(Value::Null);
+                out["from_region"] = json!(from);
+                out["to_region"] = json!(to);
                 out["measurements"] = json!({
                     "cognito_sync_seconds": report.duration_ms as f64 / 1000.0,
                     "cognito_drift_remaining": report.drift_remaining,

@@ -201,7 +201,31 @@ impl Actor {
             .step_of(id, step)
             .map(|s| s.operator_check())
             .unwrap_or_else(|_| format!("check the effect of step {step}"));
-        let (what, error) = match self.live.get(&id).and_then(|l| l.state.steps.get(step)) {
+        let state = self.live.get(&id).map(|l| &l.state);
+        let forward_only = state
+            .and_then(|s| s.point_of_no_return())
+            .filter(|(_, barrier)| barrier == step)
+            .and_then(|(phase, _)| {
+                let later = state?.started_after_phase(phase);
+                (!later.is_empty()).then(|| {
+                    let list: Vec<String> = later
+                        .iter()
+                        .map(|(later_id, status)| {
+                            let check = self
+                                .step_of(id, later_id)
+                                .map(|s| format!(" — {}", s.operator_check()))
+                                .unwrap_or_default();
+                            format!("{later_id} {}{check}", step_status_word(*status))
+                        })
+                        .collect();
+                    format!(
+                        "; the plan only goes forward past it, so the later steps were left as they                          are: {}",
+                        list.join("; ")
+                    )
+                })
+            })
+            .unwrap_or_default();
+        let (what, error) = match state.and_then(|s| s.steps.get(step)) {
             Some(s) if s.status == StepStatus::Failed => (
                 "failed and may have partly taken effect",
                 s.last_error
@@ -212,7 +236,7 @@ impl Actor {
             _ => ("took effect", String::new()),
         };
         format!(
-            "the run is unwinding, but step {step}{error} {what} and cannot be undone automatically: {check}; \
+            "the run is unwinding, but step {step}{error} {what} and cannot be undone automatically: {check}{forward_only}; \
              earlier steps were not compensated"
         )
     }
@@ -269,5 +293,20 @@ impl Actor {
         );
         live.busy.insert(step, (kind, handle));
         Ok(())
+    }
+}
+
+/// How a step's status reads in an operator message.
+fn step_status_word(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Pending => "not started",
+        StepStatus::Running => "in progress (in doubt)",
+        StepStatus::Succeeded => "done",
+        StepStatus::Failed => "failed (may have partly taken effect)",
+        StepStatus::Interrupted => "interrupted (had not taken effect)",
+        StepStatus::Described => "described",
+        StepStatus::Compensating => "being undone",
+        StepStatus::Compensated => "undone",
+        StepStatus::CompensationFailed => "undo failed",
     }
 }
