@@ -30,7 +30,7 @@ use crate::health::HealthMonitor;
 use crate::plans::aurora::AuroraPlanDeps;
 use crate::plans::cognito::CognitoPlanDeps;
 use crate::plans::dns::DnsPlanDeps;
-use crate::plans::PlanDeps;
+use crate::plans::{PlanDeps, TakeoverParts};
 use crate::policy::engine::EngineRunStarter;
 use crate::policy::{PolicyHandle, PolicyLoop};
 use crate::replication::{ReplicationError, ReplicationHandle, ReplicationMonitor};
@@ -114,7 +114,7 @@ pub async fn serve(
     // The region pair and the region recorded as active: refuse to start on a record that
     // cannot be read rather than guess which region receives the traffic.
     let pair = RegionPair::from_config(&config);
-    let active_record = ActiveRegionRecord::open(&state_dir, pair.clone())?;
+    let active_record = Arc::new(ActiveRegionRecord::open(&state_dir, pair.clone())?);
     let active_region = active_record.view();
 
     // AWS clients: built without any network I/O, so a machine without AWS access still starts;
@@ -149,6 +149,9 @@ pub async fn serve(
     // verification between DNS stages.
     let health_ports = aws.health_ports();
 
+    // Health of both regions: the policy's input and the takeover's preflight.
+    let health = HealthMonitor::spawn(&config.health, health_ports.clone(), &registry, stop.clone())?;
+
     // The plans, from everything they need.
     let dns_plan = match &config.dns {
         Some(dns) => {
@@ -175,6 +178,22 @@ pub async fn serve(
             handle: handle.clone(),
             replica_health_check_id: c.replica_health_check_id.clone(),
             switch: Some(Arc::new(aws.dns()) as Arc<dyn HealthCheckSwitch>),
+        }),
+        takeover: Some(TakeoverParts {
+            cognito_interval: config
+                .cognito
+                .as_ref()
+                .map_or(Duration::from_secs(60), |c| c.interval.get()),
+            health: health.verdicts(),
+            vaults: {
+                let replication = replication.clone();
+                Arc::new(move || replication.snapshot().backup_vaults)
+            },
+            backup_gate: config.failover.backup_copy_age == cfg::BackupCopyRule::Gate,
+            max_data_loss: config.policy.max_data_loss.get(),
+            active: Arc::clone(&active_record),
+            drift: None,
+            lost_region_budget: config.failover.lost_region_budget.get(),
         }),
     }));
     let cognito = cognito.map(|(_, handle)| handle);
@@ -214,8 +233,7 @@ pub async fn serve(
         ActiveRegionRecorder::new(active_record, runner.handle(), moves_traffic).run(stop.clone()),
     );
 
-    // Health of both regions, and the policy that may start a failover on its own.
-    let health = HealthMonitor::spawn(&config.health, health_ports, &registry, stop.clone())?;
+    // The policy that may start a failover on its own.
     let (active, standby) = active_region.get();
     let (starter, run_active) = EngineRunStarter::new(runner.handle(), active_region.clone());
     components.spawn(crate::policy::engine::follow_engine(

@@ -105,13 +105,14 @@ async fn create_run(
         return Err(ApiError::bad_request("invalid_request", "plan: required"));
     }
     let dry_run = body.dry_run;
+    let params = default_target(&state, &body.plan, body.params);
     let request = RunRequest {
         plan: body.plan,
         mode: body.mode,
         dry_run,
         drill: body.drill,
         reason,
-        params: body.params,
+        params,
         requested_by: principal.name.clone(),
         idempotency_key: key,
     };
@@ -123,6 +124,32 @@ async fn create_run(
         StatusCode::ACCEPTED
     };
     Ok((status, Json(view)).into_response())
+}
+
+/// For plans whose target defaults to the standby (`failover`, `failback`): a request without
+/// `params.target_region` gets the standby region as it is *now*. The run stores it, so a run
+/// resumed after the active region changed still targets the region it was started for.
+fn default_target(state: &AppState, plan: &str, params: Value) -> Value {
+    let defaults = state
+        .plans
+        .iter()
+        .any(|p| p.name == plan && p.target_defaults_to_standby);
+    let Some(active) = state.monitors.active_region.as_ref().filter(|_| defaults) else {
+        return params;
+    };
+    let mut map = match params {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(map) => map,
+        other => return other, // the plan refuses it with the field named
+    };
+    if !map.contains_key(crate::plans::params::TARGET_REGION) {
+        let (_, standby) = active.get();
+        map.insert(
+            crate::plans::params::TARGET_REGION.to_owned(),
+            Value::String(standby),
+        );
+    }
+    Value::Object(map)
 }
 
 #[derive(Debug, Deserialize)]

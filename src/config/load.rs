@@ -108,6 +108,8 @@ const SECTIONS: &[&str] = &[
     "dns",
     "replication",
     "cognito",
+    "failover",
+    "evaluation",
 ];
 
 /// Parses and validates configuration text.
@@ -159,6 +161,8 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let dns: Option<Option<DnsConfig>> = reader.nullable("dns");
     let replication: Option<ReplicationConfig> = reader.optional("replication");
     let cognito: Option<Option<CognitoConfig>> = reader.nullable("cognito");
+    let failover: Option<FailoverConfig> = reader.optional("failover");
+    let evaluation: Option<EvaluationConfig> = reader.optional("evaluation");
 
     // A section whose shape is wrong is replaced by its defaults for the meaning checks, and
     // their errors about that section are dropped: the reader sees the shape error for it and
@@ -177,6 +181,8 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
             dns: dns.flatten(),
             replication: replication.unwrap_or_default(),
             cognito: cognito.flatten(),
+            failover: failover.unwrap_or_default(),
+            evaluation: evaluation.unwrap_or_default(),
         }),
         _ => None,
     };

@@ -27,6 +27,8 @@ pub struct Config {
     pub dns: Option<DnsConfig>,
     pub replication: ReplicationConfig,
     pub cognito: Option<CognitoConfig>,
+    pub failover: FailoverConfig,
+    pub evaluation: EvaluationConfig,
 }
 
 impl Config {
@@ -290,7 +292,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             mode: PolicyMode::Off,
-            plan: "dns-switchover".to_owned(),
+            plan: "failover".to_owned(),
             min_unhealthy_for: Duration::from_secs(120),
             cooldown: Duration::from_secs(3600),
             max_data_loss: Duration::from_secs(60),
@@ -479,4 +481,50 @@ fn default_max_delete_fraction() -> f64 {
 
 fn default_quota_share() -> f64 {
     0.5
+}
+
+/// How the `failover` and `failback` plans judge and bound a takeover.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailoverConfig {
+    /// A backup copy in the target region older than its vault's `max_copy_age`: refuse the
+    /// takeover (`gate`) or go ahead with a warning in the run (`warning`).
+    pub backup_copy_age: BackupCopyRule,
+    /// Ungraceful: how long a call that needs the region being left (the final Cognito sync
+    /// reads its pool) may take before it is skipped.
+    pub lost_region_budget: Duration,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        Self {
+            backup_copy_age: BackupCopyRule::Warning,
+            lost_region_budget: Duration::from_secs(30),
+        }
+    }
+}
+
+/// See [`FailoverConfig::backup_copy_age`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupCopyRule {
+    Gate,
+    #[default]
+    Warning,
+}
+
+/// The continuous readiness evaluation: the `failover` plan's preflight towards the standby,
+/// read-only, on a timer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvaluationConfig {
+    pub interval: Duration,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+        }
+    }
 }

@@ -480,6 +480,10 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             _ => {}
         }
     }
+
+    // Failover and readiness.
+    c.positive("failover.lost_region_budget", config.failover.lost_region_budget);
+    c.positive("evaluation.interval", config.evaluation.interval);
 }
 
 #[cfg(test)]

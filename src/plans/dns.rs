@@ -109,8 +109,12 @@ pub fn info() -> PlanInfo {
 
 /// Register `dns-switchover`. All its runs share one Route 53 token bucket.
 pub fn register(registry: &mut PlanRegistry, deps: DnsPlanDeps) {
-    let pair = deps.pair.clone();
-    let steps = deps.steps();
+    register_with(registry, deps.pair.clone(), deps.steps());
+}
+
+/// Register `dns-switchover` on steps' dependencies built once ([`DnsPlanDeps::steps`]), shared
+/// with other plans that write Route 53.
+pub fn register_with(registry: &mut PlanRegistry, pair: RegionPair, steps: DnsSwitchoverDeps) {
     registry.register(info(), move |mode, params| {
         build(mode, params, &pair, &steps)
     });

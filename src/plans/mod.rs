@@ -15,8 +15,13 @@
 pub mod aurora;
 pub mod cognito;
 pub mod dns;
+pub mod failback;
+pub mod failover;
 pub mod params;
+pub mod preflight;
+pub mod readiness;
 pub mod selftest;
+pub mod takeover;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,6 +47,9 @@ pub struct PlanInfo {
     pub moves_traffic: bool,
     /// A successful run moves the database writer to its `target_region`.
     pub moves_writer: bool,
+    /// A request without `params.target_region` gets the standby region, as the API sees it at
+    /// request time (stored with the run, so a resumed run targets the same region).
+    pub target_defaults_to_standby: bool,
 }
 
 impl PlanInfo {
@@ -53,7 +61,13 @@ impl PlanInfo {
             parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
             moves_traffic: false,
             moves_writer: false,
+            target_defaults_to_standby: false,
         }
+    }
+
+    pub fn defaulting_target_to_standby(mut self) -> Self {
+        self.target_defaults_to_standby = true;
+        self
     }
 
     pub fn moving_traffic(mut self) -> Self {
@@ -119,6 +133,23 @@ pub struct PlanDeps {
     pub aurora: Option<aurora::AuroraPlanDeps>,
     pub dns: Option<dns::DnsPlanDeps>,
     pub cognito: Option<cognito::CognitoPlanDeps>,
+    /// The region takeover (`failover`, `failback`): needs `dns`.
+    pub takeover: Option<TakeoverParts>,
+}
+
+/// What the takeover plans need beyond the other plans' dependencies (which they share: the DNS
+/// steps with their token bucket, the Aurora databases, the Cognito handle).
+pub struct TakeoverParts {
+    pub cognito_interval: std::time::Duration,
+    pub health: tokio::sync::watch::Receiver<crate::health::monitor::HealthVerdicts>,
+    pub vaults: std::sync::Arc<
+        dyn Fn() -> Vec<crate::replication::state::VaultSnapshot> + Send + Sync,
+    >,
+    pub backup_gate: bool,
+    pub max_data_loss: std::time::Duration,
+    pub active: std::sync::Arc<crate::topology::ActiveRegionRecord>,
+    pub drift: Option<std::sync::Arc<dyn preflight::DriftReadings>>,
+    pub lost_region_budget: std::time::Duration,
 }
 
 /// Every plan whose dependencies are configured.
@@ -128,13 +159,39 @@ pub fn register_all(deps: PlanDeps) -> PlanRegistry {
         aurora,
         dns,
         cognito,
+        takeover,
     } = deps;
     let mut registry = PlanRegistry::builtin(state_dir);
+    let takeover_aurora = aurora.clone().filter(|a| !a.databases.is_empty());
+    let takeover_cognito = cognito
+        .as_ref()
+        .map(|c| c.handle.clone())
+        .filter(|h| h.mode() == crate::config::CognitoMode::Sync);
     if let Some(aurora) = aurora {
         aurora::register(&mut registry, aurora);
     }
     if let Some(dns) = dns {
-        dns::register(&mut registry, dns);
+        // One token bucket for every plan that writes Route 53.
+        let steps = dns.steps();
+        dns::register_with(&mut registry, dns.pair.clone(), steps.clone());
+        if let Some(p) = takeover {
+            let deps = std::sync::Arc::new(takeover::TakeoverDeps {
+                pair: dns.pair.clone(),
+                dns: steps,
+                aurora: takeover_aurora,
+                cognito: takeover_cognito,
+                cognito_interval: p.cognito_interval,
+                health: p.health,
+                vaults: p.vaults,
+                backup_gate: p.backup_gate,
+                max_data_loss: p.max_data_loss,
+                active: p.active,
+                drift: p.drift,
+                lost_region_budget: p.lost_region_budget,
+            });
+            failover::register(&mut registry, std::sync::Arc::clone(&deps));
+            failback::register(&mut registry, deps);
+        }
     }
     if let Some(cognito) = cognito {
         cognito::register(&mut registry, cognito);

@@ -28,7 +28,7 @@ const WRITE_RETRY: Duration = Duration::from_secs(5);
 pub type MovesTraffic = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 pub struct ActiveRegionRecorder {
-    record: ActiveRegionRecord,
+    record: Arc<ActiveRegionRecord>,
     runner: RunnerHandle,
     moves_traffic: MovesTraffic,
     /// The newest traffic move already recorded.
@@ -39,7 +39,7 @@ pub struct ActiveRegionRecorder {
 
 impl ActiveRegionRecorder {
     pub fn new(
-        record: ActiveRegionRecord,
+        record: Arc<ActiveRegionRecord>,
         runner: RunnerHandle,
         moves_traffic: MovesTraffic,
     ) -> Self {
@@ -286,7 +286,7 @@ mod tests {
             crate::shutdown::StopTrigger,
             tokio::task::JoinHandle<()>,
         ) {
-            let record = ActiveRegionRecord::open(self.dir.path(), self.pair.clone()).unwrap();
+            let record = Arc::new(ActiveRegionRecord::open(self.dir.path(), self.pair.clone()).unwrap());
             let view = record.view();
             let (trigger, stop) = crate::shutdown::stop_channel();
             let moves: MovesTraffic = {
