@@ -150,7 +150,12 @@ pub async fn serve(
     let health_ports = aws.health_ports();
 
     // Health of both regions: the policy's input and the takeover's preflight.
-    let health = HealthMonitor::spawn(&config.health, health_ports.clone(), &registry, stop.clone())?;
+    let health = HealthMonitor::spawn(
+        &config.health,
+        health_ports.clone(),
+        &registry,
+        stop.clone(),
+    )?;
 
     // The plans, from everything they need.
     let dns_plan = match &config.dns {
@@ -197,6 +202,16 @@ pub async fn serve(
         }),
     }));
     let cognito = cognito.map(|(_, handle)| handle);
+
+    // Readiness: the failover plan's preflight towards the standby, on a timer.
+    let readiness = crate::plans::readiness::ReadinessMonitor::new(
+        Arc::clone(&plans),
+        active_region.clone(),
+        config.evaluation.interval.get(),
+        &registry,
+    )?;
+    let readiness_handle = readiness.handle();
+    components.spawn(readiness.run(stop.clone()));
 
     // The run engine: journal in SQLite, leadership by a lock in the state directory.
     status.report("engine", ComponentState::Starting, None);
@@ -282,6 +297,7 @@ pub async fn serve(
             policy: Some(policy.clone()),
             active_region: Some(active_region.clone()),
             cognito,
+            readiness: Some(readiness_handle),
         },
     )
     .with_plans(plans.infos());

@@ -38,6 +38,9 @@ pub struct StatusView {
     /// Cognito: pools, last sync, drift (or the native replica).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cognito: Option<serde_json::Value>,
+    /// Whether a failover towards the standby would pass its preflight now, in each mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<crate::plans::readiness::ReadinessSnapshot>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +95,7 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
             .cognito
             .as_ref()
             .and_then(|c| serde_json::to_value(c.snapshot()).ok()),
+        readiness: state.monitors.readiness.as_ref().map(|r| r.snapshot()),
     })
 }
 

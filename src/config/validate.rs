@@ -482,7 +482,10 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     }
 
     // Failover and readiness.
-    c.positive("failover.lost_region_budget", config.failover.lost_region_budget);
+    c.positive(
+        "failover.lost_region_budget",
+        config.failover.lost_region_budget,
+    );
     c.positive("evaluation.interval", config.evaluation.interval);
 }
 

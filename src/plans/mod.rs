@@ -142,9 +142,8 @@ pub struct PlanDeps {
 pub struct TakeoverParts {
     pub cognito_interval: std::time::Duration,
     pub health: tokio::sync::watch::Receiver<crate::health::monitor::HealthVerdicts>,
-    pub vaults: std::sync::Arc<
-        dyn Fn() -> Vec<crate::replication::state::VaultSnapshot> + Send + Sync,
-    >,
+    pub vaults:
+        std::sync::Arc<dyn Fn() -> Vec<crate::replication::state::VaultSnapshot> + Send + Sync>,
     pub backup_gate: bool,
     pub max_data_loss: std::time::Duration,
     pub active: std::sync::Arc<crate::topology::ActiveRegionRecord>,

@@ -456,7 +456,10 @@ pub fn backup_verdict(target: &str, vaults: &[VaultSnapshot], gate: bool) -> Ver
     let mut newest: Option<f64> = None;
     for v in &here {
         if v.recovery_points_observed_at.is_none() {
-            problems.push(format!("vault {}: recovery points not observed yet", v.vault));
+            problems.push(format!(
+                "vault {}: recovery points not observed yet",
+                v.vault
+            ));
             continue;
         }
         if v.resources.is_empty() {
@@ -664,7 +667,11 @@ mod tests {
         let one = |r| vec![("g".to_owned(), r)];
         assert!(data_loss_verdict(&one(Some(reading(30_000, false))), max).ok());
         let over = data_loss_verdict(&one(Some(reading(61_000, false))), max);
-        assert!(over.message().contains("61.0s, over policy.max_data_loss 60s"), "{over:?}");
+        assert!(
+            over.message()
+                .contains("61.0s, over policy.max_data_loss 60s"),
+            "{over:?}"
+        );
         assert!(!data_loss_verdict(&one(Some(reading(1_000, true))), max).ok());
         assert!(data_loss_verdict(&one(None), max)
             .message()
@@ -725,13 +732,19 @@ mod tests {
         // Writer already in the target: the failover finishes the half-done move.
         let half_done = topology_verdict("b", &[d("aurora:g", Some("b"))], false);
         assert_eq!(half_done.word(), "pass");
-        assert!(half_done.message().contains("aurora:g already in b"), "{half_done:?}");
+        assert!(
+            half_done.message().contains("aurora:g already in b"),
+            "{half_done:?}"
+        );
         // Split traffic, or a component in neither: refused, unless forced.
         let split = [d("dns", None), d("aurora:g", Some("b"))];
         let refused = topology_verdict("b", &split, false);
         assert!(!refused.ok());
         assert!(refused.message().contains("dns disagrees"), "{refused:?}");
-        assert!(!refused.message().contains("aurora:g disagrees"), "{refused:?}");
+        assert!(
+            !refused.message().contains("aurora:g disagrees"),
+            "{refused:?}"
+        );
         assert_eq!(topology_verdict("b", &split, true).word(), "warning");
         assert!(!topology_verdict("a", &[d("dns", Some("b"))], false).ok());
     }

@@ -331,7 +331,10 @@ impl Step for BestEffort {
         let reason = match tokio::time::timeout(self.budget, self.inner.execute(ctx)).await {
             Ok(Ok(out)) => return Ok(out),
             Ok(Err(e)) => format!("{} failed: {e}", self.why),
-            Err(_) => format!("{}, and it did not finish within {:?}", self.why, self.budget),
+            Err(_) => format!(
+                "{}, and it did not finish within {:?}",
+                self.why, self.budget
+            ),
         };
         tracing::warn!(step = %self.inner.id(), %reason, "best-effort step skipped");
         Ok(json!({ "skipped": true, "skipped_reason": reason }))

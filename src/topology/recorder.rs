@@ -286,7 +286,8 @@ mod tests {
             crate::shutdown::StopTrigger,
             tokio::task::JoinHandle<()>,
         ) {
-            let record = Arc::new(ActiveRegionRecord::open(self.dir.path(), self.pair.clone()).unwrap());
+            let record =
+                Arc::new(ActiveRegionRecord::open(self.dir.path(), self.pair.clone()).unwrap());
             let view = record.view();
             let (trigger, stop) = crate::shutdown::stop_channel();
             let moves: MovesTraffic = {
