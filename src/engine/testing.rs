@@ -309,14 +309,32 @@ pub async fn action_failure_can_unwind(
     params: &Value,
     limit: Duration,
 ) -> Result<Vec<RunView>, String> {
+    action_failure_can_unwind_from(plans, plan, Mode::Graceful, params, limit, || async {}).await
+}
+
+/// [`action_failure_can_unwind`] in `mode`, calling `reset` before each run so that every run
+/// starts from the same world (a plan past its point of no return leaves the world moved).
+pub async fn action_failure_can_unwind_from<R, F>(
+    plans: Arc<dyn PlanCatalog>,
+    plan: &str,
+    mode: Mode,
+    params: &Value,
+    limit: Duration,
+    reset: R,
+) -> Result<Vec<RunView>, String>
+where
+    R: Fn() -> F,
+    F: std::future::Future<Output = ()>,
+{
     let count = plans
-        .build(plan, Mode::Graceful, params)
+        .build(plan, mode, params)
         .map_err(|e| e.to_string())?
         .layout()
         .steps()
         .count();
     let mut views = Vec::new();
     for failing in 0..count {
+        reset().await;
         let catalog = Arc::new(WrappedCatalog {
             inner: Arc::clone(&plans),
             wrap: move |i, s: Arc<dyn Step>| {
@@ -328,7 +346,11 @@ pub async fn action_failure_can_unwind(
             },
         });
         let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1)?;
-        let view = run_approving(&runner.handle(), request(plan, params), limit).await;
+        let req = RunRequest {
+            mode,
+            ..request(plan, params)
+        };
+        let view = run_approving(&runner.handle(), req, limit).await;
         runner.shutdown().await;
         let view = view?;
         check_unwound(&view, failing)?;
@@ -337,9 +359,212 @@ pub async fn action_failure_can_unwind(
     Ok(views)
 }
 
-fn check_unwound(view: &RunView, failing: usize) -> Result<(), String> {
-    let layout: Vec<_> = view.phases.iter().flat_map(|p| p.steps.iter()).collect();
-    let failed_id = &layout[failing].id;
+/// For each phase with steps in turn, run `plan` and request an abort while that phase's steps
+/// are executing (they are held until the abort is recorded, then run to completion). Each run
+/// must end as DESIGN §3 says: `aborted`, with every compensable step that started compensated in
+/// reverse start order — or, when an irreversible step has taken effect (possibly in the aborted
+/// phase itself), `needs_operator` with nothing of a later phase undone; and no step of a later
+/// phase may start. `reset` is called before each run. Returns the views (one per phase).
+pub async fn abort_at_each_phase<R, F>(
+    plans: Arc<dyn PlanCatalog>,
+    plan: &str,
+    mode: Mode,
+    params: &Value,
+    limit: Duration,
+    reset: R,
+) -> Result<Vec<RunView>, String>
+where
+    R: Fn() -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let layout = plans
+        .build(plan, mode, params)
+        .map_err(|e| e.to_string())?
+        .layout();
+    let phase_of_step: Vec<usize> = layout
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| std::iter::repeat_n(i, p.steps.len()))
+        .collect();
+    let mut views = Vec::new();
+    for (phase, p) in layout.phases.iter().enumerate() {
+        if p.steps.is_empty() {
+            continue;
+        }
+        reset().await;
+        let gate = Arc::new(AbortGate::default());
+        let catalog = Arc::new(WrappedCatalog {
+            inner: Arc::clone(&plans),
+            wrap: {
+                let gate = Arc::clone(&gate);
+                let phase_of_step = phase_of_step.clone();
+                move |i, s: Arc<dyn Step>| {
+                    if phase_of_step.get(i) == Some(&phase) {
+                        Arc::new(HeldUntilAbort {
+                            inner: s,
+                            gate: Arc::clone(&gate),
+                        }) as Arc<dyn Step>
+                    } else {
+                        s
+                    }
+                }
+            },
+        });
+        let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1)?;
+        let handle = runner.handle();
+        let result = async {
+            let req = RunRequest {
+                mode,
+                ..request(plan, params)
+            };
+            let id = handle.start(req).await.map_err(|e| e.to_string())?.id;
+            let deadline = tokio::time::Instant::now() + limit;
+            // Approve gates until a step of the phase is executing.
+            loop {
+                if gate.reached.load(Ordering::SeqCst) {
+                    break;
+                }
+                let view = handle.get(id).await.map_err(|e| e.to_string())?;
+                if view.status.is_terminal() {
+                    return Err(format!(
+                        "run ended {:?} before phase {} started ({:?})",
+                        view.status, p.name, view.message
+                    ));
+                }
+                if view.status == RunStatus::WaitingApproval {
+                    handle
+                        .approve(id, "test")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("phase {} was not reached within {limit:?}", p.name));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            handle.abort(id, "test").await.map_err(|e| e.to_string())?;
+            gate.release();
+            wait_finished(&handle, id, limit).await
+        }
+        .await;
+        gate.release();
+        runner.shutdown().await;
+        let view = result?;
+        check_aborted(&view, phase)?;
+        views.push(view);
+    }
+    Ok(views)
+}
+
+/// Lets the steps of one phase start, and holds them until the abort has been requested.
+#[derive(Default)]
+struct AbortGate {
+    reached: AtomicBool,
+    released: tokio::sync::Notify,
+    open: AtomicBool,
+}
+
+impl AbortGate {
+    fn release(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        self.reached.store(true, Ordering::SeqCst);
+        loop {
+            let notified = self.released.notified();
+            if self.open.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct HeldUntilAbort {
+    inner: Arc<dyn Step>,
+    gate: Arc<AbortGate>,
+}
+
+#[async_trait]
+impl Step for HeldUntilAbort {
+    fn id(&self) -> &StepId {
+        self.inner.id()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
+        self.inner.describe(ctx).await
+    }
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
+        self.gate.wait().await;
+        self.inner.execute(ctx).await
+    }
+    async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
+        self.inner.verify(ctx).await
+    }
+    fn reversibility(&self) -> Reversibility {
+        self.inner.reversibility()
+    }
+    async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
+        self.inner.compensate(ctx).await
+    }
+    fn operator_check(&self) -> String {
+        self.inner.operator_check()
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry_policy()
+    }
+    fn timeout(&self) -> Duration {
+        self.inner.timeout().saturating_add(Duration::from_secs(60))
+    }
+}
+
+/// What unwinding must do to a run whose started steps are `started` (in start order), given the
+/// step that failed instead of executing (if any): the compensations expected, in order, and
+/// whether the run must stop for an operator. Past an irreversible step that took effect nothing
+/// of a later phase is undone.
+fn expected_unwind(
+    view: &RunView,
+    started: &[StepId],
+    failed_id: Option<&StepId>,
+) -> (Vec<StepId>, bool) {
+    let steps: Vec<_> = view.phases.iter().flat_map(|p| p.steps.iter()).collect();
+    let reversibility = |id: &StepId| steps.iter().find(|s| &s.id == id).map(|s| s.reversibility);
+    let phase_of = |id: &StepId| {
+        view.phases
+            .iter()
+            .position(|p| p.steps.iter().any(|s| &s.id == id))
+    };
+    let barrier = started
+        .iter()
+        .filter(|id| {
+            Some(*id) != failed_id && reversibility(id) == Some(Reversibility::Irreversible)
+        })
+        .filter_map(|id| phase_of(id))
+        .max();
+    let mut expected = Vec::new();
+    for id in started.iter().rev() {
+        match reversibility(id) {
+            Some(Reversibility::Compensable) => {
+                if barrier.is_some_and(|b| phase_of(id).is_some_and(|p| p > b)) {
+                    return (expected, true);
+                }
+                expected.push(id.clone());
+            }
+            Some(Reversibility::NoSideEffect) => {}
+            // The injected failure happens instead of the step, so `verify` finds nothing to undo.
+            Some(Reversibility::Irreversible) if Some(id) == failed_id => {}
+            Some(Reversibility::Irreversible) | None => return (expected, true),
+        }
+    }
+    (expected, false)
+}
+
+fn started_and_compensated(view: &RunView) -> (Vec<StepId>, Vec<StepId>) {
     let mut started = Vec::new();
     let mut compensated = Vec::new();
     for e in &view.timeline {
@@ -347,28 +572,51 @@ fn check_unwound(view: &RunView, failing: usize) -> Result<(), String> {
             EventKind::StepStarted { step, .. } if !started.contains(step) => {
                 started.push(step.clone())
             }
-            EventKind::StepStarted { step, .. } if step == failed_id => {}
             EventKind::CompensationStarted { step } => compensated.push(step.clone()),
             _ => {}
         }
     }
-    let reversibility = |id: &StepId| layout.iter().find(|s| &s.id == id).map(|s| s.reversibility);
-    // Walk started steps backwards like an operator would: compensable ones are undone, side-effect
-    // free ones skipped, the first irreversible one stops the run for an operator.
-    let mut expected = Vec::new();
-    let mut blocked = false;
-    for id in started.iter().rev() {
-        match reversibility(id) {
-            Some(Reversibility::Compensable) => expected.push(id.clone()),
-            Some(Reversibility::NoSideEffect) => {}
-            // The injected failure happens instead of the step, so `verify` finds nothing to undo.
-            Some(Reversibility::Irreversible) if id == failed_id => {}
-            Some(Reversibility::Irreversible) | None => {
-                blocked = true;
-                break;
-            }
-        }
+    (started, compensated)
+}
+
+fn check_aborted(view: &RunView, phase: usize) -> Result<(), String> {
+    let name = &view.phases[phase].name;
+    let (started, compensated) = started_and_compensated(view);
+    let (expected, blocked) = expected_unwind(view, &started, None);
+    let want = if blocked {
+        RunStatus::NeedsOperator
+    } else {
+        RunStatus::Aborted
+    };
+    if view.status != want {
+        return Err(format!(
+            "abort in phase {name}: run ended {:?}, expected {want:?} ({:?})",
+            view.status, view.message
+        ));
     }
+    if compensated != expected {
+        return Err(format!(
+            "abort in phase {name}: compensated {compensated:?}, expected {expected:?}"
+        ));
+    }
+    let phase_of = |id: &StepId| {
+        view.phases
+            .iter()
+            .position(|p| p.steps.iter().any(|s| &s.id == id))
+    };
+    if let Some(late) = started.iter().find(|s| phase_of(s) > Some(phase)) {
+        return Err(format!(
+            "abort in phase {name}: step {late} of a later phase started anyway"
+        ));
+    }
+    Ok(())
+}
+
+fn check_unwound(view: &RunView, failing: usize) -> Result<(), String> {
+    let layout: Vec<_> = view.phases.iter().flat_map(|p| p.steps.iter()).collect();
+    let failed_id = &layout[failing].id;
+    let (started, compensated) = started_and_compensated(view);
+    let (expected, blocked) = expected_unwind(view, &started, Some(failed_id));
     let want_status = if blocked {
         RunStatus::NeedsOperator
     } else {
