@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{Actor, DriveError};
 use crate::engine::decide::{decide, Action, TaskKind};
-use crate::engine::event::{Event, EventKind, JournalEntry, RunId, StepId};
+use crate::engine::event::{Event, EventKind, JournalEntry, Reversibility, RunId, StepId};
 use crate::engine::runner::tasks::{
     check_failed_task, compensate_task, describe_task, execute_task, verify_task, TaskMeta,
     TaskReport, TaskResult,
@@ -211,15 +211,18 @@ impl Actor {
                     let list: Vec<String> = later
                         .iter()
                         .map(|(later_id, status)| {
+                            // Side-effect-free steps need no checking.
                             let check = self
                                 .step_of(id, later_id)
+                                .ok()
+                                .filter(|s| s.reversibility() != Reversibility::NoSideEffect)
                                 .map(|s| format!(" — {}", s.operator_check()))
                                 .unwrap_or_default();
                             format!("{later_id} {}{check}", step_status_word(*status))
                         })
                         .collect();
                     format!(
-                        "; the plan only goes forward past it, so the later steps were left as they                          are: {}",
+                        "; the plan only goes forward past it, so the later steps were left as they are: {}",
                         list.join("; ")
                     )
                 })
