@@ -222,6 +222,13 @@ impl CognitoHandle {
         self.inner.paused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The region users are copied from: the hot region while the sync runs, `None` while it is
+    /// paused or in native_replica mode (failoverd copies nothing then).
+    pub fn source_region(&self) -> Option<String> {
+        (self.inner.mode == CognitoMode::Sync && !self.is_paused())
+            .then(|| self.inner.pair.hot().to_owned())
+    }
+
     /// The mode configured.
     pub fn mode(&self) -> CognitoMode {
         self.inner.mode

@@ -108,6 +108,7 @@ const SECTIONS: &[&str] = &[
     "dns",
     "replication",
     "cognito",
+    "topology",
 ];
 
 /// Parses and validates configuration text.
@@ -159,6 +160,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let dns: Option<Option<DnsConfig>> = reader.nullable("dns");
     let replication: Option<ReplicationConfig> = reader.optional("replication");
     let cognito: Option<Option<CognitoConfig>> = reader.nullable("cognito");
+    let topology: Option<TopologyConfig> = reader.optional("topology");
 
     // A section whose shape is wrong is replaced by its defaults for the meaning checks, and
     // their errors about that section are dropped: the reader sees the shape error for it and
@@ -177,6 +179,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
             dns: dns.flatten(),
             replication: replication.unwrap_or_default(),
             cognito: cognito.flatten(),
+            topology: topology.unwrap_or_default(),
         }),
         _ => None,
     };
