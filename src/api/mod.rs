@@ -60,6 +60,7 @@ pub struct Monitors {
     pub policy: Option<crate::policy::PolicyHandle>,
     pub active_region: Option<crate::topology::ActiveRegion>,
     pub cognito: Option<crate::cognito::monitor::CognitoHandle>,
+    pub topology: Option<crate::topology::TopologyView>,
 }
 
 impl AppState {

@@ -38,6 +38,10 @@ pub struct StatusView {
     /// Cognito: pools, last sync, drift (or the native replica).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cognito: Option<serde_json::Value>,
+    /// The observed topology: what each component (DNS, each Aurora writer, the Cognito sync)
+    /// says about the active region, and the drift from the recorded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<crate::topology::TopologySnapshot>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +96,7 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
             .cognito
             .as_ref()
             .and_then(|c| serde_json::to_value(c.snapshot()).ok()),
+        topology: state.monitors.topology.as_ref().map(|t| t.snapshot()),
     })
 }
 

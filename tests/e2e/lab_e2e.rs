@@ -39,13 +39,15 @@ fn lab_config(endpoint: &str) -> String {
         .replace("tokens_file: lab-tokens.yaml", "tokens_file: tokens.yaml")
         .replace("dir: ../.lab/state", "dir: state")
         .replace("hold: 10s", "hold: 0s")
-        .replace("interval: 30s", "interval: 1s");
+        .replace("interval: 30s", "interval: 1s")
+        .replace("observe_interval: 10s", "observe_interval: 1s");
     for needle in [
         "127.0.0.1:0",
         "tokens.yaml",
         "dir: state",
         "hold: 0s",
         "interval: 1s",
+        "observe_interval: 1s",
         endpoint,
     ] {
         assert!(
