@@ -17,3 +17,4 @@ mod policy_loop;
 mod replication_aurora;
 mod replication_heartbeat;
 mod replication_steps;
+mod topology_observer;
