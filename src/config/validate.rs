@@ -485,16 +485,6 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     let t = &config.topology;
     c.positive("topology.observe_interval", t.observe_interval);
     c.positive("topology.read_timeout", t.read_timeout);
-    if t.read_timeout > t.observe_interval {
-        c.err(
-            "topology.read_timeout",
-            format!(
-                "{} is longer than topology.observe_interval ({}): a read would outlast the \
-                 interval it belongs to",
-                t.read_timeout, t.observe_interval
-            ),
-        );
-    }
 }
 
 #[cfg(test)]

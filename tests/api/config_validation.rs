@@ -150,6 +150,14 @@ fn bad_configs_name_path_and_problem() {
             vec!["health.require_distinct_kinds: region us-east-1 has probes from 1 vantage point(s); with policy.mode automatic it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy"],
         ),
         (
+            "topology: unknown key and a zero interval",
+            with("topology:\n  observe_interval: 0s\n  every: 5s\n"),
+            vec![
+                "topology.every: unknown key",
+                "topology.observe_interval: must be greater than zero",
+            ],
+        ),
+        (
             "wrong type",
             with("aws:\n  max_attempts: many\n"),
             vec!["aws.max_attempts: invalid type: string \"many\", expected u32"],

@@ -1,7 +1,8 @@
 //! The lab, end to end: the real binary on `config/lab.yaml` against a freshly seeded emulated
 //! two-region AWS (moto + failoverd's extension, behind the test bed's proxy). What `make lab`
 //! shows a person, checked: status sees the Aurora topology and lag and the backup copies, a
-//! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer.
+//! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer
+//! (and, the traffic staying, shows as topology drift).
 
 use crate::support;
 
@@ -89,6 +90,19 @@ impl Api<'_> {
         }
     }
 
+    fn metrics(&self) -> String {
+        self.rt.block_on(async {
+            Daemon::client()
+                .get(format!("{}/metrics", self.d.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+
     fn run_to_end(&self, body: Value) -> Value {
         let (status, run) = self.call(Some(body), "/v1/runs");
         assert_eq!(status, 202, "{run}");
@@ -169,6 +183,28 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     );
     assert!(
         metrics.contains("failoverd_backup_newest_copy_age_seconds{"),
+        "{metrics}"
+    );
+    // Topology: traffic, writer and sync direction all in the recorded active region.
+    let topology = api.wait("topology observed", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        let t = s["topology"].clone();
+        (t["observations"].as_array().map(Vec::len) == Some(3)).then_some(t)
+    });
+    assert_eq!(topology["active"], "us-east-1", "{topology:#}");
+    assert_eq!(topology["drift"], json!([]), "{topology:#}");
+    for (i, component) in ["dns", "aurora:lab-global", "cognito"].iter().enumerate() {
+        let o = &topology["observations"][i];
+        assert_eq!(o["component"], *component, "{topology:#}");
+        assert_eq!(
+            o["says"],
+            json!({"kind": "region", "value": "us-east-1"}),
+            "{o:#}"
+        );
+    }
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains("failoverd_topology_drift{component=\"aurora:lab-global\"} 0"),
         "{metrics}"
     );
 
@@ -268,6 +304,31 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         let (_, s) = api.call(None, "/v1/status");
         (s["replication"]["aurora"][0]["topology"]["writer_region"] == "us-west-2").then_some(())
     });
+    // The writer moved, the traffic did not: drift, exported, and it blocks automatic failover.
+    let status = api.wait("aurora drift", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["topology"]["drift"].as_array().map(Vec::len) == Some(1)).then_some(s)
+    });
+    let drift = &status["topology"]["drift"][0];
+    assert_eq!(drift["component"], "aurora:lab-global", "{drift:#}");
+    assert_eq!(
+        drift["message"],
+        "aurora:lab-global: the writer is in us-west-2 but the recorded active region is us-east-1"
+    );
+    assert_eq!(
+        status["policy"]["drift"], drift["message"],
+        "{:#}",
+        status["policy"]
+    );
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains("failoverd_topology_drift{component=\"aurora:lab-global\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("failoverd_topology_drift{component=\"dns\"} 0"),
+        "{metrics}"
+    );
 }
 
 /// A tiny HTTP server answering 200 to anything, until dropped.
