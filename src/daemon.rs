@@ -38,7 +38,8 @@ use crate::shutdown::stop_channel;
 use crate::status::{ComponentState, StatusBoard};
 use crate::telemetry;
 use crate::topology::{
-    ActiveRegionError, ActiveRegionGauge, ActiveRegionRecord, ActiveRegionRecorder, RegionPair,
+    ActiveRegionError, ActiveRegionGauge, ActiveRegionRecord, ActiveRegionRecorder, DriftGauge,
+    ObservedComponent, RegionPair, TopologyView,
 };
 
 pub use crate::shutdown::StopSignal;
@@ -149,6 +150,21 @@ pub async fn serve(
     // verification between DNS stages.
     let health_ports = aws.health_ports();
 
+    // The observed topology (DNS, each Aurora writer, the Cognito direction) against the recorded
+    // active region: drift is shown in /v1/status, exported, blocks automatic failover and
+    // refuses the failover's preflight.
+    let topology = TopologyView::new(
+        active_region.clone(),
+        topology_components(
+            &config,
+            &pair,
+            &aws,
+            &replication_ports,
+            cognito.as_ref().map(|(_, h)| h),
+        ),
+        config.topology.read_timeout.get(),
+    );
+
     // Health of both regions: the policy's input and the takeover's preflight.
     let health = HealthMonitor::spawn(
         &config.health,
@@ -197,7 +213,7 @@ pub async fn serve(
             backup_gate: config.failover.backup_copy_age == cfg::BackupCopyRule::Gate,
             max_data_loss: config.policy.max_data_loss.get(),
             active: Arc::clone(&active_record),
-            drift: None,
+            drift: Some(Arc::new(topology.clone())),
             lost_region_budget: config.failover.lost_region_budget.get(),
         }),
     }));
@@ -284,6 +300,18 @@ pub async fn serve(
         stop.clone(),
     ));
 
+    let observe_interval = config.topology.observe_interval.get();
+    components.spawn(
+        topology
+            .clone()
+            .observe_every(observe_interval, stop.clone()),
+    );
+    components.spawn(DriftGauge::register(&registry)?.follow(topology.clone(), stop.clone()));
+    let drift_policy = policy.clone();
+    components.spawn(topology.clone().follow(stop.clone(), move |snapshot| {
+        drift_policy.set_drift(snapshot.drift_summary())
+    }));
+
     let state = AppState::new(
         config.clone(),
         Arc::new(tokens),
@@ -298,6 +326,7 @@ pub async fn serve(
             active_region: Some(active_region.clone()),
             cognito,
             readiness: Some(readiness_handle),
+            topology: Some(topology),
         },
     )
     .with_plans(plans.infos());
@@ -400,6 +429,40 @@ async fn mirror_replication(
         }
     }
     replication.finished().await;
+}
+
+/// The components of the observed topology, in the order `/v1/status` shows them: the DNS
+/// records (when configured), each Aurora global database, the Cognito sync direction (sync mode).
+fn topology_components(
+    config: &Config,
+    pair: &RegionPair,
+    aws: &AwsClients,
+    replication_ports: &crate::replication::ReplicationPorts,
+    cognito: Option<&crate::cognito::monitor::CognitoHandle>,
+) -> Vec<Arc<dyn ObservedComponent>> {
+    let mut out: Vec<Arc<dyn ObservedComponent>> = Vec::new();
+    if let Some(dns) = &config.dns {
+        let api = Arc::new(aws.dns());
+        let dns =
+            crate::dns::observed::TrafficObservation::new(Arc::new(dns.clone()), pair.clone(), api);
+        out.extend(dns.map(|d| Arc::new(d) as Arc<dyn ObservedComponent>));
+    }
+    for a in &config.replication.aurora {
+        out.push(Arc::new(
+            crate::replication::observed::WriterObservation::new(
+                &a.global_cluster,
+                pair.clone(),
+                replication_ports.clone(),
+            ),
+        ));
+    }
+    if let Some(c) = cognito
+        .cloned()
+        .and_then(crate::cognito::observed::SyncDirectionObservation::new)
+    {
+        out.push(Arc::new(c));
+    }
+    out
 }
 
 /// The `aws:` section as the client factory's settings.

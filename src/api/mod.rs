@@ -61,6 +61,7 @@ pub struct Monitors {
     pub active_region: Option<crate::topology::ActiveRegion>,
     pub cognito: Option<crate::cognito::monitor::CognitoHandle>,
     pub readiness: Option<crate::plans::readiness::ReadinessHandle>,
+    pub topology: Option<crate::topology::TopologyView>,
 }
 
 impl AppState {

@@ -41,6 +41,10 @@ pub struct StatusView {
     /// Whether a failover towards the standby would pass its preflight now, in each mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness: Option<crate::plans::readiness::ReadinessSnapshot>,
+    /// The observed topology: what each component (DNS, each Aurora writer, the Cognito sync)
+    /// says about the active region, and the drift from the recorded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<crate::topology::TopologySnapshot>,
 }
 
 #[derive(Serialize)]
@@ -96,6 +100,7 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
             .as_ref()
             .and_then(|c| serde_json::to_value(c.snapshot()).ok()),
         readiness: state.monitors.readiness.as_ref().map(|r| r.snapshot()),
+        topology: state.monitors.topology.as_ref().map(|t| t.snapshot()),
     })
 }
 

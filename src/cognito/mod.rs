@@ -12,13 +12,15 @@
 //! - `replica`: native multi-Region replica mode (status, the health-check failover step).
 //! - `metrics`, `monitor`: the daemon component ([`monitor::CognitoMonitor::spawn`]) and its
 //!   handle for `/v1/status` and the plans (`crate::plans::cognito`); `direction`: the sync
-//!   pauses while the configured hot region is not the active one.
+//!   pauses while the configured hot region is not the active one; `observed`: the sync's
+//!   direction for the observed topology (`crate::topology`).
 
 pub mod checkpoint;
 pub mod diff;
 pub mod direction;
 pub mod metrics;
 pub mod monitor;
+pub mod observed;
 pub mod port;
 pub mod quota;
 pub mod replica;

@@ -110,6 +110,7 @@ const SECTIONS: &[&str] = &[
     "cognito",
     "failover",
     "evaluation",
+    "topology",
 ];
 
 /// Parses and validates configuration text.
@@ -163,6 +164,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let cognito: Option<Option<CognitoConfig>> = reader.nullable("cognito");
     let failover: Option<FailoverConfig> = reader.optional("failover");
     let evaluation: Option<EvaluationConfig> = reader.optional("evaluation");
+    let topology: Option<TopologyConfig> = reader.optional("topology");
 
     // A section whose shape is wrong is replaced by its defaults for the meaning checks, and
     // their errors about that section are dropped: the reader sees the shape error for it and
@@ -183,6 +185,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
             cognito: cognito.flatten(),
             failover: failover.unwrap_or_default(),
             evaluation: evaluation.unwrap_or_default(),
+            topology: topology.unwrap_or_default(),
         }),
         _ => None,
     };

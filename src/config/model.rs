@@ -29,6 +29,7 @@ pub struct Config {
     pub cognito: Option<CognitoConfig>,
     pub failover: FailoverConfig,
     pub evaluation: EvaluationConfig,
+    pub topology: TopologyConfig,
 }
 
 impl Config {
@@ -525,6 +526,28 @@ impl Default for EvaluationConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How failoverd observes the world it compares with the recorded active region (where DNS sends
+/// the traffic, where each Aurora writer is, which way the Cognito sync copies).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TopologyConfig {
+    /// How often every component is read. Drift blocks automatic failover, so a drift that
+    /// appears between two reads is seen at most this late.
+    pub observe_interval: Duration,
+    /// The longest one component's read may take; past it the component is reported unknown, so
+    /// a blackholed region's API never stalls the other readings.
+    pub read_timeout: Duration,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            observe_interval: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(10),
         }
     }
 }

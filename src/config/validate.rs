@@ -487,6 +487,10 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         config.failover.lost_region_budget,
     );
     c.positive("evaluation.interval", config.evaluation.interval);
+    // Topology.
+    let t = &config.topology;
+    c.positive("topology.observe_interval", t.observe_interval);
+    c.positive("topology.read_timeout", t.read_timeout);
 }
 
 #[cfg(test)]

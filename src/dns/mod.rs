@@ -1,7 +1,9 @@
 //! DNS switchover: the pure stage planner and the Route 53 steps.
 //!
 //! `port` defines what the switchover needs from Route 53 ([`DnsApi`]); the AWS adapter implements it.
+//! `observed` reads where the traffic goes for the observed topology (`crate::topology`).
 
+pub mod observed;
 pub mod planner;
 pub mod port;
 pub mod rate_limit;

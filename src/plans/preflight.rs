@@ -529,6 +529,26 @@ pub trait DriftReadings: Send + Sync + 'static {
     async fn drift_now(&self) -> Vec<DriftItem>;
 }
 
+/// The topology observer answers with a fresh, bounded observation.
+#[async_trait]
+impl DriftReadings for crate::topology::TopologyView {
+    async fn drift_now(&self) -> Vec<DriftItem> {
+        self.observe_now()
+            .await
+            .drift
+            .into_iter()
+            .map(|d| DriftItem {
+                region: match &d.says {
+                    crate::topology::Says::Region(r) => Some(r.clone()),
+                    _ => None,
+                },
+                component: d.component,
+                message: d.message,
+            })
+            .collect()
+    }
+}
+
 /// Graceful: the world agrees with the recorded active region — or disagrees only by already
 /// being where the failover goes (a half-finished move, which the failover completes). Any other
 /// drift refuses unless the request says `force: true`.

@@ -3,7 +3,7 @@
 //!
 //! `port` defines what the trackers (and the Aurora steps in `crate::aurora`) need from AWS, and
 //! the bundle of both regions' ports ([`ReplicationPorts`]); the AWS adapter implements and builds
-//! them.
+//! them. `observed` reads where each writer is for the observed topology (`crate::topology`).
 
 pub mod aurora;
 pub mod backup;
@@ -11,6 +11,7 @@ pub mod heartbeat;
 pub mod lag;
 mod metrics;
 pub mod monitor;
+pub mod observed;
 pub mod port;
 pub mod state;
 

@@ -61,7 +61,7 @@ fn bad_configs_name_path_and_problem() {
         (
             "unknown top-level key",
             with("colour: blue\n"),
-            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito)"],
+            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, topology)"],
         ),
         (
             "unknown nested key",
@@ -148,6 +148,14 @@ fn bad_configs_name_path_and_problem() {
             "policy needing two vantage points",
             with("policy:\n  mode: automatic\nhealth:\n  min_failing: 1\n  probes:\n    - {name: a, region: us-east-1, kind: http, url: 'http://a/'}\n    - {name: b, region: us-east-1, kind: tcp, address: 'a:1'}\n    - {name: c, region: us-west-2, kind: http, url: 'http://c/'}\n    - {name: d, region: us-west-2, kind: route53_health_check, health_check_id: x}\n"),
             vec!["health.require_distinct_kinds: region us-east-1 has probes from 1 vantage point(s); with policy.mode automatic it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy"],
+        ),
+        (
+            "topology: unknown key and a zero interval",
+            with("topology:\n  observe_interval: 0s\n  every: 5s\n"),
+            vec![
+                "topology.every: unknown key",
+                "topology.observe_interval: must be greater than zero",
+            ],
         ),
         (
             "wrong type",

@@ -18,3 +18,4 @@ mod replication_aurora;
 mod replication_heartbeat;
 mod replication_steps;
 mod takeover;
+mod topology_observer;

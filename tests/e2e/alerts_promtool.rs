@@ -1,6 +1,6 @@
 //! `config/prometheus/alerts.yaml` through `promtool` (Debian's `prometheus` package): the rules
 //! are valid, their unit tests (`alerts_test.yaml`) pass, every alert links to its own section of
-//! `runbooks/alerts.md`, and the replication metrics pass `promtool check metrics`.
+//! `runbooks/alerts.md`, and the replication and topology metrics pass `promtool check metrics`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -40,7 +40,7 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
 fn promtool_check_rules_accepts_the_alert_file() {
     let (ok, out) = promtool(&["check", "rules", "config/prometheus/alerts.yaml"], None);
     assert!(ok, "{out}");
-    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
 }
 
 #[test]
@@ -118,6 +118,7 @@ fn every_alert_links_to_its_runbook_section() {
         "FailoverdHotRegionUnhealthy",
         "FailoverdRunWaitingApproval",
         "FailoverdRunNeedsOperator",
+        "FailoverdTopologyDrift",
     ] {
         assert!(alerts.iter().any(|a| a == wanted), "{wanted} missing");
     }
@@ -205,4 +206,73 @@ async fn replication_metrics_pass_promtool_check_metrics() {
     tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
         .await
         .expect("stops");
+}
+
+/// A component that always says `us-west-2`.
+struct InTheColdRegion(&'static str);
+
+#[async_trait::async_trait]
+impl failoverd::topology::ObservedComponent for InTheColdRegion {
+    fn component(&self) -> String {
+        self.0.to_owned()
+    }
+
+    async fn read(&self) -> Result<failoverd::topology::Reading, String> {
+        Ok(failoverd::topology::Reading {
+            says: failoverd::topology::Says::Region("us-west-2".into()),
+            detail: String::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn topology_drift_metric_passes_promtool_check_metrics() {
+    use failoverd::topology::{ActiveRegionRecord, DriftGauge, RegionPair, TopologyView};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = ActiveRegionRecord::open(dir.path(), RegionPair::new("us-east-1", "us-west-2"))
+        .expect("record");
+    let view = TopologyView::new(
+        record.view(),
+        vec![
+            Arc::new(InTheColdRegion("dns")),
+            Arc::new(InTheColdRegion("aurora:app")),
+        ],
+        std::time::Duration::from_secs(1),
+    );
+    let registry = failoverd::telemetry::new_registry().expect("registry");
+    let (trigger, stop) = failoverd::shutdown::stop_channel();
+    let gauge = tokio::spawn(
+        DriftGauge::register(&registry)
+            .expect("register")
+            .follow(view.clone(), stop),
+    );
+    let mut updates = view.subscribe();
+    view.observe_now().await;
+    // The gauge follows the view; wait until it has seen the observation.
+    updates.changed().await.expect("published");
+    let set = async {
+        loop {
+            let text = failoverd::telemetry::render(&registry).expect("render");
+            if text.contains("failoverd_topology_drift{component=\"aurora:app\"} 1") {
+                break text;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let text = tokio::time::timeout(std::time::Duration::from_secs(30), set)
+        .await
+        .expect("the gauge follows the view");
+    assert!(
+        text.contains("failoverd_topology_drift{component=\"dns\"} 1"),
+        "{text}"
+    );
+    let (ok, out) = promtool(&["check", "metrics"], Some(&text));
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}"
+    );
+    trigger.stop();
+    gauge.await.expect("the gauge task stops");
 }

@@ -1,7 +1,8 @@
 //! The lab, end to end: the real binary on `config/lab.yaml` against a freshly seeded emulated
 //! two-region AWS (moto + failoverd's extension, behind the test bed's proxy). What `make lab`
 //! shows a person, checked: status sees the Aurora topology and lag and the backup copies, a
-//! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer.
+//! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer
+//! (and, the traffic staying, shows as topology drift).
 
 use crate::support;
 
@@ -39,13 +40,15 @@ fn lab_config(endpoint: &str) -> String {
         .replace("tokens_file: lab-tokens.yaml", "tokens_file: tokens.yaml")
         .replace("dir: ../.lab/state", "dir: state")
         .replace("hold: 10s", "hold: 0s")
-        .replace("interval: 30s", "interval: 1s");
+        .replace("interval: 30s", "interval: 1s")
+        .replace("observe_interval: 10s", "observe_interval: 1s");
     for needle in [
         "127.0.0.1:0",
         "tokens.yaml",
         "dir: state",
         "hold: 0s",
         "interval: 1s",
+        "observe_interval: 1s",
         endpoint,
     ] {
         assert!(
@@ -85,6 +88,19 @@ impl Api<'_> {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    fn metrics(&self) -> String {
+        self.rt.block_on(async {
+            Daemon::client()
+                .get(format!("{}/metrics", self.d.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
     }
 
     fn run_to_end(&self, body: Value) -> Value {
@@ -167,6 +183,28 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     );
     assert!(
         metrics.contains("failoverd_backup_newest_copy_age_seconds{"),
+        "{metrics}"
+    );
+    // Topology: traffic, writer and sync direction all in the recorded active region.
+    let topology = api.wait("topology observed", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        let t = s["topology"].clone();
+        (t["observations"].as_array().map(Vec::len) == Some(3)).then_some(t)
+    });
+    assert_eq!(topology["active"], "us-east-1", "{topology:#}");
+    assert_eq!(topology["drift"], json!([]), "{topology:#}");
+    for (i, component) in ["dns", "aurora:lab-global", "cognito"].iter().enumerate() {
+        let o = &topology["observations"][i];
+        assert_eq!(o["component"], *component, "{topology:#}");
+        assert_eq!(
+            o["says"],
+            json!({"kind": "region", "value": "us-east-1"}),
+            "{o:#}"
+        );
+    }
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains("failoverd_topology_drift{component=\"aurora:lab-global\"} 0"),
         "{metrics}"
     );
 
@@ -266,6 +304,31 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         let (_, s) = api.call(None, "/v1/status");
         (s["replication"]["aurora"][0]["topology"]["writer_region"] == "us-west-2").then_some(())
     });
+    // The writer moved, the traffic did not: drift, exported, and it blocks automatic failover.
+    let status = api.wait("aurora drift", 30, || {
+        let (_, s) = api.call(None, "/v1/status");
+        (s["topology"]["drift"].as_array().map(Vec::len) == Some(1)).then_some(s)
+    });
+    let drift = &status["topology"]["drift"][0];
+    assert_eq!(drift["component"], "aurora:lab-global", "{drift:#}");
+    assert_eq!(
+        drift["message"],
+        "aurora:lab-global: the writer is in us-west-2 but the recorded active region is us-east-1"
+    );
+    assert_eq!(
+        status["policy"]["drift"], drift["message"],
+        "{:#}",
+        status["policy"]
+    );
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains("failoverd_topology_drift{component=\"aurora:lab-global\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("failoverd_topology_drift{component=\"dns\"} 0"),
+        "{metrics}"
+    );
 }
 
 /// A tiny HTTP server answering 200 to anything, until dropped.
