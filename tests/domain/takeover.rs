@@ -477,7 +477,7 @@ async fn the_composed_failover_passes_the_engine_helpers() {
             .find(|(_, (phase, _))| phase.starts_with("dns-stage-100"))
             .expect("an abort during the last DNS stage");
         let message = views[i].message.clone().unwrap_or_default();
-        assert!(message.contains("dns-stage-"), "{message}");
+        assert!(message.contains("dns-apply-100"), "{message}");
         assert!(
             !views[i].timeline.iter().any(|e| matches!(
                 e.event.kind,
