@@ -108,9 +108,9 @@ const SECTIONS: &[&str] = &[
     "dns",
     "replication",
     "cognito",
+    "topology",
     "failover",
     "evaluation",
-    "topology",
 ];
 
 /// Parses and validates configuration text.

@@ -61,7 +61,7 @@ fn bad_configs_name_path_and_problem() {
         (
             "unknown top-level key",
             with("colour: blue\n"),
-            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, topology)"],
+            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, topology, failover, evaluation)"],
         ),
         (
             "unknown nested key",
@@ -155,6 +155,14 @@ fn bad_configs_name_path_and_problem() {
             vec![
                 "topology.every: unknown key",
                 "topology.observe_interval: must be greater than zero",
+            ],
+        ),
+        (
+            "failover and evaluation: a bad rule and a zero interval",
+            with("failover:\n  backup_copy_age: maybe\nevaluation:\n  interval: 0s\n"),
+            vec![
+                "failover.backup_copy_age: unknown variant `maybe`, expected `gate` or `warning`",
+                "evaluation.interval: must be greater than zero",
             ],
         ),
         (
