@@ -114,6 +114,8 @@ async fn create_run(
         params: body.params,
         requested_by: principal.name.clone(),
         idempotency_key: key,
+        // An operator's run: its RTO is measured from its start.
+        detected_at: None,
     };
     let view = state.runner.start(request).await?;
     // A dry run is complete when it returns; a real run has been accepted and goes on.
