@@ -297,16 +297,13 @@ fn run_command(args: RunArgs) -> u8 {
         idempotency_key,
         api,
     } = args;
-    let mut map = serde_json::Map::new();
-    for p in &params {
-        let Some((k, v)) = p.split_once('=') else {
-            eprintln!("--param {p:?}: expected KEY=VALUE");
+    let map = match parse_params(&params) {
+        Ok(map) => map,
+        Err(e) => {
+            eprintln!("{e}");
             return EXIT_INVALID;
-        };
-        let value =
-            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
-        map.insert(k.to_owned(), value);
-    }
+        }
+    };
     let body = serde_json::json!({
         "plan": plan,
         "mode": match mode { ModeArg::Graceful => "graceful", ModeArg::Ungraceful => "ungraceful" },
@@ -321,6 +318,20 @@ fn run_command(args: RunArgs) -> u8 {
     client_command(&api, |client| async move {
         client.post("/v1/runs", &body, &headers).await
     })
+}
+
+/// `--param KEY=VALUE` flags as a JSON object; a value is parsed as JSON when it can be.
+fn parse_params(params: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut map = serde_json::Map::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(format!("--param {p:?}: expected KEY=VALUE"));
+        };
+        let value =
+            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
+        map.insert(k.to_owned(), value);
+    }
+    Ok(map)
 }
 
 fn validate(path: &std::path::Path) -> u8 {

@@ -1,8 +1,9 @@
 //! `failoverd drill`: a drill round trip — fail over to the standby region and back — as one
 //! command, ending with both runs' reports and the totals a drill is judged by.
 //!
-//! 1. starts the failover plan with `drill: true` in the chosen mode (params `{}`: the plan's
-//!    defaults, the target being the standby region);
+//! 1. starts the failover plan with `drill: true` in the chosen mode (params `{}` — the plan's
+//!    defaults, the target being the standby region — unless `--param` adds some, e.g.
+//!    `approval_required=true` to have a person approve each leg);
 //! 2. follows it to the end by polling `GET /v1/runs/{id}` every `--poll-interval`, printing a
 //!    line per phase/step change (and how to approve when the run waits at a gate);
 //! 3. only if it succeeded, starts the failback plan (`graceful`: in a drill both regions are up,
@@ -58,6 +59,10 @@ pub struct DrillArgs {
     /// The plan that moves back.
     #[arg(long, default_value = FAILBACK_PLAN)]
     pub failback_plan: String,
+    /// A parameter for both plans as key=value (repeatable; by default none, so each plan
+    /// uses its defaults), e.g. `--param approval_required=true`.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
     /// How often to poll the runs (100ms to 60s).
     #[arg(long, default_value = "2s", value_parser = poll_interval)]
     pub poll_interval: Duration,
@@ -157,6 +162,13 @@ async fn drill(client: &ApiClient, args: &DrillArgs) -> Result<u8, DrillError> {
     let progress = Progress {
         output: args.api.output,
     };
+    let params = match super::parse_params(&args.params) {
+        Ok(map) => Value::Object(map),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
     let mode = match args.mode {
         ModeArg::Graceful => "graceful",
         ModeArg::Ungraceful => "ungraceful",
@@ -165,9 +177,8 @@ async fn drill(client: &ApiClient, args: &DrillArgs) -> Result<u8, DrillError> {
         client,
         &progress,
         args,
-        "failover",
-        &args.failover_plan,
-        mode,
+        &params,
+        ("failover", &args.failover_plan, mode),
     )
     .await?;
     let failback = if failover.succeeded() {
@@ -176,9 +187,8 @@ async fn drill(client: &ApiClient, args: &DrillArgs) -> Result<u8, DrillError> {
                 client,
                 &progress,
                 args,
-                "failback",
-                &args.failback_plan,
-                "graceful",
+                &params,
+                ("failback", &args.failback_plan, "graceful"),
             )
             .await?,
         )
@@ -223,13 +233,13 @@ async fn drill(client: &ApiClient, args: &DrillArgs) -> Result<u8, DrillError> {
     })
 }
 
+/// Starts one leg — (label, plan, mode) — and follows it to its end.
 async fn leg(
     client: &ApiClient,
     progress: &Progress,
     args: &DrillArgs,
-    label: &'static str,
-    plan: &str,
-    mode: &str,
+    params: &Value,
+    (label, plan, mode): (&'static str, &str, &str),
 ) -> Result<Leg, DrillError> {
     let body = json!({
         "plan": plan,
@@ -237,7 +247,7 @@ async fn leg(
         "drill": true,
         "dry_run": false,
         "reason": args.reason,
-        "params": {},
+        "params": params,
     });
     let started: Value = client.post("/v1/runs", &body, &[]).await?;
     let id = started["id"].as_str().unwrap_or_default().to_owned();
