@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn markdown_when_asked_for() {
         assert_eq!(format("text/markdown"), Some(ReportFormat::Markdown));
-        assert_eq!(format("TEXT/Markdown; charset=utf-8"), Some(ReportFormat::Markdown));
+        assert_eq!(
+            format("TEXT/Markdown; charset=utf-8"),
+            Some(ReportFormat::Markdown)
+        );
         assert_eq!(format("text/*"), Some(ReportFormat::Markdown));
         assert_eq!(
             format("application/json;q=0.5, text/markdown"),

@@ -199,7 +199,9 @@ async fn drill(client: &ApiClient, args: &DrillArgs) -> Result<u8, DrillError> {
         ))?;
         None
     };
-    let legs: Vec<&Leg> = std::iter::once(&failover).chain(failback.as_ref()).collect();
+    let legs: Vec<&Leg> = std::iter::once(&failover)
+        .chain(failback.as_ref())
+        .collect();
     let totals = Totals::of(&legs);
     match args.api.output {
         Output::Text => {
@@ -257,7 +259,9 @@ async fn leg(
             message: format!("the created run has no id: {started}"),
         }));
     }
-    progress.line(&format!("[{label}] started run {id} ({plan}, {mode}, drill)"))?;
+    progress.line(&format!(
+        "[{label}] started run {id} ({plan}, {mode}, drill)"
+    ))?;
     let run = follow(client, progress, label, &id, args.poll_interval).await?;
     let report_text = report_cmd::fetch(client, &id, Output::Text).await?;
     let report_json: Value = client
@@ -420,7 +424,10 @@ impl Totals {
             );
         }
         if failback_skipped {
-            let _ = writeln!(md, "| Failback | not started: the failover did not succeed |");
+            let _ = writeln!(
+                md,
+                "| Failback | not started: the failover did not succeed |"
+            );
         }
         let _ = writeln!(
             md,
@@ -432,10 +439,9 @@ impl Totals {
         let _ = writeln!(
             md,
             "| Sum of RTOs | {} |",
-            self.rto_sum_seconds
-                .map(seconds)
-                .unwrap_or_else(|| "unknown: a run's RTO was not measured (see its report)"
-                    .to_owned())
+            self.rto_sum_seconds.map(seconds).unwrap_or_else(|| {
+                "unknown: a run's RTO was not measured (see its report)".to_owned()
+            })
         );
         let _ = writeln!(
             md,
@@ -480,7 +486,10 @@ mod tests {
         ]}]});
         let s = snapshot(&run);
         assert_eq!(s.len(), 2, "pending steps are not news: {s:?}");
-        assert_eq!(s["dns-stage-10-apply / b"], "succeeded (attempt 2) in 3.0 s");
+        assert_eq!(
+            s["dns-stage-10-apply / b"],
+            "succeeded (attempt 2) in 3.0 s"
+        );
         assert_eq!(s["dns-stage-10-apply / c"], "failed: denied");
     }
 
@@ -516,7 +525,10 @@ mod tests {
         let md = t.markdown(&[&a, &b], false);
         assert!(md.contains("| Total wall time | 5 min 30.0 s |"), "{md}");
         assert!(md.contains("| Sum of RTOs | 3 min 10.5 s |"), "{md}");
-        assert!(md.contains("| Failback | `2` failback, succeeded — RTO 1 min 40.5 s |"), "{md}");
+        assert!(
+            md.contains("| Failback | `2` failback, succeeded — RTO 1 min 40.5 s |"),
+            "{md}"
+        );
 
         // A failed failover: no failback, unknown RTO sum, not a success.
         let failed = leg(
@@ -530,7 +542,10 @@ mod tests {
         assert_eq!(t.rto_sum_seconds, None);
         assert_eq!(t.wall_seconds, Some(10.0));
         let md = t.markdown(&[&failed], true);
-        assert!(md.contains("not started: the failover did not succeed"), "{md}");
+        assert!(
+            md.contains("not started: the failover did not succeed"),
+            "{md}"
+        );
         assert!(md.contains("the drill did not complete"), "{md}");
     }
 }

@@ -21,6 +21,7 @@ pub mod event;
 pub mod leadership;
 pub mod metrics;
 pub mod plan;
+pub mod report;
 pub mod run_gauges;
 pub mod runner;
 pub mod state;
@@ -28,7 +29,6 @@ pub mod step;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod report;
 pub mod updates;
 pub mod view;
 

@@ -433,7 +433,11 @@ fn step_line(step: &StepView) -> StepLine {
     }
 }
 
-fn phase_report(view: &RunView, phase: &PhaseView, approval: Option<ApprovalReport>) -> PhaseReport {
+fn phase_report(
+    view: &RunView,
+    phase: &PhaseView,
+    approval: Option<ApprovalReport>,
+) -> PhaseReport {
     let steps: Vec<StepLine> = phase.steps.iter().map(step_line).collect();
     let status = phase_status(view, phase);
     let first_step_start = steps.iter().filter_map(|s| s.started_at).min();

@@ -80,7 +80,10 @@ impl Api {
             if pred(&run) {
                 return run;
             }
-            assert!(Instant::now() < deadline, "run never became {what}: {run:#}");
+            assert!(
+                Instant::now() < deadline,
+                "run never became {what}: {run:#}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -124,7 +127,10 @@ fn report_of_a_selftest_drill_so_far_then_final_in_json_and_markdown() {
     );
     assert_eq!(code, 200);
     assert!(ctype.starts_with("text/markdown"), "{ctype}");
-    assert!(md.contains("> **Not final**: the run is waiting_approval"), "{md}");
+    assert!(
+        md.contains("> **Not final**: the run is waiting_approval"),
+        "{md}"
+    );
 
     api.post(&format!("/v1/runs/{id}/approve"), json!({}));
     api.wait_run(&id, "succeeded", |r| status(r) == "succeeded");
@@ -136,13 +142,25 @@ fn report_of_a_selftest_drill_so_far_then_final_in_json_and_markdown() {
     assert_eq!(r["drill"], true);
     assert_eq!(r["requested_by"], "test-operator");
     assert_eq!(r["reason"], "CHG-7 drill");
-    assert_eq!(r["critical_path"]["steps"], json!(["selftest-1", "selftest-2"]));
-    assert!(r["critical_path"]["seconds"].as_f64().unwrap() >= 0.1, "{r:#}");
+    assert_eq!(
+        r["critical_path"]["steps"],
+        json!(["selftest-1", "selftest-2"])
+    );
+    assert!(
+        r["critical_path"]["seconds"].as_f64().unwrap() >= 0.1,
+        "{r:#}"
+    );
     assert!(r["approval_wait_seconds"].as_f64().unwrap() > 0.0, "{r:#}");
     assert_eq!(r["phases"][0]["approval"]["approved_by"], "test-operator");
     // selftest moves no traffic and promotes no database: both are unmeasured, with reasons.
     assert_eq!(r["rto"]["seconds"], Value::Null);
-    assert!(r["rto"]["reason"].as_str().unwrap().contains("no DNS phase"), "{r:#}");
+    assert!(
+        r["rto"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no DNS phase"),
+        "{r:#}"
+    );
     assert_eq!(r["rpo"]["seconds"], Value::Null);
     assert!(r["rpo"]["reason"].is_string());
     assert!(r["measurements"]["rto_seconds"].as_f64().is_some(), "{r:#}");
@@ -157,7 +175,10 @@ fn report_of_a_selftest_drill_so_far_then_final_in_json_and_markdown() {
     );
     assert_eq!(code, 200);
     assert!(ctype.starts_with("text/markdown"), "{ctype}");
-    assert!(md.starts_with("# Run report: selftest (drill) — succeeded\n"), "{md}");
+    assert!(
+        md.starts_with("# Run report: selftest (drill) — succeeded\n"),
+        "{md}"
+    );
     for line in [
         &format!("| Run | `{id}` |"),
         "| Requested by | test-operator |",
@@ -220,7 +241,10 @@ fn report_errors_and_auth() {
     // The endpoint is in the OpenAPI document with both media types.
     let spec = api.get_json("/v1/openapi.json");
     let ok = &spec["paths"]["/v1/runs/{id}/report"]["get"]["responses"]["200"]["content"];
-    assert!(ok["application/json"].is_object() && ok["text/markdown"].is_object(), "{ok}");
+    assert!(
+        ok["application/json"].is_object() && ok["text/markdown"].is_object(),
+        "{ok}"
+    );
 }
 
 fn cli(d: &Daemon, token_file: &std::path::Path) -> Command {
@@ -247,8 +271,16 @@ fn cli_report_prints_markdown_or_json_and_survives_a_closed_pipe() {
 
     let out = cli(&d, &token_file).args(["report", &id]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("# Run report: selftest (drill) — succeeded"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("# Run report: selftest (drill) — succeeded"),
+        "{stdout}"
+    );
 
     let out = cli(&d, &token_file)
         .args(["report", &id, "--output", "json"])
@@ -256,7 +288,10 @@ fn cli_report_prints_markdown_or_json_and_survives_a_closed_pipe() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((report["id"].as_str(), &report["final"]), (Some(id.as_str()), &json!(true)));
+    assert_eq!(
+        (report["id"].as_str(), &report["final"]),
+        (Some(id.as_str()), &json!(true))
+    );
 
     let out = cli(&d, &token_file)
         .args(["report", "0190a5d2-0000-7000-8000-000000000000"])
@@ -313,14 +348,22 @@ fn cli_drill_round_trip_prints_both_reports_and_totals() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        stdout.matches("# Run report: selftest (drill) — succeeded").count(),
+        stdout
+            .matches("# Run report: selftest (drill) — succeeded")
+            .count(),
         2,
         "{stdout}"
     );
     assert!(stdout.contains("[failover] started run "), "{stdout}");
-    assert!(stdout.contains("[failback] phase-2 / selftest-2: succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("[failback] phase-2 / selftest-2: succeeded"),
+        "{stdout}"
+    );
     assert!(stdout.contains("# Drill round trip"), "{stdout}");
-    assert!(stdout.contains("| Result | **both runs succeeded** |"), "{stdout}");
+    assert!(
+        stdout.contains("| Result | **both runs succeeded** |"),
+        "{stdout}"
+    );
     // selftest moves no traffic: there is no RTO to add up, and the summary says so.
     assert!(stdout.contains("| Sum of RTOs | unknown"), "{stdout}");
 
@@ -328,7 +371,9 @@ fn cli_drill_round_trip_prints_both_reports_and_totals() {
     let runs = api.get_json("/v1/runs");
     let runs = runs["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{runs:?}");
-    assert!(runs.iter().all(|r| r["drill"] == true && r["reason"] == "quarterly drill"));
+    assert!(runs
+        .iter()
+        .all(|r| r["drill"] == true && r["reason"] == "quarterly drill"));
 }
 
 /// A failover leg that does not succeed ends the drill with exit 4, and no failback is started.
@@ -376,8 +421,14 @@ fn cli_drill_stops_after_a_failed_failover() {
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     assert!(stdout.contains("waits for approval at phase-1"), "{stdout}");
     assert!(stdout.contains("the failback is not started"), "{stdout}");
-    assert!(stdout.contains("# Run report: selftest (drill) — aborted"), "{stdout}");
-    assert!(stdout.contains("| Failback | not started: the failover did not succeed |"), "{stdout}");
+    assert!(
+        stdout.contains("# Run report: selftest (drill) — aborted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| Failback | not started: the failover did not succeed |"),
+        "{stdout}"
+    );
     let runs = api.get_json("/v1/runs");
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
 }

@@ -121,7 +121,11 @@ async fn a_record_written_before_detected_at_existed_still_loads() {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute(
             "INSERT INTO runs (id, plan, created_at, record) VALUES (?1, 'selftest', ?2, ?3)",
-            rusqlite::params![old_id.to_string(), "2024-05-01T10:00:00Z", old_record.to_string()],
+            rusqlite::params![
+                old_id.to_string(),
+                "2024-05-01T10:00:00Z",
+                old_record.to_string()
+            ],
         )
         .unwrap();
     }
@@ -129,7 +133,10 @@ async fn a_record_written_before_detected_at_existed_still_loads() {
     let loaded = s.load(old_id).await.unwrap();
     assert_eq!(loaded.record.detected_at, None);
     assert_eq!(loaded.record.reason, "an old drill");
-    assert_eq!(loaded.record.layout.phases[0].steps[0].id.as_str(), "selftest-1");
+    assert_eq!(
+        loaded.record.layout.phases[0].steps[0].id.as_str(),
+        "selftest-1"
+    );
     let list = s.list(&RunFilter::default()).await.unwrap();
     assert_eq!(list.len(), 1);
 

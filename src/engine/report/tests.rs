@@ -9,8 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::*;
 use crate::engine::event::{
-    Event, JournalEntry, PhaseLayout, PlanLayout, Reversibility, RunRecord, StepLayout,
-    UnwindCause,
+    Event, JournalEntry, PhaseLayout, PlanLayout, Reversibility, RunRecord, StepLayout, UnwindCause,
 };
 use crate::engine::state::RunState;
 
@@ -137,7 +136,9 @@ impl Journal {
     fn attempts_of(&self, step: &str) -> u32 {
         self.events
             .iter()
-            .filter(|e| matches!(&e.kind, EventKind::StepStarted { step: s, .. } if s.as_str() == step))
+            .filter(
+                |e| matches!(&e.kind, EventKind::StepStarted { step: s, .. } if s.as_str() == step),
+            )
             .count() as u32
     }
 
@@ -187,8 +188,16 @@ fn takeover(mode: Mode) -> Journal {
         "failover",
         mode,
         &[
-            ("preflight", None, &[("check-dns", NONE), ("check-aurora", NONE)]),
-            ("prepare", None, &[("cognito-sync", NONE), ("scale-up", UNDO)]),
+            (
+                "preflight",
+                None,
+                &[("check-dns", NONE), ("check-aurora", NONE)],
+            ),
+            (
+                "prepare",
+                None,
+                &[("cognito-sync", NONE), ("scale-up", UNDO)],
+            ),
             ("aurora-promote", None, &[("promote", ONCE)]),
             ("dns-stage-100-apply", None, &[("dns-apply", UNDO)]),
             ("dns-stage-100-sync", None, &[("dns-sync", NONE)]),
@@ -239,16 +248,29 @@ fn graceful_run_measures_rto_to_the_last_dns_phase_and_the_overlap() {
     let critical: Vec<&str> = r.critical_path.steps.iter().map(StepId::as_str).collect();
     assert_eq!(
         critical,
-        ["check-aurora", "cognito-sync", "promote", "dns-apply", "dns-sync", "record"]
+        [
+            "check-aurora",
+            "cognito-sync",
+            "promote",
+            "dns-apply",
+            "dns-sync",
+            "record"
+        ]
     );
     let prepare = phase(&r, "prepare");
     assert_eq!(prepare.status, PhaseStatus::Completed);
     assert_eq!(prepare.started_at, Some(t(5.0)));
     assert_eq!(prepare.finished_at, Some(t(25.0)));
     assert_close(prepare.duration_seconds, 20.0, "prepare");
-    assert_eq!(prepare.critical_step.as_ref().map(StepId::as_str), Some("cognito-sync"));
+    assert_eq!(
+        prepare.critical_step.as_ref().map(StepId::as_str),
+        Some("cognito-sync")
+    );
     let scale = &prepare.steps[1];
-    assert_eq!((scale.attempts, scale.verified, scale.not_applied), (1, false, false));
+    assert_eq!(
+        (scale.attempts, scale.verified, scale.not_applied),
+        (1, false, false)
+    );
     assert_close(scale.duration_seconds, 10.0, "scale-up");
     assert_eq!(r.approval_wait_seconds, 0.0);
     assert!(r.skipped.is_empty() && r.errors.is_empty());
@@ -298,15 +320,28 @@ fn ungraceful_run_reports_the_largest_data_loss_retries_and_skipped_work() {
 
     assert_close(r.rpo.seconds, 3.5, "rpo is the largest loss");
     assert_eq!(r.rpo.measurements.len(), 2, "{:?}", r.rpo.measurements);
-    assert!(!r.rpo.measurements.contains_key("aurora.app.promote_seconds"));
-    assert_eq!(r.measurements.get("aurora.app.promote_seconds"), Some(&15.0));
+    assert!(!r
+        .rpo
+        .measurements
+        .contains_key("aurora.app.promote_seconds"));
+    assert_eq!(
+        r.measurements.get("aurora.app.promote_seconds"),
+        Some(&15.0)
+    );
     assert_close(r.rto.seconds, 21.0, "rto");
 
     let promote = &phase(&r, "aurora-promote").steps[0];
     assert_eq!(promote.attempts, 2);
     assert_close(promote.duration_seconds, 17.0, "both attempts count");
-    assert_eq!(promote.error.as_deref(), Some("throttled"), "the retried error stays visible");
-    assert!(r.errors.is_empty(), "a retried step that succeeded is no error");
+    assert_eq!(
+        promote.error.as_deref(),
+        Some("throttled"),
+        "the retried error stays visible"
+    );
+    assert!(
+        r.errors.is_empty(),
+        "a retried step that succeeded is no error"
+    );
 
     assert_eq!(r.skipped.len(), 2);
     assert_eq!(r.skipped[0].step.as_str(), "fence-old-writer");
@@ -327,7 +362,11 @@ fn aborted_at_a_gate_reports_the_wait_what_never_ran_and_no_rto() {
         &[
             ("preflight", None, &[("check", NONE)]),
             ("dns-stage-10-apply", None, &[("dns-10", UNDO)]),
-            ("dns-stage-100-apply", Some("send all traffic?"), &[("dns-100", UNDO)]),
+            (
+                "dns-stage-100-apply",
+                Some("send all traffic?"),
+                &[("dns-100", UNDO)],
+            ),
         ],
     )
     .at(0.0, EventKind::RunStarted)
@@ -346,8 +385,18 @@ fn aborted_at_a_gate_reports_the_wait_what_never_ran_and_no_rto() {
             cause: UnwindCause::Aborted,
         },
     )
-    .at(63.0, EventKind::CompensationStarted { step: StepId::new("dns-10") })
-    .at(65.0, EventKind::CompensationFinished { step: StepId::new("dns-10") })
+    .at(
+        63.0,
+        EventKind::CompensationStarted {
+            step: StepId::new("dns-10"),
+        },
+    )
+    .at(
+        65.0,
+        EventKind::CompensationFinished {
+            step: StepId::new("dns-10"),
+        },
+    )
     .at(65.0, finished(Outcome::Aborted));
     let r = j.report();
 
@@ -359,7 +408,10 @@ fn aborted_at_a_gate_reports_the_wait_what_never_ran_and_no_rto() {
     let approval = gate.approval.as_ref().unwrap();
     assert_eq!(approval.approved_by, None);
     assert_eq!(approval.requested_at, Some(t(3.0)));
-    assert_eq!(phase(&r, "dns-stage-10-apply").status, PhaseStatus::Compensated);
+    assert_eq!(
+        phase(&r, "dns-stage-10-apply").status,
+        PhaseStatus::Compensated
+    );
     assert_eq!(r.rto.seconds, None);
     let reason = r.rto.reason.as_deref().unwrap();
     assert!(reason.contains("dns-stage-100-apply"), "{reason}");
@@ -380,7 +432,12 @@ fn needs_operator_keeps_the_message_the_error_and_the_irreversible_promotion() {
         .start(2.0, "promote")
         .ok(12.0, "promote", data_loss(4.0))
         .start(12.0, "dns-apply")
-        .fail(13.0, "dns-apply", "Route 53: AccessDenied | no\npermission", false)
+        .fail(
+            13.0,
+            "dns-apply",
+            "Route 53: AccessDenied | no\npermission",
+            false,
+        )
         .at(
             13.0,
             EventKind::UnwindStarted {
@@ -389,8 +446,18 @@ fn needs_operator_keeps_the_message_the_error_and_the_irreversible_promotion() {
                 },
             },
         )
-        .at(13.0, EventKind::CompensationStarted { step: StepId::new("dns-apply") })
-        .at(14.0, EventKind::CompensationFinished { step: StepId::new("dns-apply") })
+        .at(
+            13.0,
+            EventKind::CompensationStarted {
+                step: StepId::new("dns-apply"),
+            },
+        )
+        .at(
+            14.0,
+            EventKind::CompensationFinished {
+                step: StepId::new("dns-apply"),
+            },
+        )
         .at(
             14.0,
             EventKind::NeedsOperator {
@@ -438,9 +505,24 @@ fn a_failed_run_names_the_step_and_a_failed_compensation() {
             },
         },
     )
-    .at(2.0, EventKind::CompensationStarted { step: StepId::new("dns-50") })
-    .at(3.0, EventKind::CompensationFinished { step: StepId::new("dns-50") })
-    .at(3.0, EventKind::CompensationStarted { step: StepId::new("dns-10") })
+    .at(
+        2.0,
+        EventKind::CompensationStarted {
+            step: StepId::new("dns-50"),
+        },
+    )
+    .at(
+        3.0,
+        EventKind::CompensationFinished {
+            step: StepId::new("dns-50"),
+        },
+    )
+    .at(
+        3.0,
+        EventKind::CompensationStarted {
+            step: StepId::new("dns-10"),
+        },
+    )
     .at(
         4.0,
         EventKind::CompensationFailed {
@@ -448,7 +530,12 @@ fn a_failed_run_names_the_step_and_a_failed_compensation() {
             error: "throttled".into(),
         },
     )
-    .at(4.0, EventKind::NeedsOperator { message: "compensation of dns-10 failed".into() });
+    .at(
+        4.0,
+        EventKind::NeedsOperator {
+            message: "compensation of dns-10 failed".into(),
+        },
+    );
     let r = j.report();
     let errors: Vec<(&str, FailureDuring, &str)> = r
         .errors
@@ -487,9 +574,17 @@ fn a_failed_run_names_the_step_and_a_failed_compensation() {
     .at(1.0, finished(Outcome::Failed));
     let r = j.report();
     assert_eq!(r.outcome, Some(Outcome::Failed));
-    assert_eq!(r.skipped[0].reason, "the run failed at step dns-10 before this step");
+    assert_eq!(
+        r.skipped[0].reason,
+        "the run failed at step dns-10 before this step"
+    );
     assert_eq!(r.errors.len(), 1);
-    assert!(r.rto.reason.as_deref().unwrap().contains("dns-stage-100-apply"));
+    assert!(r
+        .rto
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("dns-stage-100-apply"));
 }
 
 #[test]
@@ -510,11 +605,20 @@ fn a_policy_started_run_measures_rto_from_detection() {
     assert_eq!(r.detected_at, Some(t(-120.0)));
     assert_eq!(r.rto.from, RtoStart::Detection);
     assert_eq!(r.rto.from_at, Some(t(-120.0)));
-    assert_close(r.rto.seconds, 150.0, "detection to the end of dns-stage-100-sync");
+    assert_close(
+        r.rto.seconds,
+        150.0,
+        "detection to the end of dns-stage-100-sync",
+    );
     assert_close(r.total_duration_seconds, 31.0, "the run itself");
     // The promotion reported no data loss measurement.
     assert_eq!(r.rpo.seconds, None);
-    assert!(r.rpo.reason.as_deref().unwrap().contains("estimated_data_loss_seconds"));
+    assert!(r
+        .rpo
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("estimated_data_loss_seconds"));
 }
 
 #[test]
@@ -528,21 +632,54 @@ fn an_approved_gate_counts_its_wait_in_the_phase_and_the_total() {
         ],
     )
     .at(0.0, EventKind::RunStarted)
-    .at(0.0, EventKind::WaitingApproval { gate: "gate".into() })
-    .at(30.0, EventKind::Approved { gate: "gate".into(), by: "carol".into() })
-    .at(30.0, EventKind::WaitingApproval { gate: "phase-1".into() })
-    .at(40.0, EventKind::Approved { gate: "phase-1".into(), by: "dave".into() })
+    .at(
+        0.0,
+        EventKind::WaitingApproval {
+            gate: "gate".into(),
+        },
+    )
+    .at(
+        30.0,
+        EventKind::Approved {
+            gate: "gate".into(),
+            by: "carol".into(),
+        },
+    )
+    .at(
+        30.0,
+        EventKind::WaitingApproval {
+            gate: "phase-1".into(),
+        },
+    )
+    .at(
+        40.0,
+        EventKind::Approved {
+            gate: "phase-1".into(),
+            by: "dave".into(),
+        },
+    )
     .step(40.0, 45.0, "s1")
     .at(45.0, finished(Outcome::Succeeded));
     let r = j.report();
     assert_close(Some(r.approval_wait_seconds), 40.0, "both gates");
     let gate = phase(&r, "gate");
     assert_eq!(gate.status, PhaseStatus::Completed);
-    assert_close(gate.duration_seconds, 30.0, "a gate-only phase lasts its wait");
+    assert_close(
+        gate.duration_seconds,
+        30.0,
+        "a gate-only phase lasts its wait",
+    );
     let p1 = phase(&r, "phase-1");
     assert_close(p1.duration_seconds, 15.0, "wait + step");
-    assert_eq!(p1.approval.as_ref().unwrap().approved_by.as_deref(), Some("dave"));
-    assert_close(Some(r.critical_path.seconds), 5.0, "approvals are not on the path");
+    assert_eq!(
+        p1.approval.as_ref().unwrap().approved_by.as_deref(),
+        Some("dave")
+    );
+    assert_close(
+        Some(r.critical_path.seconds),
+        5.0,
+        "approvals are not on the path",
+    );
     // No DNS phase: no RTO, and the reason says why.
     assert_eq!(r.rto.seconds, None);
     assert!(r.rto.reason.as_deref().unwrap().contains("no DNS phase"));
@@ -569,29 +706,46 @@ fn an_unfinished_run_gives_the_report_so_far() {
     assert_eq!(prepare.finished_at, None);
     assert!(prepare.steps.iter().all(|s| s.duration_seconds.is_none()));
     assert_eq!(phase(&r, "aurora-promote").status, PhaseStatus::NotStarted);
-    assert!(r.skipped.is_empty(), "nothing is 'not run' while the run goes on");
-    assert!(r.errors.is_empty(), "a step being retried has not failed for good");
+    assert!(
+        r.skipped.is_empty(),
+        "nothing is 'not run' while the run goes on"
+    );
+    assert!(
+        r.errors.is_empty(),
+        "a step being retried has not failed for good"
+    );
     assert!(r.rto.reason.as_deref().unwrap().contains("not_started"));
     assert_close(Some(r.critical_path.seconds), 5.0, "so far");
 }
 
 #[test]
 fn a_dry_run_measures_nothing() {
-    let j = takeover(Mode::Graceful).dry_run().at(0.0, EventKind::RunStarted);
-    let mut j = ["check-dns", "check-aurora", "cognito-sync", "scale-up", "promote", "dns-apply", "dns-sync", "record"]
-        .iter()
-        .fold(j, |j, step| {
-            j.at(
-                0.5,
-                EventKind::StepDescribed {
-                    step: StepId::new(*step),
-                    description: crate::engine::StepDescription {
-                        summary: "would".into(),
-                        changes: vec![],
-                    },
+    let j = takeover(Mode::Graceful)
+        .dry_run()
+        .at(0.0, EventKind::RunStarted);
+    let mut j = [
+        "check-dns",
+        "check-aurora",
+        "cognito-sync",
+        "scale-up",
+        "promote",
+        "dns-apply",
+        "dns-sync",
+        "record",
+    ]
+    .iter()
+    .fold(j, |j, step| {
+        j.at(
+            0.5,
+            EventKind::StepDescribed {
+                step: StepId::new(*step),
+                description: crate::engine::StepDescription {
+                    summary: "would".into(),
+                    changes: vec![],
                 },
-            )
-        });
+            },
+        )
+    });
     j = j.at(1.0, finished(Outcome::Succeeded));
     let r = j.report();
     assert!(r.dry_run);
@@ -604,11 +758,19 @@ fn a_dry_run_measures_nothing() {
 
 #[test]
 fn data_loss_measurement_names() {
-    assert!(is_data_loss_measurement("aurora.app.estimated_data_loss_seconds"));
-    assert!(is_data_loss_measurement("aurora.a.b.estimated_data_loss_seconds"));
-    assert!(!is_data_loss_measurement("aurora..estimated_data_loss_seconds"));
+    assert!(is_data_loss_measurement(
+        "aurora.app.estimated_data_loss_seconds"
+    ));
+    assert!(is_data_loss_measurement(
+        "aurora.a.b.estimated_data_loss_seconds"
+    ));
+    assert!(!is_data_loss_measurement(
+        "aurora..estimated_data_loss_seconds"
+    ));
     assert!(!is_data_loss_measurement("aurora.app.promote_seconds"));
-    assert!(!is_data_loss_measurement("rds.app.estimated_data_loss_seconds"));
+    assert!(!is_data_loss_measurement(
+        "rds.app.estimated_data_loss_seconds"
+    ));
 }
 
 #[test]
@@ -644,7 +806,12 @@ fn the_json_shape_is_the_documented_one() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        let mut actual: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut actual: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         required.sort_unstable();
         actual.sort_unstable();
         assert_eq!(required, actual, "{name}");
@@ -662,7 +829,11 @@ mod markdown_document {
             .step(0.0, 5.0, "check-aurora")
             .step(5.0, 25.0, "cognito-sync")
             .start(5.0, "scale-up")
-            .ok(15.0, "scale-up", json!({"skipped": true, "skipped_reason": "already\nscaled | up"}))
+            .ok(
+                15.0,
+                "scale-up",
+                json!({"skipped": true, "skipped_reason": "already\nscaled | up"}),
+            )
             .start(25.0, "promote")
             .ok(55.0, "promote", data_loss(0.0))
             .step(55.0, 56.0, "dns-apply")
@@ -670,7 +841,10 @@ mod markdown_document {
             .step(86.0, 87.0, "record")
             .at(87.0, finished(Outcome::Succeeded));
         let md = markdown::render(&j.report());
-        assert!(md.starts_with("# Run report: failover (drill) — succeeded\n"), "{md}");
+        assert!(
+            md.starts_with("# Run report: failover (drill) — succeeded\n"),
+            "{md}"
+        );
         for line in [
             "| Plan | failover |",
             "| Mode | graceful |",
@@ -685,10 +859,18 @@ mod markdown_document {
         }
         assert!(md.contains("| RTO | 1 min 26.0 s | from run start (2024-05-01T10:00:00Z) to the end of the last DNS phase, dns-stage-100-sync (2024-05-01T10:01:26Z) |"), "{md}");
         assert!(md.contains("| RPO | 0.0 s | estimated data loss at promotion, the largest of aurora.app.estimated_data_loss_seconds = 0.0 s |"), "{md}");
-        assert!(md.contains("| **prepare** | | completed | | 10:00:05 | 20.0 s |"), "{md}");
+        assert!(
+            md.contains("| **prepare** | | completed | | 10:00:05 | 20.0 s |"),
+            "{md}"
+        );
         assert!(md.contains("| | step cognito-sync (`cognito-sync`) | succeeded | 1 | 10:00:05 | 20.0 s | critical path |"), "{md}");
         assert!(md.contains("| | step scale-up (`scale-up`) | succeeded (skipped) | 1 | 10:00:05 | 10.0 s | skipped: already scaled \\| up |"), "{md}");
-        assert!(md.contains("- `scale-up` (step scale-up, phase prepare) — skipped: already scaled | up"), "{md}");
+        assert!(
+            md.contains(
+                "- `scale-up` (step scale-up, phase prepare) — skipped: already scaled | up"
+            ),
+            "{md}"
+        );
         assert!(md.contains("No step failed."), "{md}");
         assert!(!md.contains("Not final"), "{md}");
         assert_tables_are_rectangular(&md);
@@ -701,16 +883,36 @@ mod markdown_document {
             .start(0.0, "check-dns");
         let md = markdown::render(&running.report());
         assert!(md.contains("> **Not final**: the run is running"), "{md}");
-        assert!(md.starts_with("# Run report: failover (drill) — running"), "{md}");
-        assert!(md.contains("| RTO | — | not measured: the DNS shift did not complete"), "{md}");
+        assert!(
+            md.starts_with("# Run report: failover (drill) — running"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| RTO | — | not measured: the DNS shift did not complete"),
+            "{md}"
+        );
 
         let stuck = takeover(Mode::Ungraceful)
             .at(0.0, EventKind::RunStarted)
-            .at(1.0, EventKind::NeedsOperator { message: "check the writer\nin us-west-2".into() });
+            .at(
+                1.0,
+                EventKind::NeedsOperator {
+                    message: "check the writer\nin us-west-2".into(),
+                },
+            );
         let md = markdown::render(&stuck.report());
-        assert!(md.contains("## Operator action needed\n\n> check the writer\n> in us-west-2\n"), "{md}");
-        assert!(md.contains("| RPO | — | unknown: no step reported an estimated data loss"), "{md}");
-        assert!(md.contains("— not run: the run stopped for an operator"), "{md}");
+        assert!(
+            md.contains("## Operator action needed\n\n> check the writer\n> in us-west-2\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| RPO | — | unknown: no step reported an estimated data loss"),
+            "{md}"
+        );
+        assert!(
+            md.contains("— not run: the run stopped for an operator"),
+            "{md}"
+        );
     }
 
     /// Every row of each table has as many cells as the table's header (escaped pipes are text).
