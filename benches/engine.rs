@@ -82,6 +82,7 @@ async fn appends_per_second(store: &SqliteStore, n: u64) -> f64 {
         requested_by: "bench".into(),
         region_pair: "a/b".into(),
         created_at: time::OffsetDateTime::now_utc(),
+        detected_at: None,
         layout: PlanLayout { phases: vec![] },
     };
     store.create(&record, FencingToken(1), None).await.unwrap();

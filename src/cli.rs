@@ -1,11 +1,17 @@
-//! The command line: `serve`, `validate`, `hash-token` and the API client commands.
+//! The command line: `serve`, `validate`, `hash-token` and the API client commands (`report` in
+//! [`report`], the `drill` round trip in [`drill`]).
 //!
 //! Exit codes (also in `docs/operations.md`):
 //! - `0` success;
 //! - `1` a runtime failure (the daemon could not start or failed; the API could not be reached);
 //! - `2` invalid configuration or command-line usage (also clap's own code for usage errors);
-//! - `3` the API refused the request (the error's code and message are printed).
+//! - `3` the API refused the request (the error's code and message are printed);
+//! - `4` `drill`: a run of the round trip did not succeed (its report says why).
+//!
+//! Client commands write their output through `stdout`, so a closed pipe
+//! (`failoverd report <id> | head`) ends them quietly instead of panicking.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,10 +22,15 @@ use crate::api::auth::{generate_token, hash_token, Role};
 use crate::client::{ApiClient, ClientError};
 use crate::config::{self, LogFormat};
 
+mod drill;
+mod report;
+mod stdout;
+
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_REFUSED: u8 = 3;
+pub const EXIT_RUN_FAILED: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -82,6 +93,17 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Print a run's report (GET /v1/runs/{id}/report): Markdown for a change ticket, or
+    /// `--output json`. A run not finished yet gets the report so far.
+    Report {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A drill round trip: fail over to the standby region with `drill: true`, follow the run,
+    /// fail back, follow it, then print both reports, the total wall time and the sum of RTOs.
+    /// Exit 4 when a run did not succeed (no failback after a failed failover).
+    Drill(drill::DrillArgs),
 }
 
 #[derive(Args, Debug)]
@@ -248,6 +270,8 @@ fn run(cli: Cli) -> u8 {
                 client.post(&path, &serde_json::json!({}), &[]).await
             })
         }
+        Command::Report { id, api } => report::command(&id, &api),
+        Command::Drill(args) => drill::command(args),
     }
 }
 
@@ -273,16 +297,13 @@ fn run_command(args: RunArgs) -> u8 {
         idempotency_key,
         api,
     } = args;
-    let mut map = serde_json::Map::new();
-    for p in &params {
-        let Some((k, v)) = p.split_once('=') else {
-            eprintln!("--param {p:?}: expected KEY=VALUE");
+    let map = match parse_params(&params) {
+        Ok(map) => map,
+        Err(e) => {
+            eprintln!("{e}");
             return EXIT_INVALID;
-        };
-        let value =
-            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
-        map.insert(k.to_owned(), value);
-    }
+        }
+    };
     let body = serde_json::json!({
         "plan": plan,
         "mode": match mode { ModeArg::Graceful => "graceful", ModeArg::Ungraceful => "ungraceful" },
@@ -297,6 +318,20 @@ fn run_command(args: RunArgs) -> u8 {
     client_command(&api, |client| async move {
         client.post("/v1/runs", &body, &headers).await
     })
+}
+
+/// `--param KEY=VALUE` flags as a JSON object; a value is parsed as JSON when it can be.
+fn parse_params(params: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut map = serde_json::Map::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(format!("--param {p:?}: expected KEY=VALUE"));
+        };
+        let value =
+            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
+        map.insert(k.to_owned(), value);
+    }
+    Ok(map)
 }
 
 fn validate(path: &std::path::Path) -> u8 {
@@ -439,7 +474,7 @@ where
 fn client_command_printing<F, Fut>(
     api: &ApiArgs,
     call: F,
-    print: fn(&serde_json::Value, Output),
+    render: fn(&serde_json::Value, Output) -> String,
 ) -> u8
 where
     F: FnOnce(ApiClient) -> Fut,
@@ -460,10 +495,7 @@ where
         }
     };
     match rt.block_on(call(client)) {
-        Ok(value) => {
-            print(&value, api.output);
-            EXIT_OK
-        }
+        Ok(value) => stdout::exit_code(stdout::print(&render(&value, api.output)), EXIT_OK),
         Err(e @ ClientError::Api { .. }) => {
             eprintln!("{e}");
             EXIT_REFUSED
@@ -475,18 +507,22 @@ where
     }
 }
 
-fn print_value(value: &serde_json::Value, output: Output) {
+fn print_value(value: &serde_json::Value, output: Output) -> String {
     match output {
-        Output::Json => println!(
-            "{}",
+        Output::Json => format!(
+            "{}\n",
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         ),
-        Output::Text => print_text(value, 0),
+        Output::Text => {
+            let mut out = String::new();
+            print_text(&mut out, value, 0);
+            out
+        }
     }
 }
 
 /// `GET /v1/plans` as a table: name, what it moves, parameters, description.
-fn print_plans(value: &serde_json::Value, output: Output) {
+fn print_plans(value: &serde_json::Value, output: Output) -> String {
     let Some(plans) = value.get("plans").and_then(|p| p.as_array()) else {
         return print_value(value, output);
     };
@@ -527,8 +563,10 @@ fn print_plans(value: &serde_json::Value, output: Output) {
             .unwrap_or(0)
     };
     let widths = [width(0), width(1), width(2)];
+    let mut out = String::new();
     for row in std::iter::once(&header).chain(rows.iter()) {
-        println!(
+        let _ = writeln!(
+            out,
             "{:w0$}  {:w1$}  {:w2$}  {}",
             row[0],
             row[1],
@@ -539,10 +577,11 @@ fn print_plans(value: &serde_json::Value, output: Output) {
             w2 = widths[2],
         );
     }
+    out
 }
 
 /// A readable indented rendering of a JSON document.
-fn print_text(value: &serde_json::Value, indent: usize) {
+fn print_text(out: &mut String, value: &serde_json::Value, indent: usize) {
     use serde_json::Value;
     let pad = "  ".repeat(indent);
     match value {
@@ -550,26 +589,32 @@ fn print_text(value: &serde_json::Value, indent: usize) {
             for (k, v) in map {
                 match v {
                     Value::Object(m) if !m.is_empty() => {
-                        println!("{pad}{k}:");
-                        print_text(v, indent + 1);
+                        let _ = writeln!(out, "{pad}{k}:");
+                        print_text(out, v, indent + 1);
                     }
                     Value::Array(a) if !a.is_empty() => {
-                        println!("{pad}{k}:");
+                        let _ = writeln!(out, "{pad}{k}:");
                         for item in a {
                             match item {
                                 Value::Object(_) => {
-                                    println!("{pad}  -");
-                                    print_text(item, indent + 2);
+                                    let _ = writeln!(out, "{pad}  -");
+                                    print_text(out, item, indent + 2);
                                 }
-                                other => println!("{pad}  - {}", scalar(other)),
+                                other => {
+                                    let _ = writeln!(out, "{pad}  - {}", scalar(other));
+                                }
                             }
                         }
                     }
-                    other => println!("{pad}{k}: {}", scalar(other)),
+                    other => {
+                        let _ = writeln!(out, "{pad}{k}: {}", scalar(other));
+                    }
                 }
             }
         }
-        other => println!("{pad}{}", scalar(other)),
+        other => {
+            let _ = writeln!(out, "{pad}{}", scalar(other));
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! A small client of failoverd's own HTTP API, for the CLI's `status`, `runs`, `run`, `approve`
-//! and `abort` commands.
+//! A small client of failoverd's own HTTP API, for the CLI's `status`, `runs`, `run`, `approve`,
+//! `abort`, `report` and `drill` commands.
 
 use std::time::Duration;
 
@@ -51,6 +51,17 @@ impl ApiClient {
         self.send(url, req).await
     }
 
+    /// A `GET` whose body is text in the media type `accept` (e.g. a Markdown report).
+    pub async fn get_text(&self, path: &str, accept: &str) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let req = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
+        let bytes = self.send_raw(&url, req).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Protocol {
+            url,
+            message: format!("the body is not UTF-8: {e}"),
+        })
+    }
+
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -68,8 +79,21 @@ impl ApiClient {
     async fn send<T: DeserializeOwned>(
         &self,
         url: String,
-        mut req: reqwest::RequestBuilder,
+        req: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        let bytes = self.send_raw(&url, req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends `req` with the token; a non-2xx answer becomes [`ClientError::Api`].
+    async fn send_raw(
+        &self,
+        url: &str,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes, ClientError> {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -77,7 +101,7 @@ impl ApiClient {
             .send()
             .await
             .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
+                url: url.to_owned(),
                 source,
             })?;
         let status = response.status();
@@ -85,7 +109,7 @@ impl ApiClient {
             .bytes()
             .await
             .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
+                url: url.to_owned(),
                 source,
             })?;
         if !status.is_success() {
@@ -105,9 +129,6 @@ impl ApiClient {
                     .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
-            url,
-            message: e.to_string(),
-        })
+        Ok(bytes)
     }
 }

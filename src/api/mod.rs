@@ -7,6 +7,7 @@
 pub mod auth;
 mod error;
 mod middleware;
+mod report;
 mod runs;
 mod status;
 

@@ -1,4 +1,5 @@
-//! `/v1/runs`: start, list, inspect, follow, approve and abort runs of the durable engine.
+//! `/v1/runs`: start, list, inspect, follow, approve and abort runs of the durable engine (and
+//! their reports, served by [`super::report`]).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/runs", get(list_runs).post(create_run))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/events", get(run_events))
+        .route("/runs/{id}/report", get(super::report::get_report))
         .route("/runs/{id}/approve", post(approve_run))
         .route("/runs/{id}/abort", post(abort_run))
 }
@@ -52,7 +54,7 @@ pub struct CreateRun {
     pub params: Value,
 }
 
-fn parse_id(raw: &str) -> Result<RunId, ApiError> {
+pub(super) fn parse_id(raw: &str) -> Result<RunId, ApiError> {
     raw.parse::<RunId>().map_err(|_| {
         ApiError::bad_request(
             "invalid_run_id",
@@ -115,6 +117,8 @@ async fn create_run(
         params,
         requested_by: principal.name.clone(),
         idempotency_key: key,
+        // An operator's run: its RTO is measured from its start.
+        detected_at: None,
     };
     let view = state.runner.start(request).await?;
     // A dry run is complete when it returns; a real run has been accepted and goes on.

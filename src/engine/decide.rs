@@ -242,6 +242,7 @@ mod tests {
             requested_by: String::new(),
             region_pair: String::new(),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            detected_at: None,
             layout: PlanLayout {
                 phases: vec![
                     PhaseLayout {

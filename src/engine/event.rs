@@ -153,6 +153,16 @@ pub struct RunRecord {
     pub region_pair: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the condition the run responds to was detected — for runs started by the
+    /// auto-failover policy, when the hot region's verdict became unhealthy — so the report
+    /// measures the RTO from the detection rather than from the run's start. `None` for runs an
+    /// operator started, and in journals written before the field existed (hence the default).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub detected_at: Option<OffsetDateTime>,
     pub layout: PlanLayout,
 }
 

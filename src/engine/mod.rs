@@ -11,7 +11,8 @@
 //!   token that lets the store refuse a deposed leader.
 //! - [`runner`]: the actor that drives runs and its cloneable handle for the API; [`view`]: what the
 //!   API returns; [`updates`]: run status changes and leadership as they happen, for the rest of
-//!   the daemon; [`run_gauges`]: the run gauges the alerts read; [`metrics`].
+//!   the daemon; [`run_gauges`]: the run gauges the alerts read; [`metrics`]; [`report`]: a run's
+//!   report (RTO, RPO, critical path, skipped steps) from its view, as JSON or Markdown.
 //! - `testing` (cargo feature `testing`, for tests and benches): helpers that check a plan's steps
 //!   are idempotent and unwind cleanly.
 
@@ -20,6 +21,7 @@ pub mod event;
 pub mod leadership;
 pub mod metrics;
 pub mod plan;
+pub mod report;
 pub mod run_gauges;
 pub mod runner;
 pub mod state;

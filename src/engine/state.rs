@@ -713,6 +713,7 @@ mod tests {
             requested_by: "me".into(),
             region_pair: "a/b".into(),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            detected_at: None,
             layout: PlanLayout {
                 phases: vec![
                     PhaseLayout {

@@ -32,6 +32,10 @@ pub struct RunView {
     pub message: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the condition the run responds to was detected (runs started by the auto-failover
+    /// policy: when the hot region became unhealthy); the report's RTO starts there.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub detected_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -87,7 +91,8 @@ pub struct TimelineEntry {
     pub event: Event,
 }
 
-/// Summary of a finished run.
+/// Summary of a finished run. The full report (RTO, RPO, critical path, skipped steps) is
+/// [`crate::engine::report::Report`], served by `GET /v1/runs/{id}/report`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub outcome: Outcome,
@@ -242,6 +247,7 @@ impl RunView {
             abort_requested_by: state.abort_requested_by.clone(),
             message: state.message.clone(),
             created_at: r.created_at,
+            detected_at: r.detected_at,
             started_at: state.started_at,
             finished_at: state.finished_at,
             last_seq: state.seq,

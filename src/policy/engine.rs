@@ -4,7 +4,8 @@
 //!   automatic failover *is* — the configured plan, `ungraceful` (the policy acts only when the
 //!   active region is unhealthy, when a graceful switchover, which needs that region's
 //!   cooperation, cannot be relied on), towards the current standby region, requested by
-//!   `auto-failover-policy`, behind an approval gate in `approval_required` mode.
+//!   `auto-failover-policy`, behind an approval gate in `approval_required` mode, with the time
+//!   the outage was detected so the run's report measures the RTO from there.
 //! - [`follow_engine`] keeps "is a run active?" current from the engine's run updates.
 //! - [`follow_active_region`] hands the policy the active/standby pair after every recorded
 //!   traffic move, and starts its cooldown from the time that move finished (so a restart does
@@ -54,6 +55,7 @@ impl RunStarter for EngineRunStarter {
         plan: &str,
         approval_required: bool,
         reason: &str,
+        detected_at: Option<OffsetDateTime>,
     ) -> Result<String, RunStartError> {
         let request = RunRequest {
             plan: plan.to_owned(),
@@ -67,6 +69,7 @@ impl RunStarter for EngineRunStarter {
             }),
             requested_by: REQUESTED_BY.to_owned(),
             idempotency_key: None,
+            detected_at,
         };
         match self.runner.start(request).await {
             Ok(view) => {

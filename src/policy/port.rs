@@ -2,6 +2,7 @@
 //! runner, and its error.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 /// Why a run could not be started.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -18,12 +19,15 @@ pub enum RunStartError {
 #[async_trait]
 pub trait RunStarter: Send + Sync {
     /// Starts `plan` as a failover (with `approval_required`, the run is created waiting for an
-    /// operator's approval); `reason` is recorded on the run. Returns the run's id.
+    /// operator's approval); `reason` is recorded on the run, and so is `detected_at` — when the
+    /// hot region's verdict became unhealthy — from which the run's report measures the RTO.
+    /// Returns the run's id.
     async fn start_failover(
         &self,
         plan: &str,
         approval_required: bool,
         reason: &str,
+        detected_at: Option<OffsetDateTime>,
     ) -> Result<String, RunStartError>;
 
     /// Whether a run is active (of any plan: one run per region pair).

@@ -187,6 +187,9 @@ async fn evaluate(state: &mut LoopState) {
         retry_not_before: state.retry_not_before,
     };
     let decision = decide(rules, &input);
+    // Detection = when the hot region's verdict entered its current health (unhealthy, when the
+    // decision is to start): the report's RTO starts there, not at the run's creation.
+    let detected_at = input.hot.map(|hot| wall_clock_of(hot.since, now));
     let key = (decision.action, decision.reason);
     let changed = state.last != Some(key);
     if changed {
@@ -242,7 +245,7 @@ async fn evaluate(state: &mut LoopState) {
         START_TIMEOUT,
         state
             .starter
-            .start_failover(&plan, approval_required, &run_reason),
+            .start_failover(&plan, approval_required, &run_reason, detected_at),
     )
     .await
     .unwrap_or_else(|_| {
@@ -280,4 +283,12 @@ async fn evaluate(state: &mut LoopState) {
             // The next evaluation holds with `start_backoff`; count it as the change it is.
         }
     }
+}
+
+/// The wall-clock time of `instant`, a monotonic instant before `now`. Verdicts are timed with
+/// the monotonic clock (immune to clock steps); the journal records wall-clock times.
+fn wall_clock_of(instant: Instant, now: Instant) -> OffsetDateTime {
+    let ago = now.saturating_duration_since(instant);
+    let ago = time::Duration::try_from(ago).unwrap_or(time::Duration::ZERO);
+    OffsetDateTime::now_utc() - ago
 }

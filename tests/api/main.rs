@@ -7,4 +7,5 @@ mod support;
 mod api;
 mod cli;
 mod config_validation;
+mod report_api;
 mod runs_api;

@@ -15,6 +15,7 @@ use failoverd::health::verdict::DownProbe;
 use failoverd::health::{Health, HealthVerdicts, RegionVerdict};
 use failoverd::policy::{PolicyHandle, PolicyLoop, Reason, RunStartError, RunStarter};
 use prometheus::Registry;
+use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
@@ -26,6 +27,8 @@ const COLD: &str = "us-west-2";
 #[derive(Default)]
 struct Engine {
     starts: Mutex<Vec<(String, bool, String)>>,
+    /// The `detected_at` of each start.
+    detected: Mutex<Vec<Option<OffsetDateTime>>>,
     active: AtomicBool,
     refuse: AtomicUsize,
 }
@@ -37,6 +40,7 @@ impl RunStarter for Engine {
         plan: &str,
         approval_required: bool,
         reason: &str,
+        detected_at: Option<OffsetDateTime>,
     ) -> Result<String, RunStartError> {
         if self
             .refuse
@@ -45,6 +49,7 @@ impl RunStarter for Engine {
         {
             return Err(RunStartError::Refused("not the leader".into()));
         }
+        self.detected.lock().unwrap().push(detected_at);
         let mut starts = self.starts.lock().unwrap();
         starts.push((plan.to_owned(), approval_required, reason.to_owned()));
         self.active.store(true, Ordering::SeqCst);
@@ -202,6 +207,11 @@ async fn automatic_mode_starts_once_after_min_unhealthy_for_then_respects_run_an
     assert!(!approval_required);
     assert!(reason.contains("us-east-1 unhealthy for 2m"), "{reason}");
     assert!(reason.contains("connection refused"), "{reason}");
+    // The run carries when the outage was detected (the verdict turned unhealthy, 121 s of
+    // paused time ago), not when the run started: its RTO is measured from there.
+    let detected = f.engine.detected.lock().unwrap()[0].expect("detected_at is set");
+    let ago = OffsetDateTime::now_utc() - detected;
+    assert!(ago >= time::Duration::seconds(120), "detected {ago} ago");
     assert_eq!(f.count("start", "hot_region_unhealthy"), 1);
     let status = f.handle.status();
     assert_eq!(

@@ -29,6 +29,7 @@ fn record() -> RunRecord {
         requested_by: "alice".into(),
         region_pair: "a/b".into(),
         created_at: OffsetDateTime::now_utc(),
+        detected_at: None,
         layout: PlanLayout { phases: vec![] },
     }
 }
@@ -89,6 +90,60 @@ async fn reopen_keeps_everything() {
         "{err}"
     );
     assert_eq!(s.schema_version().await.unwrap(), 1);
+}
+
+/// A journal written before `detected_at` existed (the record as that version serialised it)
+/// still loads, replays and shows in lists; the field reads as absent. A new record with the
+/// field round-trips it.
+#[tokio::test]
+async fn a_record_written_before_detected_at_existed_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let old_id = RunId::new();
+    // Exactly the record JSON of the previous version: no `detected_at` key.
+    let old_record = json!({
+        "id": old_id,
+        "plan": "selftest",
+        "mode": "graceful",
+        "dry_run": false,
+        "drill": true,
+        "reason": "an old drill",
+        "params": {"steps": 1},
+        "requested_by": "alice",
+        "region_pair": "a/b",
+        "created_at": "2024-05-01T10:00:00Z",
+        "layout": {"phases": [{"name": "phase-1", "approval": null, "steps": [
+            {"id": "selftest-1", "name": "selftest step 1", "reversibility": "compensable", "max_attempts": 3}
+        ]}]}
+    });
+    SqliteStore::open(&path).unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute(
+            "INSERT INTO runs (id, plan, created_at, record) VALUES (?1, 'selftest', ?2, ?3)",
+            rusqlite::params![
+                old_id.to_string(),
+                "2024-05-01T10:00:00Z",
+                old_record.to_string()
+            ],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open_async(&path).await.unwrap();
+    let loaded = s.load(old_id).await.unwrap();
+    assert_eq!(loaded.record.detected_at, None);
+    assert_eq!(loaded.record.reason, "an old drill");
+    assert_eq!(
+        loaded.record.layout.phases[0].steps[0].id.as_str(),
+        "selftest-1"
+    );
+    let list = s.list(&RunFilter::default()).await.unwrap();
+    assert_eq!(list.len(), 1);
+
+    let mut r = record();
+    r.detected_at = Some(OffsetDateTime::from_unix_timestamp(1_714_557_600).unwrap());
+    s.create(&r, FencingToken(1), None).await.unwrap();
+    assert_eq!(s.load(r.id).await.unwrap().record, r);
 }
 
 #[tokio::test]

@@ -31,6 +31,10 @@ pub struct RunRequest {
     /// Set by the API from the `Idempotency-Key` header.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// When the condition the run responds to was detected (set by the auto-failover policy);
+    /// kept in the run record, the report's RTO starts there.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub detected_at: Option<time::OffsetDateTime>,
 }
 
 impl RunRequest {

@@ -145,6 +145,7 @@ impl Actor {
             requested_by: req.requested_by.clone(),
             region_pair: self.config.region_pair.clone(),
             created_at: OffsetDateTime::now_utc(),
+            detected_at: req.detected_at,
             layout: plan.layout(),
         };
         let idempotency = req.idempotency_key.as_ref().map(|key| IdempotencyKey {
