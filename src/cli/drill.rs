@@ -31,11 +31,9 @@ use super::{EXIT_FAILURE, EXIT_INVALID, EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED};
 use crate::client::{ApiClient, ClientError};
 use crate::engine::report::markdown::seconds;
 
-/// The failover plan's name. The same value as `plans::failover::NAME`, which is being written in
-/// parallel with this command; replace this constant with it once that module exists.
-pub const FAILOVER_PLAN: &str = "failover";
-/// The failback plan's name; to be replaced by `plans::failback::NAME` (see [`FAILOVER_PLAN`]).
-pub const FAILBACK_PLAN: &str = "failback";
+/// The plans of the round trip by default.
+pub const FAILOVER_PLAN: &str = crate::plans::failover::NAME;
+pub const FAILBACK_PLAN: &str = crate::plans::failback::NAME;
 
 /// Polling bounds: often enough to see each phase, never hammering the API.
 const POLL_MIN: Duration = Duration::from_millis(100);

@@ -23,6 +23,7 @@ use failoverd::config::{load_file, Config, Duration as CfgDuration};
 use failoverd::dns::steps::DnsTimings;
 use failoverd::dns::verify::StageVerifier;
 use failoverd::dns::{ChangeAction, DnsApi, RecordChange, Routing};
+use failoverd::engine::report::Report;
 use failoverd::engine::testing::{
     abort_at_each_phase, action_failure_can_unwind_from, actions_succeed_idempotently,
     spawn_runner, wait_finished,
@@ -326,6 +327,19 @@ async fn graceful_failover_moves_writer_users_and_traffic_then_failback_returns(
             .unwrap()["operation"],
         "SwitchoverGlobalCluster"
     );
+    // The report: RTO up to the verified end of the DNS shift, RPO 0 for a switchover, and the
+    // critical path no longer than the run.
+    let report = Report::new(&view, OffsetDateTime::now_utc());
+    assert_eq!(
+        report.rto.until_phase.as_deref(),
+        Some("dns-stage-100-hold"),
+        "{:?}",
+        report.rto
+    );
+    let rto = report.rto.seconds.expect("an RTO");
+    assert!(rto > 0.0 && rto <= report.total_duration_seconds.unwrap());
+    assert_eq!(report.rpo.seconds, Some(0.0), "{:?}", report.rpo);
+    assert!(report.critical_path.seconds <= report.total_duration_seconds.unwrap() + 0.001);
 
     // Failback: the reverse sync copies into the original pool, the writer and traffic return.
     w.cognito.set_source(COLD).unwrap();
@@ -392,6 +406,12 @@ async fn ungraceful_failover_refuses_beyond_the_data_loss_bound_and_goes_straigh
         .unwrap();
     assert_eq!(promote["operation"], "FailoverGlobalCluster");
     assert_eq!(promote["estimated_data_loss_seconds"], 2.0);
+    let report = Report::new(&view, OffsetDateTime::now_utc());
+    assert_eq!(report.rpo.seconds, Some(2.0), "{:?}", report.rpo);
+    assert_eq!(
+        report.rto.until_phase.as_deref(),
+        Some("dns-stage-100-sync")
+    );
     assert_eq!(w.writer().await.as_deref(), Some(COLD));
     assert!(w.shares(COLD).await.values().all(|&s| s == 100));
 }
