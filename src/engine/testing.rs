@@ -544,7 +544,7 @@ fn expected_unwind(
         .filter(|id| {
             Some(*id) != failed_id && reversibility(id) == Some(Reversibility::Irreversible)
         })
-        .filter_map(|id| phase_of(id))
+        .filter_map(&phase_of)
         .max();
     let mut expected = Vec::new();
     for id in started.iter().rev() {

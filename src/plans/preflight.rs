@@ -101,7 +101,8 @@ pub struct CheckStep {
 }
 
 impl CheckStep {
-    pub fn new(check: Arc<dyn Check>) -> Arc<dyn Step> {
+    /// `check` as a step of a plan.
+    pub fn step(check: Arc<dyn Check>) -> Arc<dyn Step> {
         Arc::new(Self {
             id: StepId::new(check.id()),
             name: check.name(),

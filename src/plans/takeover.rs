@@ -119,14 +119,14 @@ pub fn phases(
     deps: &TakeoverDeps,
 ) -> Result<TakeoverPhases, PlanError> {
     let graceful = mode == Mode::Graceful;
-    let mut preflight: Vec<Arc<dyn Step>> = vec![CheckStep::new(Arc::new(TargetHealthy {
+    let mut preflight: Vec<Arc<dyn Step>> = vec![CheckStep::step(Arc::new(TargetHealthy {
         target: target.to_owned(),
         verdicts: deps.health.clone(),
     }))];
     if graceful {
         if let Some(drift) = &deps.drift {
             let force = matches!(kind, Kind::Failover { force: true });
-            preflight.push(CheckStep::new(Arc::new(TopologyConsistent {
+            preflight.push(CheckStep::step(Arc::new(TopologyConsistent {
                 target: target.to_owned(),
                 force,
                 readings: Arc::clone(drift),
@@ -134,19 +134,19 @@ pub fn phases(
         }
         if kind != Kind::Failback {
             if let Some(cognito) = &deps.cognito {
-                preflight.push(CheckStep::new(Arc::new(CognitoFresh {
+                preflight.push(CheckStep::step(Arc::new(CognitoFresh {
                     handle: cognito.clone(),
                     interval: deps.cognito_interval,
                 })));
             }
         }
-        preflight.push(CheckStep::new(Arc::new(BackupCopies {
+        preflight.push(CheckStep::step(Arc::new(BackupCopies {
             target: target.to_owned(),
             vaults: Arc::clone(&deps.vaults),
             gate: deps.backup_gate,
         })));
     } else if let Some(aurora) = &deps.aurora {
-        preflight.push(CheckStep::new(Arc::new(DataLossBound {
+        preflight.push(CheckStep::step(Arc::new(DataLossBound {
             databases: aurora
                 .databases
                 .iter()
