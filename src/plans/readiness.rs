@@ -146,6 +146,14 @@ impl ReadinessMonitor {
 
     /// One evaluation of both modes.
     pub async fn evaluate(&self) {
+        if self.plans.info(PLAN).is_none() {
+            // Nothing to be ready for: no gauge (an alert on "not ready" would be noise).
+            let mut state = self.handle.state.write().unwrap_or_else(|p| p.into_inner());
+            state.error = Some(format!(
+                "the {PLAN} plan is not configured here (it needs the dns section)"
+            ));
+            return;
+        }
         let (_, standby) = self.active.get();
         for mode in [Mode::Graceful, Mode::Ungraceful] {
             let result = self.evaluate_mode(mode, &standby).await;
@@ -292,6 +300,39 @@ mod tests {
             classify(&Ok(json!({"check": "pass", "summary": "fine"}))),
             ("pass", "fine".to_owned())
         );
+    }
+
+    #[tokio::test]
+    async fn without_the_plan_there_is_no_gauge_and_status_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = crate::topology::ActiveRegionRecord::open(
+            dir.path(),
+            crate::topology::RegionPair::new("a-1", "b-1"),
+        )
+        .unwrap();
+        let registry = Registry::new();
+        let monitor = ReadinessMonitor::new(
+            Arc::new(PlanRegistry::builtin(dir.path())),
+            record.view(),
+            Duration::from_secs(300),
+            &registry,
+        )
+        .unwrap();
+        monitor.evaluate().await;
+        let snapshot = monitor.handle().snapshot();
+        assert!(snapshot.modes.is_empty());
+        assert!(
+            snapshot
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("not configured"),
+            "{snapshot:?}"
+        );
+        assert!(registry
+            .gather()
+            .iter()
+            .all(|f| f.name() != "failoverd_plan_ready" || f.get_metric().is_empty()));
     }
 
     #[test]
