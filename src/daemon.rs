@@ -266,7 +266,16 @@ pub async fn serve(
 
     // The policy that may start a failover on its own.
     let (active, standby) = active_region.get();
-    let (starter, run_active) = EngineRunStarter::new(runner.handle(), active_region.clone());
+    let accepts_param: crate::policy::engine::AcceptsParam = {
+        let plans = Arc::clone(&plans);
+        Arc::new(move |plan: &str, param: &str| {
+            plans
+                .info(plan)
+                .is_some_and(|i| i.parameters.iter().any(|p| p == param))
+        })
+    };
+    let (starter, run_active) =
+        EngineRunStarter::new(runner.handle(), active_region.clone(), accepts_param);
     components.spawn(crate::policy::engine::follow_engine(
         runner.handle(),
         run_active,

@@ -20,8 +20,12 @@ pub const NAME: &str = "failover";
 /// Go ahead despite topology drift.
 pub const FORCE: &str = "force";
 
+/// Ungraceful: go ahead although the data loss is unknown or over `policy.max_data_loss` (the
+/// policy sets it on the run it escalates to a person; approving the run accepts the loss).
+pub const ACCEPT_DATA_LOSS: &str = "accept_data_loss";
+
 /// The parameters `failover` accepts.
-pub const PARAMETERS: &[&str] = &[TARGET_REGION, FORCE];
+pub const PARAMETERS: &[&str] = &[TARGET_REGION, FORCE, ACCEPT_DATA_LOSS];
 
 /// What `failover` is, for `GET /v1/plans`.
 pub fn info() -> PlanInfo {
@@ -47,6 +51,15 @@ pub fn build(mode: Mode, params: &Value, deps: &TakeoverDeps) -> Result<Plan, Pl
     let obj = params::object(params, PARAMETERS)?;
     let target = params::target_region(obj, &deps.pair)?;
     let force = params::boolean(obj, FORCE)?.unwrap_or(false);
-    let phases = takeover::phases(Kind::Failover { force }, mode, &target, deps)?;
+    let accept_data_loss = params::boolean(obj, ACCEPT_DATA_LOSS)?.unwrap_or(false);
+    let phases = takeover::phases(
+        Kind::Failover {
+            force,
+            accept_data_loss,
+        },
+        mode,
+        &target,
+        deps,
+    )?;
     Plan::new(NAME, phases.into_phases())
 }

@@ -291,6 +291,8 @@ pub struct DataLossBound {
     pub databases: Vec<String>,
     pub lag: Arc<dyn LagReadings>,
     pub max_data_loss: Duration,
+    /// `params.accept_data_loss`: a person accepted the loss; a refusal becomes a warning.
+    pub accepted: bool,
 }
 
 pub const DATA_LOSS_STEP: &str = "preflight-data-loss-bound";
@@ -361,7 +363,12 @@ impl Check for DataLossBound {
             .iter()
             .map(|g| (g.clone(), self.lag.last_lag(g)))
             .collect();
-        data_loss_verdict(&readings, self.max_data_loss)
+        match data_loss_verdict(&readings, self.max_data_loss) {
+            Verdict::Fail { message, .. } if self.accepted => Verdict::Warn(format!(
+                "accepted by the request (params.accept_data_loss): {message}"
+            )),
+            other => other,
+        }
     }
 }
 

@@ -84,7 +84,7 @@ pub struct TakeoverDeps {
 /// Which takeover to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Failover { force: bool },
+    Failover { force: bool, accept_data_loss: bool },
     Failback,
 }
 
@@ -125,7 +125,7 @@ pub fn phases(
     }))];
     if graceful {
         if let Some(drift) = &deps.drift {
-            let force = matches!(kind, Kind::Failover { force: true });
+            let force = matches!(kind, Kind::Failover { force: true, .. });
             preflight.push(CheckStep::step(Arc::new(TopologyConsistent {
                 target: target.to_owned(),
                 force,
@@ -154,6 +154,13 @@ pub fn phases(
                 .collect(),
             lag: Arc::clone(&aurora.lag),
             max_data_loss: deps.max_data_loss,
+            accepted: matches!(
+                kind,
+                Kind::Failover {
+                    accept_data_loss: true,
+                    ..
+                }
+            ),
         })));
     }
 

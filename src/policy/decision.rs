@@ -80,9 +80,12 @@ impl Reason {
 /// What to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Start the configured plan; with `approval_required` the run waits for an operator.
+    /// Start the configured plan; with `approval_required` the run waits for an operator. With
+    /// `accept_data_loss` the data loss could not be bounded: the run is escalated to a person,
+    /// and approving it accepts the loss.
     Start {
         approval_required: bool,
+        accept_data_loss: bool,
     },
     Hold,
 }
@@ -93,9 +96,11 @@ impl Action {
         match self {
             Self::Start {
                 approval_required: false,
+                ..
             } => "start",
             Self::Start {
                 approval_required: true,
+                ..
             } => "request_approval",
             Self::Hold => "hold",
         }
@@ -277,6 +282,36 @@ pub fn decide(rules: &PolicyRules, input: &PolicyInput<'_>) -> Decision {
         ));
     }
 
+    // Everything says "fail over" except that the data loss cannot be bounded (the lag is unknown
+    // or over the budget): that is a decision for a person, not a reason to wait forever while
+    // the region is down. Escalate: create the run waiting for approval; approving it accepts
+    // the loss.
+    let data_loss_only = !blockers.is_empty()
+        && blockers.iter().all(|(r, _)| {
+            matches!(
+                r,
+                Reason::ReplicationLagUnknown | Reason::ReplicationLagOverBudget
+            )
+        });
+    if data_loss_only {
+        let (reason, detail) = blockers[0].clone();
+        let hot = input.hot.map(|h| h.region.as_str()).unwrap_or_default();
+        let held = input.hot.map(|h| h.held_for(now)).unwrap_or_default();
+        return Decision {
+            action: Action::Start {
+                approval_required: true,
+                accept_data_loss: true,
+            },
+            reason,
+            blockers: Vec::new(),
+            detail: format!(
+                "hot region {hot} unhealthy for {}, but {detail}: escalated to a person — \
+                 approving this run accepts the data loss",
+                secs(held)
+            ),
+        };
+    }
+
     if let Some((reason, detail)) = blockers.first().cloned() {
         return Decision {
             action: Action::Hold,
@@ -305,6 +340,7 @@ pub fn decide(rules: &PolicyRules, input: &PolicyInput<'_>) -> Decision {
     Decision {
         action: Action::Start {
             approval_required: rules.mode == PolicyMode::ApprovalRequired,
+            accept_data_loss: false,
         },
         reason: Reason::HotRegionUnhealthy,
         blockers: Vec::new(),
@@ -433,7 +469,8 @@ mod tests {
         assert_eq!(
             d.action,
             Action::Start {
-                approval_required: false
+                approval_required: false,
+                accept_data_loss: false,
             }
         );
         assert_eq!(d.reason, Reason::HotRegionUnhealthy);
@@ -452,7 +489,8 @@ mod tests {
         assert_eq!(
             d.action,
             Action::Start {
-                approval_required: true
+                approval_required: true,
+                accept_data_loss: false,
             }
         );
         assert_eq!(d.action.as_str(), "request_approval");
@@ -577,19 +615,42 @@ mod tests {
     fn replication_lag_must_be_known_and_within_budget() {
         let t0 = Instant::now();
         let mut world = World::failing_hot(t0);
+        // An unbounded data loss is escalated to a person, in either mode.
+        let escalated = Action::Start {
+            approval_required: true,
+            accept_data_loss: true,
+        };
         world.lag = None;
+        for mode in [PolicyMode::Automatic, PolicyMode::ApprovalRequired] {
+            let d = world.decide(mode);
+            assert_eq!(d.action, escalated, "{mode:?}");
+            assert_eq!(d.reason, Reason::ReplicationLagUnknown);
+            assert!(
+                d.detail.contains("approving this run accepts"),
+                "{}",
+                d.detail
+            );
+        }
         assert_eq!(
-            hold(&world.decide(PolicyMode::Automatic)),
-            Reason::ReplicationLagUnknown
+            hold(&world.decide(PolicyMode::Off)),
+            Reason::ReplicationLagUnknown,
+            "never with the policy off"
         );
         world.lag = Some(ReplicationLag {
             lag: Duration::from_secs(61),
             observed_at: world.now - Duration::from_secs(30),
         });
         let d = world.decide(PolicyMode::Automatic);
-        assert_eq!(hold(&d), Reason::ReplicationLagOverBudget);
+        assert_eq!(d.action, escalated);
+        assert_eq!(d.reason, Reason::ReplicationLagOverBudget);
         assert!(d.detail.contains("1m 1s"), "{}", d.detail);
         assert!(d.detail.contains("30s ago"), "{}", d.detail);
+        // Another blocker as well (the standby unhealthy): hold, listing both.
+        world.cold = Some(verdict("us-west-2", Health::Unhealthy, world.now));
+        let d = world.decide(PolicyMode::Automatic);
+        assert_eq!(hold(&d), Reason::ColdRegionNotHealthy);
+        assert!(d.blockers.contains(&Reason::ReplicationLagOverBudget));
+        world.cold = Some(verdict("us-west-2", Health::Healthy, world.now));
         // Exactly at the budget is within it.
         world.lag = Some(ReplicationLag {
             lag: Duration::from_secs(60),
@@ -705,7 +766,24 @@ mod tests {
             };
             let d = world.decide(mode);
             let start = matches!(d.action, Action::Start { .. });
-            assert_eq!(start, code == 0, "code {code:08b}: {d:?}");
+            // Only the lag unknown: escalated to a person rather than held.
+            let escalated = code == 1 << 5;
+            assert_eq!(start, code == 0 || escalated, "code {code:08b}: {d:?}");
+            assert_eq!(
+                d.action,
+                match (code == 0, escalated) {
+                    (true, _) => Action::Start {
+                        approval_required: false,
+                        accept_data_loss: false
+                    },
+                    (_, true) => Action::Start {
+                        approval_required: true,
+                        accept_data_loss: true
+                    },
+                    _ => Action::Hold,
+                },
+                "code {code:08b}"
+            );
             assert_eq!(d.blockers.is_empty(), start);
             if !start {
                 assert_eq!(d.blockers[0], d.reason);

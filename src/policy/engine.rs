@@ -31,17 +31,27 @@ pub struct EngineRunStarter {
     /// Kept current by [`follow_engine`]; the engine itself refuses a second run in any case.
     active: Arc<AtomicBool>,
     regions: ActiveRegion,
+    /// Whether a plan (by name) accepts a parameter: the plans' own metadata.
+    accepts_param: AcceptsParam,
 }
+
+/// Whether plan `.0` accepts parameter `.1`.
+pub type AcceptsParam = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
 impl EngineRunStarter {
     /// Also returns the flag that [`follow_engine`] keeps current.
-    pub fn new(runner: RunnerHandle, regions: ActiveRegion) -> (Self, Arc<AtomicBool>) {
+    pub fn new(
+        runner: RunnerHandle,
+        regions: ActiveRegion,
+        accepts_param: AcceptsParam,
+    ) -> (Self, Arc<AtomicBool>) {
         let active = Arc::new(AtomicBool::new(false));
         (
             Self {
                 runner,
                 active: Arc::clone(&active),
                 regions,
+                accepts_param,
             },
             active,
         )
@@ -54,19 +64,26 @@ impl RunStarter for EngineRunStarter {
         &self,
         plan: &str,
         approval_required: bool,
+        accept_data_loss: bool,
         reason: &str,
         detected_at: Option<OffsetDateTime>,
     ) -> Result<String, RunStartError> {
+        let mut params = serde_json::json!({
+            crate::plans::params::TARGET_REGION: self.regions.get().1,
+            crate::plans::APPROVAL_REQUIRED: approval_required,
+        });
+        // Only plans that bound the data loss know the parameter (the others refuse it).
+        let knows = (self.accepts_param)(plan, crate::plans::failover::ACCEPT_DATA_LOSS);
+        if accept_data_loss && knows {
+            params[crate::plans::failover::ACCEPT_DATA_LOSS] = serde_json::Value::Bool(true);
+        }
         let request = RunRequest {
             plan: plan.to_owned(),
             mode: Mode::Ungraceful,
             dry_run: false,
             drill: false,
             reason: reason.to_owned(),
-            params: serde_json::json!({
-                crate::plans::params::TARGET_REGION: self.regions.get().1,
-                crate::plans::APPROVAL_REQUIRED: approval_required,
-            }),
+            params,
             requested_by: REQUESTED_BY.to_owned(),
             idempotency_key: None,
             detected_at,

@@ -13,7 +13,10 @@
 //! 4. no topology drift is reported (the recorded active region disagrees with the world, so
 //!    "hot" may not be what we think it is);
 //! 5. the last known replication lag is known and within `policy.max_data_loss` — an unknown lag
-//!    is a refusal, never a guess;
+//!    is never a guess: when it is the **only** unmet condition, the decision is escalated to a
+//!    person instead of held while the region stays down — the run is created waiting for
+//!    approval with `accept_data_loss` (approving it accepts the loss; the failover plan's
+//!    data-loss check then warns instead of refusing);
 //! 6. the cooldown since the last failover has passed, or an operator acknowledged it
 //!    (anti-flapping: two regions failing over back and forth is worse than either);
 //! 7. the previous attempt to start a run did not fail moments ago (a short backoff);

@@ -19,13 +19,15 @@ pub enum RunStartError {
 #[async_trait]
 pub trait RunStarter: Send + Sync {
     /// Starts `plan` as a failover (with `approval_required`, the run is created waiting for an
-    /// operator's approval); `reason` is recorded on the run, and so is `detected_at` — when the
+    /// operator's approval; with `accept_data_loss`, approving it accepts an unbounded data
+    /// loss — the plan's data-loss check then warns instead of refusing); `reason` is recorded on the run, and so is `detected_at` — when the
     /// hot region's verdict became unhealthy — from which the run's report measures the RTO.
     /// Returns the run's id.
     async fn start_failover(
         &self,
         plan: &str,
         approval_required: bool,
+        accept_data_loss: bool,
         reason: &str,
         detected_at: Option<OffsetDateTime>,
     ) -> Result<String, RunStartError>;

@@ -228,7 +228,11 @@ async fn evaluate(state: &mut LoopState) {
         record.detail = decision.detail.clone();
     }
 
-    let Action::Start { approval_required } = decision.action else {
+    let Action::Start {
+        approval_required,
+        accept_data_loss,
+    } = decision.action
+    else {
         return;
     };
     let plan = rules.plan.clone();
@@ -243,9 +247,13 @@ async fn evaluate(state: &mut LoopState) {
     );
     let started = tokio::time::timeout(
         START_TIMEOUT,
-        state
-            .starter
-            .start_failover(&plan, approval_required, &run_reason, detected_at),
+        state.starter.start_failover(
+            &plan,
+            approval_required,
+            accept_data_loss,
+            &run_reason,
+            detected_at,
+        ),
     )
     .await
     .unwrap_or_else(|_| {

@@ -39,6 +39,7 @@ impl RunStarter for Engine {
         &self,
         plan: &str,
         approval_required: bool,
+        _accept_data_loss: bool,
         reason: &str,
         detected_at: Option<OffsetDateTime>,
     ) -> Result<String, RunStartError> {
@@ -286,24 +287,28 @@ async fn mode_off_never_starts_and_says_it_would_have() {
 #[tokio::test(start_paused = true)]
 async fn unknown_or_excessive_lag_and_drift_refuse_with_their_reason() {
     let f = Fixture::start(PolicyMode::Automatic);
+    // Drift holds; the lag unknown on top of it changes nothing.
+    f.handle
+        .set_drift(Some("Aurora writer is in us-west-2".into()));
     f.handle.set_replication_lag(None);
     f.hot_unhealthy_now();
     sleep(300).await;
-    assert_eq!(f.reason(), Some(Reason::ReplicationLagUnknown));
+    assert_eq!(f.reason(), Some(Reason::TopologyDrift));
     let status = f.handle.status();
     let decision = status.last_decision.expect("a decision");
     assert_eq!(decision.decision, "hold");
-    assert!(decision.detail.contains("unknown"), "{}", decision.detail);
-    assert_eq!(f.count("hold", "replication_lag_unknown"), 1);
+    assert!(
+        decision.blockers.contains(&Reason::ReplicationLagUnknown),
+        "{decision:?}"
+    );
+    assert!(f.engine.starts().is_empty());
 
     f.handle.set_replication_lag(Some(Duration::from_secs(90)));
     sleep(2).await;
-    assert_eq!(f.reason(), Some(Reason::ReplicationLagOverBudget));
+    assert_eq!(f.reason(), Some(Reason::TopologyDrift));
     assert_eq!(f.handle.status().replication_lag_seconds, Some(90.0));
 
     f.handle.set_replication_lag(Some(Duration::from_secs(5)));
-    f.handle
-        .set_drift(Some("Aurora writer is in us-west-2".into()));
     sleep(2).await;
     assert_eq!(f.reason(), Some(Reason::TopologyDrift));
     assert!(f.engine.starts().is_empty());
@@ -316,6 +321,26 @@ async fn unknown_or_excessive_lag_and_drift_refuse_with_their_reason() {
     f.handle.set_drift(None);
     sleep(2).await;
     assert_eq!(f.engine.starts().len(), 1);
+    f.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unbounded_data_loss_is_escalated_to_a_person() {
+    let f = Fixture::start(PolicyMode::Automatic);
+    f.handle.set_replication_lag(None);
+    f.hot_unhealthy_now();
+    sleep(300).await;
+    // Automatic mode, but the data loss cannot be bounded: the run waits for a person.
+    let starts = f.engine.starts();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    let (_, approval_required, reason) = &starts[0];
+    assert!(*approval_required);
+    assert!(
+        reason.contains("approving this run accepts the data loss"),
+        "{reason}"
+    );
+    assert_eq!(f.reason(), Some(Reason::RunActive));
+    assert_eq!(f.count("request_approval", "replication_lag_unknown"), 1);
     f.shutdown().await;
 }
 

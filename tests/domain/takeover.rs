@@ -392,6 +392,34 @@ async fn ungraceful_failover_refuses_beyond_the_data_loss_bound_and_goes_straigh
     );
     assert_eq!(w.writer().await.as_deref(), Some(HOT), "nothing moved");
     assert!(w.shares(HOT).await.values().all(|&s| s == 100));
+    // A person accepting the loss (the policy escalates such a run to approval with this flag):
+    // the check warns, the takeover goes ahead.
+    let accepted = run(
+        &w.plans,
+        RunRequest {
+            params: json!({ "target_region": COLD, "accept_data_loss": true }),
+            ..request(failover::NAME, Mode::Ungraceful)
+        },
+    )
+    .await;
+    assert_eq!(
+        accepted.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        accepted.message
+    );
+    let warning = step(&accepted, "preflight-data-loss-bound")
+        .output
+        .clone()
+        .unwrap();
+    assert!(
+        warning["warning"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("accepted by the request"),
+        "{warning:#}"
+    );
+    assert_eq!(w.writer().await.as_deref(), Some(COLD));
 
     let w = World::start(2_000).await;
     let view = run(&w.plans, request(failover::NAME, Mode::Ungraceful)).await;
