@@ -58,7 +58,9 @@ cat <<INFO
     curl -s http://127.0.0.1:8080/metrics | grep ^failoverd_
     curl -s -H 'Authorization: Bearer lab-viewer-token' http://127.0.0.1:8080/v1/status
     FAILOVERD_TOKEN=lab-viewer-token target/release/failoverd status
-  Lose the hot region:  kill \$(cat .lab/endpoint-hot.pid)   (the policy then asks for approval)
+  Lose the hot region:  kill \$(cat .lab/endpoint-hot.pid)   (the policy then creates a failover
+    run waiting for approval: FAILOVERD_TOKEN=lab-operator-token target/release/failoverd approve ID;
+    then target/release/failoverd run failback --reason back — the walkthrough is in lab/README.md)
   Ctrl-C stops everything.
 
 INFO

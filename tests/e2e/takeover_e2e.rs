@@ -62,7 +62,9 @@ impl World {
             hot.addr,
             cold.addr,
             POLICY_OFF,
-        ) + "failover:\n  lost_region_budget: 5s\nevaluation:\n  interval: 1s\n";
+        )
+        .replace("lost_region_budget: 10s", "lost_region_budget: 5s");
+        assert!(config.contains("lost_region_budget: 5s"), "config/lab.yaml changed shape");
         World {
             rt,
             bed,
@@ -114,13 +116,21 @@ impl World {
 /// (the target healthy), a lag observation for the lab global database, the Cognito sync done
 /// once.
 fn wait_ready(api: &Api, target: &str) -> Value {
-    api.wait("daemon ready for a takeover", 90, || {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
         let s = api.get("/v1/status");
-        let ready = s["health"]["regions"][target]["health"] == "healthy"
+        if s["health"]["regions"][target]["health"] == "healthy"
             && s["replication"]["aurora"][0]["lag"].is_object()
-            && s["cognito"]["last_success"].is_string();
-        ready.then_some(s)
-    })
+            && s["cognito"]["last_success_at"].is_string()
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready for a takeover towards {target}: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Waits until the lag the daemon tracks comes from `region` (the current secondary's).
@@ -350,13 +360,13 @@ fn graceful_failover_failback_drift_and_aborts() {
     let api = w.api(&d);
     wait_ready(&api, COLD);
     let id = api.start(json!({"plan": "failover", "reason": "e2e abort in a hold"}));
-    wait_step_running(&api, &id, "dns-stage-10-hold", 60);
+    wait_step_running(&api, &id, "dns-hold-10", 60);
     let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
     assert!(code == 200 || code == 202, "{code} {body}");
     let run = api.finished(&id, 60);
     assert_eq!(run["status"], "needs_operator", "{run:#}");
     let message = run["message"].as_str().unwrap_or_default();
-    for later in ["dns-stage-10-hold", "dns-stage-50-apply", "record-active-region"] {
+    for later in ["dns-hold-10", "dns-apply-50", "record-active-region"] {
         assert!(message.contains(later), "{later} in the message: {message}");
     }
     assert_eq!(w.writer().as_deref(), Some(COLD), "the promotion stays");
@@ -530,7 +540,7 @@ fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
     );
     let d = Daemon::start_in(dir, &w.config);
     let api = w.api(&d);
-    wait_step_running(&api, &id, "dns-stage-50-sync", 90);
+    wait_step_running(&api, &id, "dns-sync-50", 90);
     let dir = d.kill9();
     w.bed.proxy.clear();
     let d = Daemon::start_in(dir, &w.config);
@@ -555,7 +565,7 @@ fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
     // The journal: the promotion executed once; the steps in doubt at each kill were verified
     // or started again.
     assert_eq!(started(&run, PROMOTE), 1, "{:#}", run["timeline"]);
-    for id in ["dns-stage-10-apply", "dns-stage-50-apply", "dns-stage-100-apply"] {
+    for id in ["dns-apply-10", "dns-apply-50", "dns-apply-100"] {
         assert_eq!(started(&run, id), 1, "{id}: {:#}", run["timeline"]);
     }
     assert!(

@@ -90,6 +90,9 @@ pub enum FaultPlan {
     /// `plan` for the requests `scope` matches; every other request is forwarded and does not
     /// advance `plan`.
     Scoped { scope: Scope, plan: Box<FaultPlan> },
+    /// The first of these plans that has a fault for the request gives it (the plans after it
+    /// are not asked, so not advanced): several scoped plans at once, the most specific first.
+    FirstOf(Vec<FaultPlan>),
     /// Forward everything.
     None,
     /// The next `remaining` requests get `fault`, then everything is forwarded.
@@ -282,6 +285,7 @@ impl FaultPlan {
                 *next = (*next + 1) % faults.len();
                 Some(fault)
             }
+            FaultPlan::FirstOf(plans) => plans.iter_mut().find_map(|p| p.next_fault(request)),
             FaultPlan::Scoped { scope, plan } => {
                 if scope.matches(request) {
                     plan.next_fault(request)
