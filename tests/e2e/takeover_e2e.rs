@@ -361,13 +361,26 @@ fn graceful_failover_failback_drift_and_aborts() {
     wait_ready(&api, COLD);
     let id = api.start(json!({"plan": "failover", "reason": "e2e abort in a hold"}));
     wait_step_running(&api, &id, "dns-hold-10", 60);
+    let aborted_at = Instant::now();
     let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
     assert!(code == 200 || code == 202, "{code} {body}");
     let run = api.finished(&id, 60);
+    println!(
+        "abort during a 20 s hold: the run ended {:.1}s after the abort request",
+        aborted_at.elapsed().as_secs_f64()
+    );
     assert_eq!(run["status"], "needs_operator", "{run:#}");
     let message = run["message"].as_str().unwrap_or_default();
-    for later in ["dns-hold-10", "dns-apply-50", "record-active-region"] {
-        assert!(message.contains(later), "{later} in the message: {message}");
+    // Each later step is named with its state: the 10 % stage done, the rest not started.
+    for done in ["aurora-wait-writer-lab-global done", "dns-apply-10 done"] {
+        assert!(message.contains(done), "{done:?} in the message: {message}");
+    }
+    let not_started = message
+        .split("not started")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the steps not started in the message: {message}"));
+    for later in ["dns-apply-50", "dns-hold-100", "record-active-region"] {
+        assert!(not_started.contains(later), "{later} not started: {message}");
     }
     assert_eq!(w.writer().as_deref(), Some(COLD), "the promotion stays");
     let now = weights(&w.rt, &w.moto());
@@ -409,6 +422,13 @@ fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
     );
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let sync = &step(&run, "cognito-final-sync")["output"];
+    println!(
+        "final sync through the outage: {} ({:.1}s)",
+        sync["skipped_reason"],
+        step(&run, "cognito-final-sync")["duration_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
     assert_eq!(sync["skipped"], true, "{sync:#}");
     assert!(
         sync["skipped_reason"]
