@@ -47,11 +47,7 @@ fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
 }
 
 fn instant(v: &Value) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(
-        v.as_str()?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()
+    OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// (RTO, critical path, per-phase longest step) of a finished run, in seconds.
@@ -146,10 +142,17 @@ fn main() -> anyhow::Result<()> {
         "takeover bench: promotion {promotion} s, Route 53 +{route53_ms} ms a call, GetChange +{} ms, hold {hold}",
         route53_ms + get_change_ms
     );
-    let run = api.run_to_end(json!({"plan": "failover", "reason": "bench graceful", "drill": true}));
+    let run =
+        api.run_to_end(json!({"plan": "failover", "reason": "bench graceful", "drill": true}));
     report("graceful failover us-east-1 -> us-west-2", &run)?;
 
-    put_lag(&bed.moto.endpoint_url(), "us-east-1", "lab-hot", 150.0, 600.0);
+    put_lag(
+        &bed.moto.endpoint_url(),
+        "us-east-1",
+        "lab-hot",
+        150.0,
+        600.0,
+    );
     api.wait("lag of lab-hot", 60, || {
         (api.get("/v1/status")["replication"]["aurora"][0]["lag"]["region"] == "us-east-1")
             .then_some(())

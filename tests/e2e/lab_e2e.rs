@@ -141,8 +141,9 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     });
 }
 
-/// The automatic path: the hot region's endpoint goes down, the policy (approval_required)
-/// creates the failover run waiting for an operator, the operator approves, traffic moves.
+/// The automatic path, as in `make lab`: the hot region's endpoint goes down, the policy
+/// (approval_required, plan `failover`) creates the ungraceful failover run waiting for an
+/// operator, the operator approves, the writer and the traffic move.
 #[test]
 fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -159,7 +160,7 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
         &lab_config(&endpoint),
         hot.addr,
         cold.addr,
-        "  mode: approval_required\n  plan: dns-switchover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
+        "  mode: approval_required\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
     );
     let d = Daemon::start(&config);
     let api = Api { d: &d, rt: &rt };
@@ -175,7 +176,7 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let (_, runs) = api.call(None, "/v1/runs");
     assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
 
-    // The hot region goes down: a dns-switchover run appears, waiting for approval.
+    // The hot region goes down: a failover run (ungraceful) appears, waiting for approval.
     hot.stop();
     let run = api.wait("policy to create the run", 60, || {
         let (_, runs) = api.call(None, "/v1/runs");
@@ -184,7 +185,8 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
             .and_then(|r| r.first().cloned())
             .filter(|r| r["status"] == "waiting_approval")
     });
-    assert_eq!(run["plan"], "dns-switchover");
+    assert_eq!(run["plan"], "failover");
+    assert_eq!(run["mode"], "ungraceful");
     assert_eq!(run["requested_by"], "auto-failover-policy");
     let id = run["id"].as_str().unwrap().to_owned();
     let (_, status) = api.call(None, "/v1/status");
@@ -218,6 +220,13 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
             .iter()
             .all(|(_, set, w)| (set == "us-west-2") == (*w == 100)),
         "{after:?}"
+    );
+    // The whole region moved: the writer too (what `make lab` shows after the approval).
+    assert_eq!(
+        crate::lab_support::aurora_topology(&rt, &bed.moto.endpoint_url())
+            .0
+            .as_deref(),
+        Some("us-west-2")
     );
 
     // Cooldown: no second run while the hot region stays down.

@@ -25,9 +25,8 @@
 use std::time::{Duration, Instant};
 
 use crate::lab_support::{
-    aurora_topology, all_traffic_in, lab_config, pool_users, put_lag, seed,
-    set_transition_seconds, weights, with_health_and_policy, Api, Endpoint, COLD_POOL,
-    LAB_USERS,
+    all_traffic_in, aurora_topology, lab_config, pool_users, put_lag, seed, set_transition_seconds,
+    weights, with_health_and_policy, Api, Endpoint, COLD_POOL, LAB_USERS,
 };
 use crate::support::fault_proxy::{Fault, FaultPlan, Scope};
 use crate::support::harness::Daemon;
@@ -64,7 +63,10 @@ impl World {
             POLICY_OFF,
         )
         .replace("lost_region_budget: 10s", "lost_region_budget: 5s");
-        assert!(config.contains("lost_region_budget: 5s"), "config/lab.yaml changed shape");
+        assert!(
+            config.contains("lost_region_budget: 5s"),
+            "config/lab.yaml changed shape"
+        );
         World {
             rt,
             bed,
@@ -232,7 +234,10 @@ fn graceful_failover_failback_drift_and_aborts() {
         "dns-stage-100-hold",
         "record-active-region",
     ] {
-        assert!(phases.iter().any(|p| p == expected), "{expected} in {phases:?}");
+        assert!(
+            phases.iter().any(|p| p == expected),
+            "{expected} in {phases:?}"
+        );
     }
     for s in run["phases"]
         .as_array()
@@ -261,13 +266,17 @@ fn graceful_failover_failback_drift_and_aborts() {
         LAB_USERS,
         "the cold pool holds the hot pool's users"
     );
-    api.wait("status: writer us-west-2, Cognito from us-west-2", 30, || {
-        let s = api.get("/v1/status");
-        (s["replication"]["aurora"][0]["topology"]["writer_region"] == COLD
-            && s["cognito"]["regions"][0] == COLD
-            && s["cognito"]["paused"] == false)
-            .then_some(())
-    });
+    api.wait(
+        "status: writer us-west-2, Cognito from us-west-2",
+        30,
+        || {
+            let s = api.get("/v1/status");
+            (s["replication"]["aurora"][0]["topology"]["writer_region"] == COLD
+                && s["cognito"]["regions"][0] == COLD
+                && s["cognito"]["paused"] == false)
+                .then_some(())
+        },
+    );
 
     // The failback needs a fresh lag of the new secondary (lab-hot, in us-east-1), as Aurora
     // would publish it.
@@ -299,18 +308,27 @@ fn graceful_failover_failback_drift_and_aborts() {
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(w.writer().as_deref(), Some(COLD));
     assert!(w.traffic_in(HOT));
+    // TODO(topology observer): /v1/status has no `topology` section on main yet (the daemon
+    // builds the takeover with `drift: None`), so this part checks only the run. Once it lands,
+    // the drift below must be reported (and `failoverd_topology_drift` set) before the failover,
+    // and cleared after it; adjust the field names to the observer's.
     let status = api.get("/v1/status");
     if status.get("topology").is_some() {
         api.wait("drift reported", 30, || {
             let s = api.get("/v1/status");
-            (s["topology"]["drift"].as_array().is_some_and(|d| !d.is_empty())
+            (s["topology"]["drift"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
                 || s["topology"]["drift"] == true)
                 .then_some(())
         });
     }
     let run = api.run_to_end(json!({"plan": "failover", "reason": "e2e complete the move"}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert_eq!(step(&run, PROMOTE)["output"]["requested_by_this_attempt"], false);
+    assert_eq!(
+        step(&run, PROMOTE)["output"]["requested_by_this_attempt"],
+        false
+    );
     w.assert_all_in(&api, COLD, "after completing the move");
     let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e back again"}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
@@ -380,7 +398,10 @@ fn graceful_failover_failback_drift_and_aborts() {
         .nth(1)
         .unwrap_or_else(|| panic!("the steps not started in the message: {message}"));
     for later in ["dns-apply-50", "dns-hold-100", "record-active-region"] {
-        assert!(not_started.contains(later), "{later} not started: {message}");
+        assert!(
+            not_started.contains(later),
+            "{later} not started: {message}"
+        );
     }
     assert_eq!(w.writer().as_deref(), Some(COLD), "the promotion stays");
     let now = weights(&w.rt, &w.moto());
@@ -414,7 +435,9 @@ fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
         },
     );
     let started_at = Instant::now();
-    let run = api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e us-east-1 lost"}));
+    let run = api.run_to_end(
+        json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e us-east-1 lost"}),
+    );
     println!(
         "ungraceful failover through the outage: {:.1}s (report {:.1}s)",
         started_at.elapsed().as_secs_f64(),
@@ -474,14 +497,22 @@ fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
             next: 0,
         },
     );
-    let run = api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e detach"}));
+    let run =
+        api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e detach"}));
     w.bed.proxy.clear();
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let promote = &step(&run, PROMOTE)["output"];
     assert_eq!(promote["fallback"], "detach-and-promote", "{promote:#}");
-    assert_eq!(promote["operation"], "RemoveFromGlobalCluster", "{promote:#}");
+    assert_eq!(
+        promote["operation"], "RemoveFromGlobalCluster",
+        "{promote:#}"
+    );
     let (_, members) = aurora_topology(&w.rt, &w.moto());
-    assert_eq!(members, vec![HOT.to_owned()], "lab-cold left the global database");
+    assert_eq!(
+        members,
+        vec![HOT.to_owned()],
+        "lab-cold left the global database"
+    );
     assert!(w.traffic_in(COLD));
     assert_eq!(api.get("/v1/status")["regions"]["active"], COLD);
 
@@ -513,7 +544,8 @@ fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
         let lag = &api.get("/v1/status")["replication"]["aurora"][0]["lag"];
         (lag["rpo_lag_seconds"].as_f64().unwrap_or(0.0) >= 100.0).then_some(())
     });
-    let run = api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e bound"}));
+    let run =
+        api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e bound"}));
     assert_eq!(run["status"], "failed", "{run:#}");
     let bound = step(&run, "preflight-data-loss-bound");
     assert_eq!(bound["status"], "failed", "{bound:#}");
