@@ -50,8 +50,17 @@ fn instant(v: &Value) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339).ok()
 }
 
-/// (RTO, critical path, per-phase longest step) of a finished run, in seconds.
-fn measure(run: &Value) -> anyhow::Result<(f64, f64, Vec<(String, f64)>)> {
+/// What a finished run measured, in seconds.
+struct Measured {
+    /// Run start to the end of its last `dns-` phase.
+    rto: f64,
+    /// Sum of each phase's longest step, up to that phase.
+    critical_path: f64,
+    /// Each phase's longest step.
+    phases: Vec<(String, f64)>,
+}
+
+fn measure(run: &Value) -> anyhow::Result<Measured> {
     let start = instant(&run["started_at"]).context("run started_at")?;
     let phases = run["phases"].as_array().context("phases")?;
     let last_dns = phases
@@ -75,14 +84,22 @@ fn measure(run: &Value) -> anyhow::Result<(f64, f64, Vec<(String, f64)>)> {
             }
         }
     }
-    Ok(((end - start).as_seconds_f64(), critical, breakdown))
+    Ok(Measured {
+        rto: (end - start).as_seconds_f64(),
+        critical_path: critical,
+        phases: breakdown,
+    })
 }
 
 fn report(label: &str, run: &Value) -> anyhow::Result<()> {
     if run["status"] != "succeeded" {
         bail!("{label}: the run did not succeed: {run:#}");
     }
-    let (rto, critical, breakdown) = measure(run)?;
+    let Measured {
+        rto,
+        critical_path: critical,
+        phases: breakdown,
+    } = measure(run)?;
     println!("\n{label}");
     for (phase, longest) in &breakdown {
         println!("  {phase:<28} {longest:>7.2} s");

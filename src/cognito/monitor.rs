@@ -166,7 +166,7 @@ impl CognitoMonitor {
                 cold: Arc::clone(&cold),
                 hot_pool: pools[0].clone(),
                 cold_pool: pools[1].clone(),
-                deletion: deletion.clone(),
+                deletion,
                 concurrency: ports.concurrency,
                 checkpoint: Arc::clone(&ports.checkpoint),
             },
