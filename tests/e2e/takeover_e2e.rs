@@ -278,8 +278,24 @@ fn graceful_failover_failback_drift_and_aborts() {
         },
     );
 
-    // The failback needs a fresh lag of the new secondary (lab-hot, in us-east-1), as Aurora
-    // would publish it.
+    // The failback needs a fresh lag of the new secondary (lab-hot, in us-east-1). Until Aurora
+    // publishes one, the lag of the former secondary (lab-cold, now the writer) is no lag at all:
+    // the failback's check refuses.
+    api.wait("the former secondary's lag forgotten", 30, || {
+        let s = api.get("/v1/status");
+        (s["replication"]["aurora"][0]["lag"].is_null()).then_some(())
+    });
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e no lag yet"}));
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let check = step(&run, CHECK);
+    assert!(
+        check["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no lag observation")),
+        "{check:#}"
+    );
+    assert_eq!(started(&run, PROMOTE), 0);
+    w.assert_all_in(&api, COLD, "after the refused failback");
     put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
     wait_lag_from(&api, HOT);
     let started_at = Instant::now();
