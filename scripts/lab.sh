@@ -51,15 +51,19 @@ echo $! > .lab/lag-feed.pid
 rm -rf .lab/state
 
 cargo build --release --locked --bin failoverd
+# The binary lands in cargo's target directory (CARGO_TARGET_DIR when set).
+FAILOVERD="${CARGO_TARGET_DIR:-target}/release/failoverd"
 export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_EC2_METADATA_DISABLED=true
 cat <<INFO
 
   failoverd lab — API http://127.0.0.1:8080  (emulated AWS on http://127.0.0.1:$MOTO_PORT)
     curl -s http://127.0.0.1:8080/metrics | grep ^failoverd_
     curl -s -H 'Authorization: Bearer lab-viewer-token' http://127.0.0.1:8080/v1/status
-    FAILOVERD_TOKEN=lab-viewer-token target/release/failoverd status
-  Lose the hot region:  kill \$(cat .lab/endpoint-hot.pid)   (the policy then asks for approval)
+    FAILOVERD_TOKEN=lab-viewer-token $FAILOVERD status
+  Lose the hot region:  kill \$(cat .lab/endpoint-hot.pid)   (the policy then creates a failover
+    run waiting for approval: FAILOVERD_TOKEN=lab-operator-token $FAILOVERD approve ID;
+    then $FAILOVERD run failback --reason back — the walkthrough is in lab/README.md)
   Ctrl-C stops everything.
 
 INFO
-target/release/failoverd serve --config config/lab.yaml
+"$FAILOVERD" serve --config config/lab.yaml

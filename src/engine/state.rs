@@ -312,6 +312,20 @@ impl RunState {
             .max_by_key(|(phase, _)| *phase)
     }
 
+    /// Steps of phases after `phase` that have not started, in plan order (for operator
+    /// messages: what an operator still has to do by hand).
+    pub fn not_started_after_phase(&self, phase: usize) -> Vec<StepId> {
+        self.record
+            .layout
+            .phases
+            .iter()
+            .skip(phase + 1)
+            .flat_map(|p| p.steps.iter())
+            .filter(|s| !self.started_order.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     /// Steps of phases after `phase` that have started, with their status (for operator messages).
     pub fn started_after_phase(&self, phase: usize) -> Vec<(StepId, StepStatus)> {
         self.started_order
@@ -1017,6 +1031,10 @@ mod tests {
             s.started_after_phase(0),
             vec![(id("c"), StepStatus::Succeeded)]
         );
+        assert!(s.not_started_after_phase(0).is_empty());
+        let before_c = fold(r.clone(), &events[..7]).unwrap();
+        assert_eq!(before_c.not_started_after_phase(0), vec![id("c")]);
+        assert!(before_c.started_after_phase(0).is_empty());
         // c is compensable, but undoing it would go half-way back past b: stop for a person.
         assert_eq!(s.next_unwind(), UnwindNext::CannotUndo(id("b")));
         let mut compensate_c = events.clone();

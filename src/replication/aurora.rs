@@ -41,6 +41,16 @@ pub(crate) fn secondary_region<'a>(topology: Option<&Topology>, pair: &'a Region
     }
 }
 
+/// After a switchover the secondary is the other region: an observation of the former
+/// secondary (now the writer) says nothing about the current lag, however recent it is, so it is
+/// dropped rather than kept as the last known lag (a failback's check, or the data-loss bound,
+/// would otherwise judge the lag of the other direction).
+pub(crate) fn forget_other_secondary(lag: &mut Option<LagObservation>, secondary: &str) {
+    if lag.as_ref().is_some_and(|l| l.region != secondary) {
+        *lag = None;
+    }
+}
+
 /// The writer region per the topology, or the hot region while unknown.
 pub(crate) fn writer_region<'a>(topology: Option<&'a Topology>, pair: &'a RegionPair) -> &'a str {
     topology
@@ -188,14 +198,18 @@ impl AuroraTracker {
                         .saturating_add(CLOUDWATCH_PERIOD)
                         .as_secs()
                 );
-                self.state
-                    .update_aurora(id, |a| record_failure(&mut a.lag_error, message, now));
+                self.state.update_aurora(id, |a| {
+                    forget_other_secondary(&mut a.lag, &region);
+                    record_failure(&mut a.lag_error, message, now);
+                });
             }
             Err(message) => {
                 self.metrics.failed(poll_source::CLOUDWATCH);
                 tracing::warn!(global_cluster = id, %region, error = %message, "aurora lag poll failed");
-                self.state
-                    .update_aurora(id, |a| record_failure(&mut a.lag_error, message, now));
+                self.state.update_aurora(id, |a| {
+                    forget_other_secondary(&mut a.lag, &region);
+                    record_failure(&mut a.lag_error, message, now);
+                });
             }
         }
     }
@@ -260,6 +274,27 @@ mod tests {
             at: datetime!(2026-11-28 12:00:00 UTC) + time::Duration::seconds(secs),
             lag: Duration::from_millis(lag_ms),
         }
+    }
+
+    #[test]
+    fn an_observation_of_the_former_secondary_is_forgotten() {
+        let observed = |region: &str| LagObservation {
+            lag: Duration::from_millis(200),
+            rpo_lag: None,
+            region: region.into(),
+            source: LagSourceKind::Cloudwatch,
+            observed_at: datetime!(2026-11-28 12:00:00 UTC),
+        };
+        let mut lag = Some(observed("cold-1"));
+        forget_other_secondary(&mut lag, "cold-1");
+        assert_eq!(lag, Some(observed("cold-1")), "same secondary: kept");
+        forget_other_secondary(&mut lag, "hot-1");
+        assert_eq!(
+            lag, None,
+            "the roles swapped: the old direction's lag is no lag"
+        );
+        forget_other_secondary(&mut lag, "hot-1");
+        assert_eq!(lag, None);
     }
 
     #[test]

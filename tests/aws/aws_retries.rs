@@ -8,7 +8,7 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use crate::support::fault_proxy::{Fault, FaultStats};
+use crate::support::fault_proxy::{Fault, FaultPlan, FaultStats, Scope};
 use crate::support::{TestBed, COLD, HOT};
 use failoverd::aws::{AwsClients, ClientSettings, ErrorKind, RetryMode};
 use failoverd::cognito::UserDirectory;
@@ -374,4 +374,85 @@ async fn adaptive_mode_rides_out_throttling() {
     }
     let stats = bed.proxy.stats();
     assert_eq!((stats.throttled, stats.forwarded), (2, 3), "{stats:?}");
+}
+
+/// A scoped plan is one region's outage: the requests signed for the hot region fail in turn
+/// (dropped, 503), the cold region's and the excluded global service's go through, and requests
+/// outside the scope do not use up the plan.
+#[tokio::test]
+async fn a_region_scoped_outage_fails_only_that_regions_requests() {
+    let (bed, seeded, clients) = start().await;
+    bed.proxy.fail_scoped(
+        Scope::region(HOT).except_service("route53"),
+        FaultPlan::Rotate {
+            faults: vec![Fault::Drop, Fault::ServerError(503)],
+            next: 0,
+        },
+    );
+    let cold = clients.region(COLD).expect("cold").global_database();
+    cold.describe_db_clusters()
+        .await
+        .expect("the cold region answers");
+    call(&clients, &seeded, Call::Route53)
+        .await
+        .expect("Route 53 signs for us-east-1 but is excluded");
+    let before = bed.proxy.stats();
+    let err = call(&clients, &seeded, Call::Rds)
+        .await
+        .expect_err("the hot region is out");
+    assert!(err.is_retryable(), "{err}");
+    let after = bed.proxy.stats();
+    // Three attempts, alternately dropped and refused with a 503; none forwarded.
+    assert_eq!(
+        (
+            after.dropped - before.dropped,
+            after.server_errors - before.server_errors,
+            after.forwarded - before.forwarded
+        ),
+        (2, 1, 0),
+        "{after:?}"
+    );
+    call(&clients, &seeded, Call::Cognito)
+        .await
+        .expect_err("every hot service is out");
+}
+
+/// An action scope fails one operation and nothing else.
+#[tokio::test]
+async fn an_action_scoped_fault_fails_only_that_operation() {
+    let (bed, seeded, clients) = start().await;
+    bed.proxy.fail_scoped(
+        Scope::action("DescribeDBClusters"),
+        FaultPlan::Next {
+            fault: Fault::Error {
+                status: 400,
+                code: "InvalidGlobalClusterStateFault".into(),
+            },
+            remaining: 1,
+        },
+    );
+    let hot = clients.region(HOT).expect("hot").global_database();
+    let other = hot
+        .describe_global_cluster("no-such-global")
+        .await
+        .expect_err("moto's own answer");
+    assert_eq!(
+        other.kind,
+        ErrorKind::NotFound,
+        "another RDS action reaches moto: {other}"
+    );
+    call(&clients, &seeded, Call::Cognito)
+        .await
+        .expect("another service goes through");
+    let err = hot
+        .describe_db_clusters()
+        .await
+        .expect_err("the scoped action fails");
+    assert!(
+        err.to_string().contains("InvalidGlobalClusterStateFault"),
+        "{err}"
+    );
+    hot.describe_db_clusters()
+        .await
+        .expect("the plan is used up");
 }

@@ -4,142 +4,14 @@
 //! staged DNS switchover moves the lab's traffic and back, an Aurora switchover moves the writer
 //! (and, the traffic staying, shows as topology drift).
 
-use crate::support;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use crate::support::harness::{Daemon, OPERATOR_TOKEN};
+use crate::lab_support::{
+    lab_config, seed, weights, with_health_and_policy, Api, Endpoint, COLD_POOL, LAB_USERS,
+};
+use crate::support::harness::Daemon;
 use crate::support::TestBed;
-use failoverd::dns::{DnsApi, Routing};
-use serde_json::{json, Value};
-
-const ZONE: &str = "MPJUQ3UZI4BN9I99O6AT71";
-
-async fn seed(bed: &TestBed) {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/support/lab_world.py"))
-        .args(["--endpoint", &bed.moto.endpoint_url()])
-        .output()
-        .await
-        .expect("run lab_world.py (tests/support/setup.sh creates .venv)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// config/lab.yaml, pointed at this test's emulator and directory, with the DNS holds shortened.
-fn lab_config(endpoint: &str) -> String {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lab.yaml")).unwrap();
-    let replaced = text
-        .replace("http://127.0.0.1:4566", endpoint)
-        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
-        .replace("tokens_file: lab-tokens.yaml", "tokens_file: tokens.yaml")
-        .replace("dir: ../.lab/state", "dir: state")
-        .replace("hold: 10s", "hold: 0s")
-        .replace("interval: 30s", "interval: 1s")
-        .replace("observe_interval: 10s", "observe_interval: 1s");
-    for needle in [
-        "127.0.0.1:0",
-        "tokens.yaml",
-        "dir: state",
-        "hold: 0s",
-        "interval: 1s",
-        "observe_interval: 1s",
-        endpoint,
-    ] {
-        assert!(
-            replaced.contains(needle),
-            "config/lab.yaml changed shape: {needle} not set"
-        );
-    }
-    replaced
-}
-
-struct Api<'a> {
-    d: &'a Daemon,
-    rt: &'a tokio::runtime::Runtime,
-}
-
-impl Api<'_> {
-    fn call(&self, post: Option<Value>, path: &str) -> (u16, Value) {
-        self.rt.block_on(async {
-            let c = Daemon::client();
-            let url = format!("{}{path}", self.d.url);
-            let req = match post {
-                Some(b) => c.post(url).json(&b),
-                None => c.get(url),
-            };
-            let resp = req.bearer_auth(OPERATOR_TOKEN).send().await.unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    fn wait<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn metrics(&self) -> String {
-        self.rt.block_on(async {
-            Daemon::client()
-                .get(format!("{}/metrics", self.d.url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        })
-    }
-
-    fn run_to_end(&self, body: Value) -> Value {
-        let (status, run) = self.call(Some(body), "/v1/runs");
-        assert_eq!(status, 202, "{run}");
-        let id = run["id"].as_str().unwrap().to_owned();
-        self.wait("run to finish", 120, || {
-            let (_, run) = self.call(None, &format!("/v1/runs/{id}"));
-            matches!(
-                run["status"].as_str(),
-                Some("succeeded" | "failed" | "aborted" | "needs_operator")
-            )
-            .then_some(run)
-        })
-    }
-}
-
-fn weights(rt: &tokio::runtime::Runtime, endpoint: &str) -> Vec<(String, String, u8)> {
-    rt.block_on(async {
-        let clients = support::clients(&support::settings(endpoint)).await;
-        let mut out: Vec<(String, String, u8)> = clients
-            .dns()
-            .list_record_sets(ZONE)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|r| match r.routing {
-                Routing::Weighted { weight } => Some((
-                    r.name.clone(),
-                    r.set_identifier.clone().unwrap_or_default(),
-                    weight,
-                )),
-                _ => None,
-            })
-            .collect();
-        out.sort();
-        out
-    })
-}
+use serde_json::json;
 
 #[test]
 fn lab_status_dns_switchover_and_aurora_switchover() {
@@ -233,12 +105,14 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         "{after:?}"
     );
     assert!(run["report"]["total_duration_seconds"].as_f64().unwrap() > 0.0);
-    // The active region follows the traffic, durably; the Cognito sync (hot to cold) pauses.
-    api.wait("active region us-west-2, sync paused", 30, || {
+    // The active region follows the traffic, durably; the Cognito sync turns around (the
+    // active region's pool is its source).
+    api.wait("active region us-west-2, sync reversed", 30, || {
         let (_, s) = api.call(None, "/v1/status");
         (s["regions"]["active"] == "us-west-2"
             && s["regions"]["standby"] == "us-east-1"
-            && s["cognito"]["paused"] == true)
+            && s["cognito"]["regions"][0] == "us-west-2"
+            && s["cognito"]["paused"] == false)
             .then_some(())
     });
     let recorded = std::fs::read_to_string(d.state_dir().join("active-region")).unwrap();
@@ -267,33 +141,17 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     assert_eq!(weights(&rt, &endpoint), before);
     api.wait("active region back to us-east-1", 30, || {
         let (_, s) = api.call(None, "/v1/status");
-        (s["regions"]["active"] == "us-east-1" && s["cognito"]["paused"] == false).then_some(())
+        (s["regions"]["active"] == "us-east-1"
+            && s["cognito"]["regions"][0] == "us-east-1"
+            && s["cognito"]["paused"] == false)
+            .then_some(())
     });
 
     // Cognito: the sync plan fills the (initially empty) cold pool with the hot pool's 64 users.
     let run = api.run_to_end(json!({"plan": "cognito-sync", "reason": "lab e2e"}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
-    let cold_users = rt.block_on(async {
-        use failoverd::cognito::UserDirectory;
-        let clients = support::clients(&support::settings(&endpoint)).await;
-        let dir = clients.region("us-west-2").unwrap().user_directory();
-        let (mut n, mut token) = (0, None::<String>);
-        loop {
-            let page = dir
-                .list_users(
-                    "us-west-2_f82bd5b3fcce44aa86ffdad7b025a220",
-                    token.as_deref(),
-                )
-                .await
-                .unwrap();
-            n += page.items.len();
-            token = page.next_token;
-            if token.is_none() {
-                break n;
-            }
-        }
-    });
-    assert_eq!(cold_users, 64);
+    let cold_users = crate::lab_support::pool_users(&rt, &endpoint, "us-west-2", COLD_POOL);
+    assert_eq!(cold_users, LAB_USERS);
     let (_, s) = api.call(None, "/v1/status");
     assert!(s["cognito"].is_object(), "{s:#}");
 
@@ -331,52 +189,9 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     );
 }
 
-/// A tiny HTTP server answering 200 to anything, until dropped.
-struct Endpoint {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Endpoint {
-    fn start(rt: &tokio::runtime::Runtime) -> Endpoint {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut rx => return,
-                    accepted = listener.accept() => {
-                        let Ok((mut sock, _)) = accepted else { continue };
-                        tokio::spawn(async move {
-                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                            let mut buf = [0u8; 1024];
-                            let _ = sock.read(&mut buf).await;
-                            let _ = sock
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                                .await;
-                        });
-                    }
-                }
-            }
-        });
-        Endpoint {
-            addr,
-            stop: Some(tx),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// The automatic path: the hot region's endpoint goes down, the policy (approval_required)
-/// creates the failover run waiting for an operator, the operator approves, traffic moves.
+/// The automatic path, as in `make lab`: the hot region's endpoint goes down, the policy
+/// (approval_required, plan `failover`) creates the ungraceful failover run waiting for an
+/// operator, the operator approves, the writer and the traffic move.
 #[test]
 fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -389,14 +204,12 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let mut hot = Endpoint::start(&rt);
     let cold = Endpoint::start(&rt);
 
-    let config = lab_config(&endpoint);
-    let start = config.find("\nhealth:").unwrap();
-    let end = config.find("\ndns:").unwrap();
-    let health = format!(
-        "\nhealth:\n  unhealthy_after: 2\n  healthy_after: 1\n  min_failing: 1\n  require_distinct_kinds: false\n  probes:\n    - {{name: hot-app, region: us-east-1, kind: http, url: 'http://{}/healthz', interval: 200ms, timeout: 150ms}}\n    - {{name: cold-app, region: us-west-2, kind: http, url: 'http://{}/healthz', interval: 200ms, timeout: 150ms}}\npolicy:\n  mode: approval_required\n  plan: dns-switchover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
-        hot.addr, cold.addr
+    let config = with_health_and_policy(
+        &lab_config(&endpoint),
+        hot.addr,
+        cold.addr,
+        "  mode: approval_required\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
     );
-    let config = format!("{}{}{}", &config[..start], health, &config[end..]);
     let d = Daemon::start(&config);
     let api = Api { d: &d, rt: &rt };
 
@@ -411,7 +224,7 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let (_, runs) = api.call(None, "/v1/runs");
     assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
 
-    // The hot region goes down: a dns-switchover run appears, waiting for approval.
+    // The hot region goes down: a failover run (ungraceful) appears, waiting for approval.
     hot.stop();
     let run = api.wait("policy to create the run", 60, || {
         let (_, runs) = api.call(None, "/v1/runs");
@@ -420,7 +233,8 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
             .and_then(|r| r.first().cloned())
             .filter(|r| r["status"] == "waiting_approval")
     });
-    assert_eq!(run["plan"], "dns-switchover");
+    assert_eq!(run["plan"], "failover");
+    assert_eq!(run["mode"], "ungraceful");
     assert_eq!(run["requested_by"], "auto-failover-policy");
     let id = run["id"].as_str().unwrap().to_owned();
     let (_, status) = api.call(None, "/v1/status");
@@ -454,6 +268,13 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
             .iter()
             .all(|(_, set, w)| (set == "us-west-2") == (*w == 100)),
         "{after:?}"
+    );
+    // The whole region moved: the writer too (what `make lab` shows after the approval).
+    assert_eq!(
+        crate::lab_support::aurora_topology(&rt, &bed.moto.endpoint_url())
+            .0
+            .as_deref(),
+        Some("us-west-2")
     );
 
     // Cooldown: no second run while the hot region stays down.

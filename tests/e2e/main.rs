@@ -1,5 +1,7 @@
 //! End to end: the lab (the real binary against the emulated two-region AWS) and the alert rules
-//! (through `promtool` and a real Prometheus server). One module per subject.
+//! (through `promtool` and a real Prometheus server), and the region takeover (`failover`,
+//! `failback`) on the lab world. One module per subject; `lab_support` holds what the lab
+//! modules share.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -7,3 +9,5 @@ mod support;
 mod alerts_prometheus;
 mod alerts_promtool;
 mod lab_e2e;
+mod lab_support;
+mod takeover_e2e;

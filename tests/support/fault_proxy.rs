@@ -16,9 +16,34 @@
 //! * [`Fault::Delay`]: waits, then forwards (past the attempt timeout, this is a hang);
 //! * [`Fault::Drop`]: closes the connection without answering.
 //!
-//! Faults apply to "the next N requests" or to a share of requests drawn from a seeded RNG, so a
-//! test is deterministic. Every decision is counted ([`FaultStats`]) for assertions such as "two
-//! throttles, then one forwarded request".
+//! Faults apply to "the next N requests", to a share of requests drawn from a seeded RNG, or to
+//! every request in turn from a fixed list ([`FaultPlan::Rotate`]), so a test is deterministic.
+//! Every decision is counted ([`FaultStats`]) for assertions such as "two throttles, then one
+//! forwarded request".
+//!
+//! **Scopes: one region's (or one operation's) outage.** [`FaultPlan::Scoped`] applies its inner
+//! plan only to the requests a [`Scope`] matches and forwards every other request untouched,
+//! without advancing the inner plan — so "the next 2 requests" means the next 2 *matching*
+//! requests, whatever else the daemon sends meanwhile. A scope matches on what every AWS request
+//! carries:
+//!
+//! * the **region** and **service** of the SigV4 credential scope in the `Authorization` header
+//!   (`Credential=AKID/20261128/us-east-1/rds/aws4_request`), i.e. the region the client was built
+//!   for. Global services sign for one region (Route 53: `us-east-1`), so "us-east-1 is lost"
+//!   usually wants [`Scope::except_service`]`("route53")` as well — which is a choice the test
+//!   makes explicitly, not something the proxy guesses;
+//! * the **action**: query protocols' `Action=` form field (RDS), the JSON protocol's
+//!   `X-Amz-Target` operation (Cognito), the RPC v2 CBOR path's `/operation/<Name>` (CloudWatch),
+//!   and for Route 53 (REST) the operation its method and path stand for
+//!   (`ChangeResourceRecordSets`, `GetChange`, `ListResourceRecordSets`, `GetHealthCheckStatus`).
+//!   Backup's REST operations carry no name the proxy derives, and never match an action scope.
+//!
+//! The proxy also remembers what it forwarded to moto ([`FaultProxy::forwarded_matching`]), so a
+//! test can count side effects that reached the emulator — "exactly one
+//! `SwitchoverGlobalCluster`", "three `ChangeResourceRecordSets`" — across daemon restarts.
+//!
+//! To match on the action the proxy buffers the request body first (every request, scoped or not:
+//! AWS request bodies are small, and one code path keeps the forwarding identical).
 //!
 //! Requests are forwarded unchanged, whatever the protocol: CloudWatch's Smithy RPC v2 CBOR is
 //! served by failoverd's moto extension (`tests/support/failoverd_moto/cloudwatch.py`).
@@ -59,6 +84,15 @@ pub enum Fault {
 /// Which requests get a fault.
 #[derive(Debug)]
 pub enum FaultPlan {
+    /// Each request gets the next fault of `faults`, round-robin from `next` (deterministic
+    /// mixes such as "dropped, then timed out, then 503" for an outage).
+    Rotate { faults: Vec<Fault>, next: usize },
+    /// `plan` for the requests `scope` matches; every other request is forwarded and does not
+    /// advance `plan`.
+    Scoped { scope: Scope, plan: Box<FaultPlan> },
+    /// The first of these plans that has a fault for the request gives it (the plans after it
+    /// are not asked, so not advanced): several scoped plans at once, the most specific first.
+    FirstOf(Vec<FaultPlan>),
     /// Forward everything.
     None,
     /// The next `remaining` requests get `fault`, then everything is forwarded.
@@ -69,6 +103,133 @@ pub enum FaultPlan {
         share: f64,
         rng: Box<StdRng>,
     },
+}
+
+/// Which requests a [`FaultPlan::Scoped`] applies to: every field that is set must match
+/// (case-insensitively).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The SigV4 credential scope's region.
+    pub region: Option<String>,
+    /// The SigV4 credential scope's service (`rds`, `route53`, `cognito-idp`, `monitoring`...).
+    pub service: Option<String>,
+    /// Services that never match (a global service signing for the region, such as `route53`).
+    pub except_services: Vec<String>,
+    /// The operation name (`FailoverGlobalCluster`, `ListUsers`...).
+    pub action: Option<String>,
+}
+
+impl Scope {
+    /// Requests signed for `region`.
+    pub fn region(region: &str) -> Scope {
+        Scope {
+            region: Some(region.to_owned()),
+            ..Scope::default()
+        }
+    }
+
+    /// Requests for the operation `action` (see the module doc for which protocols carry it).
+    pub fn action(action: &str) -> Scope {
+        Scope {
+            action: Some(action.to_owned()),
+            ..Scope::default()
+        }
+    }
+
+    /// Requests of `service` only.
+    pub fn service(mut self, service: &str) -> Scope {
+        self.service = Some(service.to_owned());
+        self
+    }
+
+    /// Leaves out the requests of `service`.
+    pub fn except_service(mut self, service: &str) -> Scope {
+        self.except_services.push(service.to_owned());
+        self
+    }
+
+    fn matches(&self, request: &RequestFacts) -> bool {
+        let same = |want: &Option<String>, got: &Option<String>| match want {
+            None => true,
+            Some(w) => got.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(w)),
+        };
+        let excluded = request.service.as_deref().is_some_and(|s| {
+            self.except_services
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(s))
+        });
+        !excluded
+            && same(&self.region, &request.region)
+            && same(&self.service, &request.service)
+            && same(&self.action, &request.action)
+    }
+}
+
+/// What a scope looks at in one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RequestFacts {
+    region: Option<String>,
+    service: Option<String>,
+    action: Option<String>,
+}
+
+impl RequestFacts {
+    fn of(parts: &hyper::http::request::Parts, body: &[u8], protocol: Protocol) -> RequestFacts {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        // `AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, SignedHeaders=...`
+        let scope: Vec<&str> = header("authorization")
+            .split("Credential=")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .map(|credential| credential.split('/').collect())
+            .unwrap_or_default();
+        let action = match protocol {
+            Protocol::QueryXml => std::str::from_utf8(body).ok().and_then(|form| {
+                form.split('&')
+                    .find_map(|pair| pair.strip_prefix("Action="))
+                    .map(str::to_owned)
+            }),
+            Protocol::Json => header("x-amz-target")
+                .rsplit('.')
+                .next()
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned),
+            Protocol::RpcV2Cbor => parts
+                .uri
+                .path()
+                .split("/operation/")
+                .nth(1)
+                .map(|a| a.trim_end_matches('/').to_owned()),
+            Protocol::RestXml => route53_operation(parts.method.as_str(), parts.uri.path()),
+            Protocol::RestJson => None,
+        };
+        RequestFacts {
+            region: scope.get(2).map(|s| (*s).to_owned()),
+            service: scope.get(3).map(|s| (*s).to_owned()),
+            action,
+        }
+    }
+}
+
+/// The Route 53 operation a REST request stands for (the few failoverd uses, by method and path).
+fn route53_operation(method: &str, path: &str) -> Option<String> {
+    let path = path.trim_end_matches('/');
+    let op = match method {
+        "POST" if path.ends_with("/rrset") => "ChangeResourceRecordSets",
+        "GET" if path.ends_with("/rrset") => "ListResourceRecordSets",
+        "GET" if path.contains("/change/") => "GetChange",
+        "GET" if path.ends_with("/status") && path.contains("/healthcheck/") => {
+            "GetHealthCheckStatus"
+        }
+        _ => return None,
+    };
+    Some(op.to_owned())
 }
 
 /// What the proxy did so far.
@@ -100,14 +261,38 @@ struct Shared {
     upstream: SocketAddr,
     plan: Mutex<FaultPlan>,
     counters: Counters,
+    /// Every request forwarded to moto (and answered by it), in order.
+    forwarded: Mutex<Vec<RequestFacts>>,
 }
 
 impl Shared {
-    /// The fault for the next request, if any, advancing the plan.
-    fn next_fault(&self) -> Option<Fault> {
+    /// The fault for `request`, if any, advancing the plan.
+    fn next_fault(&self, request: &RequestFacts) -> Option<Fault> {
         let mut plan = self.plan.lock().expect("fault plan lock poisoned");
-        match &mut *plan {
+        plan.next_fault(request)
+    }
+}
+
+impl FaultPlan {
+    fn next_fault(&mut self, request: &RequestFacts) -> Option<Fault> {
+        match self {
             FaultPlan::None => None,
+            FaultPlan::Rotate { faults, next } => {
+                if faults.is_empty() {
+                    return None;
+                }
+                let fault = faults[*next % faults.len()].clone();
+                *next = (*next + 1) % faults.len();
+                Some(fault)
+            }
+            FaultPlan::FirstOf(plans) => plans.iter_mut().find_map(|p| p.next_fault(request)),
+            FaultPlan::Scoped { scope, plan } => {
+                if scope.matches(request) {
+                    plan.next_fault(request)
+                } else {
+                    None
+                }
+            }
             FaultPlan::Next { fault, remaining } => {
                 if *remaining == 0 {
                     return None;
@@ -141,6 +326,7 @@ impl FaultProxy {
             upstream,
             plan: Mutex::new(FaultPlan::None),
             counters: Counters::default(),
+            forwarded: Mutex::new(Vec::new()),
         });
         let accept_shared = shared.clone();
         let accept_task = tokio::spawn(async move {
@@ -199,9 +385,29 @@ impl FaultProxy {
         });
     }
 
+    /// `plan` for the requests `scope` matches only.
+    pub fn fail_scoped(&self, scope: Scope, plan: FaultPlan) {
+        self.set_plan(FaultPlan::Scoped {
+            scope,
+            plan: Box::new(plan),
+        });
+    }
+
     /// Forward everything from now on.
     pub fn clear(&self) {
         self.set_plan(FaultPlan::None);
+    }
+
+    /// How many requests `scope` matches among those forwarded to moto so far (the side effects
+    /// that reached the emulator).
+    pub fn forwarded_matching(&self, scope: &Scope) -> usize {
+        self.shared
+            .forwarded
+            .lock()
+            .expect("forwarded log lock poisoned")
+            .iter()
+            .filter(|r| scope.matches(r))
+            .count()
     }
 
     pub fn stats(&self) -> FaultStats {
@@ -243,7 +449,14 @@ async fn handle(
     let counters = &shared.counters;
     counters.requests.fetch_add(1, Ordering::SeqCst);
     let protocol = Protocol::of(&request);
-    match shared.next_fault() {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        // The client went away mid-request: nothing to answer.
+        Err(_) => return Err(DroppedOnPurpose),
+    };
+    let facts = RequestFacts::of(&parts, &body, protocol);
+    match shared.next_fault(&facts) {
         None => {}
         Some(Fault::Throttle) => {
             counters.throttled.fetch_add(1, Ordering::SeqCst);
@@ -271,15 +484,20 @@ async fn handle(
             tokio::time::sleep(delay).await;
         }
     }
-    let response = forward(shared.upstream, request).await;
+    let response = forward(shared.upstream, Request::from_parts(parts, body)).await;
     counters.forwarded.fetch_add(1, Ordering::SeqCst);
+    shared
+        .forwarded
+        .lock()
+        .expect("forwarded log lock poisoned")
+        .push(facts);
     Ok(response)
 }
 
 /// Sends the request to moto on a fresh connection and buffers the answer. A failure to reach
 /// moto becomes a 502, which the SDK treats like any 5xx.
-async fn forward(upstream: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    match try_forward(upstream, request).await {
+async fn forward(upstream: SocketAddr, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    match send_buffered(upstream, request).await {
         Ok(response) => response,
         Err(message) => {
             let mut response = Response::new(Full::new(Bytes::from(message)));
@@ -287,19 +505,6 @@ async fn forward(upstream: SocketAddr, request: Request<Incoming>) -> Response<F
             response
         }
     }
-}
-
-async fn try_forward(
-    upstream: SocketAddr,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, String> {
-    let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| format!("reading the request: {e}"))?
-        .to_bytes();
-    send_buffered(upstream, Request::from_parts(parts, body)).await
 }
 
 /// Sends a fully buffered request to moto on a fresh connection; returns the buffered answer.

@@ -206,8 +206,14 @@ impl Actor {
             .and_then(|s| s.point_of_no_return())
             .filter(|(_, barrier)| barrier == step)
             .and_then(|(phase, _)| {
-                let later = state?.started_after_phase(phase);
-                (!later.is_empty()).then(|| {
+                let state = state?;
+                let later = state.started_after_phase(phase);
+                let not_started = state.not_started_after_phase(phase);
+                if later.is_empty() && not_started.is_empty() {
+                    return None;
+                }
+                let mut text = String::from("; the plan only goes forward past it");
+                if !later.is_empty() {
                     let list: Vec<String> = later
                         .iter()
                         .map(|(later_id, status)| {
@@ -221,11 +227,19 @@ impl Actor {
                             format!("{later_id} {}{check}", step_status_word(*status))
                         })
                         .collect();
-                    format!(
-                        "; the plan only goes forward past it, so the later steps were left as they are: {}",
+                    text.push_str(&format!(
+                        ", so the later steps were left as they are: {}",
                         list.join("; ")
-                    )
-                })
+                    ));
+                }
+                if !not_started.is_empty() {
+                    let list: Vec<String> = not_started.iter().map(|s| s.to_string()).collect();
+                    text.push_str(&format!(
+                        "; not started (finish them by hand or run the plan again): {}",
+                        list.join(", ")
+                    ));
+                }
+                Some(text)
             })
             .unwrap_or_default();
         let (what, error) = match state.and_then(|s| s.steps.get(step)) {

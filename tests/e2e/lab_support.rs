@@ -1,0 +1,325 @@
+//! What the lab's end-to-end tests share: the seeded lab world (`tests/support/lab_world.py`),
+//! `config/lab.yaml` pointed at a test's emulator with short timings, a blocking client of the
+//! daemon's API, stub application endpoints for the HTTP probes, and readings of the emulated
+//! world taken straight from moto (not through the fault proxy, so an injected outage never
+//! blurs what a test asserts).
+
+use crate::support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::support::harness::{Daemon, OPERATOR_TOKEN};
+use crate::support::TestBed;
+use failoverd::cognito::UserDirectory;
+use failoverd::dns::{DnsApi, Routing};
+use failoverd::replication::GlobalDatabaseApi;
+use serde_json::Value;
+
+/// The lab's hosted zone (lab_world.py's IDs are deterministic).
+pub const ZONE: &str = "MPJUQ3UZI4BN9I99O6AT71";
+pub const GLOBAL: &str = "lab-global";
+pub const COLD_POOL: &str = "us-west-2_f82bd5b3fcce44aa86ffdad7b025a220";
+/// Users lab_world.py puts in the hot pool.
+pub const LAB_USERS: usize = 64;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Seeds the lab world into the bed's moto (directly, not through the proxy).
+pub async fn seed(bed: &TestBed) {
+    let out = tokio::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/support/lab_world.py"))
+        .args(["--endpoint", &bed.moto.endpoint_url()])
+        .output()
+        .await
+        .expect("run lab_world.py (tests/support/setup.sh creates .venv)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// config/lab.yaml, pointed at this test's emulator and directory, with the DNS holds shortened.
+pub fn lab_config(endpoint: &str) -> String {
+    let text = std::fs::read_to_string(root().join("config/lab.yaml")).unwrap();
+    let replaced = text
+        .replace("http://127.0.0.1:4566", endpoint)
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
+        .replace("tokens_file: lab-tokens.yaml", "tokens_file: tokens.yaml")
+        .replace("dir: ../.lab/state", "dir: state")
+        .replace("hold: 10s", "hold: 0s")
+        .replace("interval: 30s", "interval: 1s")
+        .replace("observe_interval: 10s", "observe_interval: 1s");
+    for needle in [
+        "127.0.0.1:0",
+        "tokens.yaml",
+        "dir: state",
+        "hold: 0s",
+        "interval: 1s",
+        "observe_interval: 1s",
+        endpoint,
+    ] {
+        assert!(
+            replaced.contains(needle),
+            "config/lab.yaml changed shape: {needle} not set"
+        );
+    }
+    replaced
+}
+
+/// `config` with its `health:` and `policy:` sections replaced: one HTTP probe per region on the
+/// given stub endpoints (fast), and `policy` (the YAML body of the section, indented).
+pub fn with_health_and_policy(
+    config: &str,
+    hot: std::net::SocketAddr,
+    cold: std::net::SocketAddr,
+    policy: &str,
+) -> String {
+    let start = config.find("\nhealth:").expect("a health section");
+    let end = config.find("\ndns:").expect("a dns section after it");
+    let health = format!(
+        "\nhealth:\n  unhealthy_after: 2\n  healthy_after: 1\n  min_failing: 1\n  require_distinct_kinds: false\n  probes:\n    - {{name: hot-app, region: us-east-1, kind: http, url: 'http://{hot}/healthz', interval: 200ms, timeout: 150ms}}\n    - {{name: cold-app, region: us-west-2, kind: http, url: 'http://{cold}/healthz', interval: 200ms, timeout: 150ms}}\npolicy:\n{policy}"
+    );
+    format!("{}{}{}", &config[..start], health, &config[end..])
+}
+
+/// A blocking client of a daemon's API, with the operator token.
+pub struct Api<'a> {
+    pub d: &'a Daemon,
+    pub rt: &'a tokio::runtime::Runtime,
+}
+
+impl Api<'_> {
+    pub fn call(&self, post: Option<Value>, path: &str) -> (u16, Value) {
+        self.rt.block_on(async {
+            let c = Daemon::client();
+            let url = format!("{}{path}", self.d.url);
+            let req = match post {
+                Some(b) => c.post(url).json(&b),
+                None => c.get(url),
+            };
+            let resp = req.bearer_auth(OPERATOR_TOKEN).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        self.call(None, path).1
+    }
+
+    /// Polls `f` every 200 ms until it answers, for at most `secs`.
+    pub fn wait<T>(&self, what: &str, secs: u64, f: impl FnMut() -> Option<T>) -> T {
+        wait(what, secs, f)
+    }
+
+    /// Starts a run and returns its id.
+    pub fn start(&self, body: Value) -> String {
+        let (status, run) = self.call(Some(body), "/v1/runs");
+        assert_eq!(status, 202, "{run}");
+        run["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits (at most `secs`) for run `id` to end and returns its view.
+    pub fn finished(&self, id: &str, secs: u64) -> Value {
+        self.wait("run to finish", secs, || {
+            let run = self.get(&format!("/v1/runs/{id}"));
+            matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "aborted" | "needs_operator")
+            )
+            .then_some(run)
+        })
+    }
+
+    pub fn run_to_end(&self, body: Value) -> Value {
+        let id = self.start(body);
+        self.finished(&id, 120)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.rt.block_on(async {
+            Daemon::client()
+                .get(format!("{}/metrics", self.d.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+}
+
+/// Polls `f` every 200 ms until it answers, for at most `secs`.
+pub fn wait<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The weighted records of the lab zone: (name, set identifier, weight), sorted.
+pub fn weights(rt: &tokio::runtime::Runtime, endpoint: &str) -> Vec<(String, String, u8)> {
+    rt.block_on(async {
+        let clients = support::clients(&support::settings(endpoint)).await;
+        let mut out: Vec<(String, String, u8)> = clients
+            .dns()
+            .list_record_sets(ZONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.routing {
+                Routing::Weighted { weight } => Some((
+                    r.name.clone(),
+                    r.set_identifier.clone().unwrap_or_default(),
+                    weight,
+                )),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    })
+}
+
+/// Whether every weighted record sends all its traffic to `region`.
+pub fn all_traffic_in(rt: &tokio::runtime::Runtime, endpoint: &str, region: &str) -> bool {
+    let w = weights(rt, endpoint);
+    !w.is_empty() && w.iter().all(|(_, set, w)| (set == region) == (*w == 100))
+}
+
+/// The lab global database's writer region (`None` without a writer) and its member regions.
+pub fn aurora_topology(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+) -> (Option<String>, Vec<String>) {
+    rt.block_on(async {
+        let clients = support::clients(&support::settings(endpoint)).await;
+        let global = clients
+            .region(support::COLD)
+            .unwrap()
+            .global_database()
+            .describe_global_cluster(GLOBAL)
+            .await
+            .unwrap();
+        let mut members: Vec<String> = global
+            .members
+            .iter()
+            .filter_map(|m| m.region.clone())
+            .collect();
+        members.sort();
+        (global.writer_region().map(str::to_owned), members)
+    })
+}
+
+/// How many users the pool `pool` of `region` holds.
+pub fn pool_users(rt: &tokio::runtime::Runtime, endpoint: &str, region: &str, pool: &str) -> usize {
+    rt.block_on(async {
+        let clients = support::clients(&support::settings(endpoint)).await;
+        let dir = clients.region(region).unwrap().user_directory();
+        let (mut n, mut token) = (0, None::<String>);
+        loop {
+            let page = dir.list_users(pool, token.as_deref()).await.unwrap();
+            n += page.items.len();
+            token = page.next_token;
+            if token.is_none() {
+                break n;
+            }
+        }
+    })
+}
+
+/// Puts fresh Aurora lag datapoints (replication lag and RPO lag, milliseconds, now) for
+/// `cluster` into CloudWatch in `region` — what Aurora publishes for a secondary.
+pub fn put_lag(endpoint: &str, region: &str, cluster: &str, lag_ms: f64, rpo_ms: f64) {
+    const SCRIPT: &str = r#"
+import sys, datetime, boto3
+endpoint, region, cluster, lag, rpo = sys.argv[1:6]
+cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name=region,
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+now = datetime.datetime.now(datetime.timezone.utc)
+dims = [{"Name": "DBClusterIdentifier", "Value": cluster}]
+cw.put_metric_data(Namespace="AWS/RDS", MetricData=[
+    {"MetricName": "AuroraGlobalDBReplicationLag", "Dimensions": dims, "Timestamp": now,
+     "Value": float(lag), "Unit": "Milliseconds"},
+    {"MetricName": "AuroraGlobalDBRPOLag", "Dimensions": dims, "Timestamp": now,
+     "Value": float(rpo), "Unit": "Milliseconds"},
+])
+"#;
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .args(["-c", SCRIPT, endpoint, region, cluster])
+        .args([lag_ms.to_string(), rpo_ms.to_string()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "put_metric_data: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sets the emulated Aurora switchover/failover duration (`failoverd_moto/admin.py`).
+pub fn set_transition_seconds(rt: &tokio::runtime::Runtime, bed: &TestBed, seconds: f64) {
+    rt.block_on(bed.moto.seed(
+        "rds/settings",
+        serde_json::json!({ "transition_seconds": seconds }),
+    ));
+}
+
+/// A tiny HTTP server answering 200 to anything, until stopped or dropped.
+pub struct Endpoint {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Endpoint {
+    pub fn start(rt: &tokio::runtime::Runtime) -> Endpoint {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut rx => return,
+                    accepted = listener.accept() => {
+                        let Ok((mut sock, _)) = accepted else { continue };
+                        tokio::spawn(async move {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let mut buf = [0u8; 1024];
+                            let _ = sock.read(&mut buf).await;
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                                .await;
+                        });
+                    }
+                }
+            }
+        });
+        Endpoint {
+            addr,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

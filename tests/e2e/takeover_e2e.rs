@@ -1,0 +1,649 @@
+//! The region takeover end to end: the real binary runs the `failover` and `failback` plans on
+//! the lab world (`tests/support/lab_world.py`, behind the test bed's fault proxy), with the DNS
+//! holds at 0 s and the monitors on 1 s intervals. What is checked is the emulated world itself,
+//! read straight from moto: the Aurora writer, the Route 53 weights, the Cognito pools, and the
+//! daemon's record of the active region.
+//!
+//! Each test owns one world and walks it through several cases in a row, so the suite starts
+//! four emulators, not one per case:
+//! * [`graceful_failover_failback_drift_and_aborts`]: a graceful failover and the failback; the
+//!   writer moved alone (`aurora-switchover`) and the failover completing the move; aborts
+//!   before the promotion (`aborted`, nothing moved) and after it (`needs_operator`, DNS left
+//!   where it was);
+//! * [`ungraceful_failover_through_an_outage_then_detach_and_promote`]: the hot region's AWS
+//!   endpoints refuse, drop and hang (us-east-1 only); the ungraceful failover completes without
+//!   it; the failback once it is back; then `FailoverGlobalCluster` failing makes the plan detach
+//!   and promote, and the failback is refused with the rebuild steps;
+//! * [`data_loss_bound_refuses_and_kill9_resumes_without_double_effects`]: an RPO lag over
+//!   `policy.max_data_loss` refuses the ungraceful failover; a graceful one killed with SIGKILL
+//!   in `prepare`, while `aurora-wait` polls a promotion in progress, and while a DNS stage waits
+//!   for `INSYNC` resumes after each restart and succeeds, with exactly one
+//!   `SwitchoverGlobalCluster` and one `ChangeResourceRecordSets` per stage reaching AWS.
+//!
+//! No timing is asserted; the run durations are printed (`--nocapture`) for the record.
+
+use std::time::{Duration, Instant};
+
+use crate::lab_support::{
+    all_traffic_in, aurora_topology, lab_config, pool_users, put_lag, seed, set_transition_seconds,
+    weights, with_health_and_policy, Api, Endpoint, COLD_POOL, LAB_USERS,
+};
+use crate::support::fault_proxy::{Fault, FaultPlan, Scope};
+use crate::support::harness::Daemon;
+use crate::support::{TestBed, COLD, HOT};
+use serde_json::{json, Value};
+
+/// The policy of these tests: never start a run on its own (the tests start every run).
+const POLICY_OFF: &str =
+    "  mode: 'off'\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n";
+
+/// One world: the runtime, the test bed (seeded) and the stub application endpoints.
+struct World {
+    rt: tokio::runtime::Runtime,
+    bed: TestBed,
+    _hot: Endpoint,
+    _cold: Endpoint,
+    config: String,
+}
+
+impl World {
+    fn start() -> World {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bed = rt.block_on(TestBed::start());
+        rt.block_on(seed(&bed));
+        let hot = Endpoint::start(&rt);
+        let cold = Endpoint::start(&rt);
+        let config = with_health_and_policy(
+            &lab_config(&bed.endpoint_url()),
+            hot.addr,
+            cold.addr,
+            POLICY_OFF,
+        )
+        .replace("lost_region_budget: 10s", "lost_region_budget: 5s");
+        assert!(
+            config.contains("lost_region_budget: 5s"),
+            "config/lab.yaml changed shape"
+        );
+        World {
+            rt,
+            bed,
+            _hot: hot,
+            _cold: cold,
+            config,
+        }
+    }
+
+    /// moto itself (not the proxy): what the tests read the world through.
+    fn moto(&self) -> String {
+        self.bed.moto.endpoint_url()
+    }
+
+    fn api<'a>(&'a self, d: &'a Daemon) -> Api<'a> {
+        Api { d, rt: &self.rt }
+    }
+
+    fn writer(&self) -> Option<String> {
+        aurora_topology(&self.rt, &self.moto()).0
+    }
+
+    fn traffic_in(&self, region: &str) -> bool {
+        all_traffic_in(&self.rt, &self.moto(), region)
+    }
+
+    /// Asserts the whole world is in `region`: writer, traffic, the record.
+    fn assert_all_in(&self, api: &Api, region: &str, context: &str) {
+        assert_eq!(self.writer().as_deref(), Some(region), "writer ({context})");
+        assert!(
+            self.traffic_in(region),
+            "traffic ({context}): {:?}",
+            weights(&self.rt, &self.moto())
+        );
+        let s = api.get("/v1/status");
+        assert_eq!(s["regions"]["active"], region, "active ({context})");
+        let recorded = std::fs::read_to_string(api.d.state_dir().join("active-region"))
+            .unwrap_or_else(|_| HOT.to_owned());
+        assert_eq!(recorded.trim(), region, "active-region file ({context})");
+    }
+
+    /// How many requests matching `scope` reached moto so far.
+    fn reached(&self, scope: &Scope) -> usize {
+        self.bed.proxy.forwarded_matching(scope)
+    }
+}
+
+/// Waits until the daemon is ready for a takeover towards `target`: both regions' verdicts known
+/// (the target healthy), a lag observation for the lab global database, the Cognito sync done
+/// once.
+fn wait_ready(api: &Api, target: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = api.get("/v1/status");
+        if s["health"]["regions"][target]["health"] == "healthy"
+            && s["replication"]["aurora"][0]["lag"].is_object()
+            && s["cognito"]["last_success_at"].is_string()
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready for a takeover towards {target}: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until the lag the daemon tracks comes from `region` (the current secondary's).
+fn wait_lag_from(api: &Api, region: &str) {
+    api.wait(&format!("a lag observation from {region}"), 60, || {
+        let s = api.get("/v1/status");
+        (s["replication"]["aurora"][0]["lag"]["region"] == region).then_some(())
+    });
+}
+
+/// The run's step `id` (from its phases).
+fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["steps"].as_array().into_iter().flatten())
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
+}
+
+fn phase_names(run: &Value) -> Vec<String> {
+    run["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `StepStarted` events of step `id` in the run's timeline (one per executed attempt).
+fn started(run: &Value, id: &str) -> usize {
+    run["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "step_started" && e["step"] == id)
+        .count()
+}
+
+/// Waits until step `id` of run `run_id` is running.
+fn wait_step_running(api: &Api, run_id: &str, id: &str, secs: u64) {
+    api.wait(&format!("step {id} running"), secs, || {
+        let run = api.get(&format!("/v1/runs/{run_id}"));
+        assert!(
+            !matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "aborted" | "needs_operator")
+            ),
+            "the run ended before {id} was seen running: {run:#}"
+        );
+        (step(&run, id)["status"] == "running").then_some(())
+    });
+}
+
+fn seconds(run: &Value) -> f64 {
+    run["report"]["total_duration_seconds"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+const PROMOTE: &str = "aurora-promote-lab-global";
+const CHECK: &str = "aurora-check-lab-global";
+const WAIT_WRITER: &str = "aurora-wait-writer-lab-global";
+
+#[test]
+fn graceful_failover_failback_drift_and_aborts() {
+    let w = World::start();
+    let d = Daemon::start(&w.config);
+    let api = w.api(&d);
+    wait_ready(&api, COLD);
+    w.assert_all_in(&api, HOT, "seeded");
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains("failoverd_plan_ready{mode=\"graceful\",plan=\"failover\"}"),
+        "readiness is exported: {metrics}"
+    );
+
+    // (a) A graceful failover without parameters: the target is the standby.
+    let started_at = Instant::now();
+    let run = api.run_to_end(json!({"plan": "failover", "reason": "e2e graceful"}));
+    println!(
+        "graceful failover: {:.1}s (report {:.1}s)",
+        started_at.elapsed().as_secs_f64(),
+        seconds(&run)
+    );
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run["params"]["target_region"], COLD, "{:#}", run["params"]);
+    let phases = phase_names(&run);
+    for expected in [
+        "preflight",
+        "prepare",
+        "aurora-promote",
+        "aurora-wait",
+        "dns-stage-10-apply",
+        "dns-stage-10-sync",
+        "dns-stage-10-hold",
+        "dns-stage-50-apply",
+        "dns-stage-100-hold",
+        "record-active-region",
+    ] {
+        assert!(
+            phases.iter().any(|p| p == expected),
+            "{expected} in {phases:?}"
+        );
+    }
+    for s in run["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap())
+    {
+        assert_eq!(s["status"], "succeeded", "{s:#}");
+    }
+    for id in [
+        "preflight-target-health",
+        "preflight-cognito-sync",
+        "preflight-backup-copies",
+        CHECK,
+        "dns-preflight",
+    ] {
+        step(&run, id);
+    }
+    assert_eq!(
+        step(&run, PROMOTE)["output"]["operation"],
+        "SwitchoverGlobalCluster"
+    );
+    w.assert_all_in(&api, COLD, "after the failover");
+    assert_eq!(
+        pool_users(&w.rt, &w.moto(), COLD, COLD_POOL),
+        LAB_USERS,
+        "the cold pool holds the hot pool's users"
+    );
+    api.wait(
+        "status: writer us-west-2, Cognito from us-west-2",
+        30,
+        || {
+            let s = api.get("/v1/status");
+            (s["replication"]["aurora"][0]["topology"]["writer_region"] == COLD
+                && s["cognito"]["regions"][0] == COLD
+                && s["cognito"]["paused"] == false)
+                .then_some(())
+        },
+    );
+
+    // The failback needs a fresh lag of the new secondary (lab-hot, in us-east-1). Until Aurora
+    // publishes one, the lag of the former secondary (lab-cold, now the writer) is no lag at all:
+    // the failback's check refuses.
+    api.wait("the former secondary's lag forgotten", 30, || {
+        let s = api.get("/v1/status");
+        (s["replication"]["aurora"][0]["lag"].is_null()).then_some(())
+    });
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e no lag yet"}));
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let check = step(&run, CHECK);
+    assert!(
+        check["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no lag observation")),
+        "{check:#}"
+    );
+    assert_eq!(started(&run, PROMOTE), 0);
+    w.assert_all_in(&api, COLD, "after the refused failback");
+    put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
+    wait_lag_from(&api, HOT);
+    let started_at = Instant::now();
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e back"}));
+    println!(
+        "graceful failback: {:.1}s (report {:.1}s)",
+        started_at.elapsed().as_secs_f64(),
+        seconds(&run)
+    );
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run["params"]["target_region"], HOT);
+    step(&run, "cognito-reverse-sync");
+    assert_eq!(
+        step(&run, CHECK)["output"]["lag_region"],
+        HOT,
+        "the failback's check judged the lag of the current secondary"
+    );
+    w.assert_all_in(&api, HOT, "after the failback");
+    api.wait("Cognito from us-east-1 again", 30, || {
+        (api.get("/v1/status")["cognito"]["regions"][0] == HOT).then_some(())
+    });
+
+    // (g) The writer moved alone: the failover completes the move (its promotion finds the
+    // writer already there).
+    let run = api.run_to_end(json!({"plan": "aurora-switchover", "reason": "e2e writer alone", "params": {"target_region": COLD}}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(w.writer().as_deref(), Some(COLD));
+    assert!(w.traffic_in(HOT));
+    // TODO(topology observer): /v1/status has no `topology` section on main yet (the daemon
+    // builds the takeover with `drift: None`), so this part checks only the run. Once it lands,
+    // the drift below must be reported (and `failoverd_topology_drift` set) before the failover,
+    // and cleared after it; adjust the field names to the observer's.
+    let status = api.get("/v1/status");
+    if status.get("topology").is_some() {
+        api.wait("drift reported", 30, || {
+            let s = api.get("/v1/status");
+            (s["topology"]["drift"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+                || s["topology"]["drift"] == true)
+                .then_some(())
+        });
+    }
+    let run = api.run_to_end(json!({"plan": "failover", "reason": "e2e complete the move"}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(
+        step(&run, PROMOTE)["output"]["requested_by_this_attempt"],
+        false
+    );
+    w.assert_all_in(&api, COLD, "after completing the move");
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e back again"}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    w.assert_all_in(&api, HOT, "after the second failback");
+
+    // (e) Abort during the preflight (the Aurora check held up by a slow DescribeGlobalClusters).
+    w.bed.proxy.fail_scoped(
+        Scope::action("DescribeGlobalClusters"),
+        FaultPlan::Rotate {
+            faults: vec![Fault::Delay(Duration::from_millis(2500))],
+            next: 0,
+        },
+    );
+    let id = api.start(json!({"plan": "failover", "reason": "e2e abort in preflight"}));
+    wait_step_running(&api, &id, CHECK, 30);
+    let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let run = api.finished(&id, 60);
+    w.bed.proxy.clear();
+    assert_eq!(run["status"], "aborted", "{run:#}");
+    assert_eq!(started(&run, PROMOTE), 0, "{run:#}");
+    w.assert_all_in(&api, HOT, "after the abort in preflight");
+
+    // Abort during `prepare` (the final sync's ListUsers held up).
+    w.bed.proxy.fail_scoped(
+        Scope::action("ListUsers"),
+        FaultPlan::Rotate {
+            faults: vec![Fault::Delay(Duration::from_millis(2000))],
+            next: 0,
+        },
+    );
+    let id = api.start(json!({"plan": "failover", "reason": "e2e abort in prepare"}));
+    wait_step_running(&api, &id, "cognito-final-sync", 60);
+    let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let run = api.finished(&id, 60);
+    w.bed.proxy.clear();
+    assert_eq!(run["status"], "aborted", "{run:#}");
+    assert_eq!(started(&run, PROMOTE), 0, "{run:#}");
+    w.assert_all_in(&api, HOT, "after the abort in prepare");
+
+    // Abort after the promotion, during a DNS hold: the plan does not unwind past the promotion,
+    // and the traffic stays where the stage put it.
+    let dir = d.kill9();
+    let held = w.config.replace("hold: 0s", "hold: 20s");
+    let d = Daemon::start_in(dir, &held);
+    let api = w.api(&d);
+    wait_ready(&api, COLD);
+    let id = api.start(json!({"plan": "failover", "reason": "e2e abort in a hold"}));
+    wait_step_running(&api, &id, "dns-hold-10", 60);
+    let aborted_at = Instant::now();
+    let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let run = api.finished(&id, 60);
+    println!(
+        "abort during a 20 s hold: the run ended {:.1}s after the abort request",
+        aborted_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(run["status"], "needs_operator", "{run:#}");
+    let message = run["message"].as_str().unwrap_or_default();
+    // Each later step is named with its state: the 10 % stage done, the rest not started.
+    for done in ["aurora-wait-writer-lab-global done", "dns-apply-10 done"] {
+        assert!(message.contains(done), "{done:?} in the message: {message}");
+    }
+    let not_started = message
+        .split("not started")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the steps not started in the message: {message}"));
+    for later in ["dns-apply-50", "dns-hold-100", "record-active-region"] {
+        assert!(
+            not_started.contains(later),
+            "{later} not started: {message}"
+        );
+    }
+    assert_eq!(w.writer().as_deref(), Some(COLD), "the promotion stays");
+    let now = weights(&w.rt, &w.moto());
+    assert!(
+        now.iter()
+            .all(|(_, set, weight)| *weight == if set == COLD { 10 } else { 90 }),
+        "DNS is left at the 10 % stage, not rolled back: {now:?}"
+    );
+    assert_eq!(api.get("/v1/status")["regions"]["active"], HOT);
+}
+
+#[test]
+fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
+    let w = World::start();
+    let d = Daemon::start(&w.config);
+    let api = w.api(&d);
+    wait_ready(&api, COLD);
+
+    // (b) us-east-1 is lost: every request signed for it is dropped, hangs past the attempt
+    // timeout, or is refused with a 503, in turn. Route 53 signs for us-east-1 too but is a
+    // global service; it stays up here (its loss is the data-plane mode's subject).
+    w.bed.proxy.fail_scoped(
+        Scope::region(HOT).except_service("route53"),
+        FaultPlan::Rotate {
+            faults: vec![
+                Fault::Drop,
+                Fault::Delay(Duration::from_secs(30)),
+                Fault::ServerError(503),
+            ],
+            next: 0,
+        },
+    );
+    let started_at = Instant::now();
+    let run = api.run_to_end(
+        json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e us-east-1 lost"}),
+    );
+    println!(
+        "ungraceful failover through the outage: {:.1}s (report {:.1}s)",
+        started_at.elapsed().as_secs_f64(),
+        seconds(&run)
+    );
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let sync = &step(&run, "cognito-final-sync")["output"];
+    println!(
+        "final sync through the outage: {} ({:.1}s)",
+        sync["skipped_reason"],
+        step(&run, "cognito-final-sync")["duration_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
+    assert_eq!(sync["skipped"], true, "{sync:#}");
+    assert!(
+        sync["skipped_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("region being left")),
+        "{sync:#}"
+    );
+    step(&run, "preflight-data-loss-bound");
+    assert_eq!(
+        step(&run, PROMOTE)["output"]["operation"],
+        "FailoverGlobalCluster"
+    );
+    let phases = phase_names(&run);
+    assert!(
+        phases.contains(&"dns-stage-100-apply".to_owned())
+            && !phases.iter().any(|p| p.starts_with("dns-stage-10-")),
+        "ungraceful goes straight to 100 %: {phases:?}"
+    );
+    assert!(
+        w.bed.proxy.stats().dropped > 0,
+        "the outage was exercised: {:?}",
+        w.bed.proxy.stats()
+    );
+    w.assert_all_in(&api, COLD, "after the ungraceful failover");
+
+    // The region comes back; the failback (graceful) once the new secondary's lag is known.
+    w.bed.proxy.clear();
+    put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
+    wait_lag_from(&api, HOT);
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e us-east-1 is back"}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    w.assert_all_in(&api, HOT, "after the failback");
+
+    // (f) FailoverGlobalCluster cannot complete: the plan detaches the secondary and promotes it.
+    wait_lag_from(&api, COLD);
+    w.bed.proxy.fail_scoped(
+        Scope::action("FailoverGlobalCluster"),
+        FaultPlan::Rotate {
+            faults: vec![Fault::Error {
+                status: 400,
+                code: "InvalidGlobalClusterStateFault".into(),
+            }],
+            next: 0,
+        },
+    );
+    let run =
+        api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e detach"}));
+    w.bed.proxy.clear();
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let promote = &step(&run, PROMOTE)["output"];
+    assert_eq!(promote["fallback"], "detach-and-promote", "{promote:#}");
+    assert_eq!(
+        promote["operation"], "RemoveFromGlobalCluster",
+        "{promote:#}"
+    );
+    let (_, members) = aurora_topology(&w.rt, &w.moto());
+    assert_eq!(
+        members,
+        vec![HOT.to_owned()],
+        "lab-cold left the global database"
+    );
+    assert!(w.traffic_in(COLD));
+    assert_eq!(api.get("/v1/status")["regions"]["active"], COLD);
+
+    // The failback is refused: us-west-2 is no member any more, the global database must be
+    // rebuilt first.
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e refused"}));
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let check = step(&run, CHECK);
+    assert_eq!(check["status"], "failed", "{check:#}");
+    let error = check["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("detach") && error.contains("lab-global"),
+        "the rebuild steps: {error}"
+    );
+    assert_eq!(started(&run, PROMOTE), 0);
+    assert!(w.traffic_in(COLD), "nothing moved");
+}
+
+#[test]
+fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
+    let w = World::start();
+    let d = Daemon::start(&w.config);
+    let api = w.api(&d);
+    wait_ready(&api, COLD);
+
+    // (c) The secondary's RPO lag is 2 min, over policy.max_data_loss (1 min).
+    put_lag(&w.moto(), COLD, "lab-cold", 200.0, 120_000.0);
+    api.wait("the RPO lag seen", 60, || {
+        let lag = &api.get("/v1/status")["replication"]["aurora"][0]["lag"];
+        (lag["rpo_lag_seconds"].as_f64().unwrap_or(0.0) >= 100.0).then_some(())
+    });
+    let run =
+        api.run_to_end(json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e bound"}));
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let bound = step(&run, "preflight-data-loss-bound");
+    assert_eq!(bound["status"], "failed", "{bound:#}");
+    assert!(
+        bound["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("policy.max_data_loss")),
+        "{bound:#}"
+    );
+    assert_eq!(started(&run, PROMOTE), 0);
+    w.assert_all_in(&api, HOT, "after the refusal");
+
+    // (d) A graceful failover (the replication lag is 200 ms), killed three times.
+    let switchovers = Scope::action("SwitchoverGlobalCluster");
+    let changes = Scope::action("ChangeResourceRecordSets");
+    let changes_before = w.reached(&changes);
+    // 1. In `prepare`: the final sync's ListUsers is slow.
+    w.bed.proxy.fail_scoped(
+        Scope::action("ListUsers"),
+        FaultPlan::Rotate {
+            faults: vec![Fault::Delay(Duration::from_millis(1500))],
+            next: 0,
+        },
+    );
+    let started_at = Instant::now();
+    let id = api.start(json!({"plan": "failover", "reason": "e2e kill -9"}));
+    wait_step_running(&api, &id, "cognito-final-sync", 60);
+    let dir = d.kill9();
+    w.bed.proxy.clear();
+    // 2. While `aurora-wait` polls: the promotion takes 8 s.
+    set_transition_seconds(&w.rt, &w.bed, 8.0);
+    let d = Daemon::start_in(dir, &w.config);
+    let api = w.api(&d);
+    wait_step_running(&api, &id, WAIT_WRITER, 90);
+    assert_eq!(w.reached(&switchovers), 1);
+    let dir = d.kill9();
+    // 3. While a DNS stage waits for INSYNC: GetChange is slow.
+    w.bed.proxy.fail_scoped(
+        Scope::action("GetChange"),
+        FaultPlan::Rotate {
+            faults: vec![Fault::Delay(Duration::from_millis(1500))],
+            next: 0,
+        },
+    );
+    let d = Daemon::start_in(dir, &w.config);
+    let api = w.api(&d);
+    wait_step_running(&api, &id, "dns-sync-50", 90);
+    let dir = d.kill9();
+    w.bed.proxy.clear();
+    let d = Daemon::start_in(dir, &w.config);
+    let api = w.api(&d);
+    let run = api.finished(&id, 120);
+    println!(
+        "graceful failover with three kill -9: {:.1}s (report {:.1}s)",
+        started_at.elapsed().as_secs_f64(),
+        seconds(&run)
+    );
+    set_transition_seconds(&w.rt, &w.bed, 0.0);
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    w.assert_all_in(&api, COLD, "after the resumed failover");
+
+    // No side effect twice: one switchover request reached AWS, one record change per stage.
+    assert_eq!(w.reached(&switchovers), 1, "SwitchoverGlobalCluster calls");
+    assert_eq!(
+        w.reached(&changes) - changes_before,
+        3,
+        "ChangeResourceRecordSets calls (stages 10, 50, 100)"
+    );
+    // The journal: the promotion executed once; the steps in doubt at each kill were verified
+    // or started again.
+    assert_eq!(started(&run, PROMOTE), 1, "{:#}", run["timeline"]);
+    for id in ["dns-apply-10", "dns-apply-50", "dns-apply-100"] {
+        assert_eq!(started(&run, id), 1, "{id}: {:#}", run["timeline"]);
+    }
+    assert!(
+        started(&run, "cognito-final-sync") >= 2,
+        "the sync in doubt ran again: {:#}",
+        run["timeline"]
+    );
+    assert_eq!(
+        pool_users(&w.rt, &w.moto(), COLD, COLD_POOL),
+        LAB_USERS,
+        "the final sync, resumed, copied every user once"
+    );
+}
