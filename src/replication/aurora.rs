@@ -289,7 +289,10 @@ mod tests {
         forget_other_secondary(&mut lag, "cold-1");
         assert_eq!(lag, Some(observed("cold-1")), "same secondary: kept");
         forget_other_secondary(&mut lag, "hot-1");
-        assert_eq!(lag, None, "the roles swapped: the old direction's lag is no lag");
+        assert_eq!(
+            lag, None,
+            "the roles swapped: the old direction's lag is no lag"
+        );
         forget_other_secondary(&mut lag, "hot-1");
         assert_eq!(lag, None);
     }
