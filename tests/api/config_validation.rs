@@ -61,7 +61,7 @@ fn bad_configs_name_path_and_problem() {
         (
             "unknown top-level key",
             with("colour: blue\n"),
-            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito)"],
+            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, failover, evaluation)"],
         ),
         (
             "unknown nested key",
