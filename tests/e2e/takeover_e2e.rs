@@ -324,28 +324,34 @@ fn graceful_failover_failback_drift_and_aborts() {
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(w.writer().as_deref(), Some(COLD));
     assert!(w.traffic_in(HOT));
-    // TODO(topology observer): /v1/status has no `topology` section on main yet (the daemon
-    // builds the takeover with `drift: None`), so this part checks only the run. Once it lands,
-    // the drift below must be reported (and `failoverd_topology_drift` set) before the failover,
-    // and cleared after it; adjust the field names to the observer's.
-    let status = api.get("/v1/status");
-    if status.get("topology").is_some() {
-        api.wait("drift reported", 30, || {
-            let s = api.get("/v1/status");
-            (s["topology"]["drift"]
-                .as_array()
-                .is_some_and(|d| !d.is_empty())
-                || s["topology"]["drift"] == true)
-                .then_some(())
-        });
-    }
+    // The half-finished move is drift, reported before the failover that completes it.
+    let drift = api.wait("drift reported", 30, || {
+        let s = api.get("/v1/status");
+        s["topology"]["drift"]
+            .as_array()
+            .filter(|d| !d.is_empty())
+            .map(|d| d[0].clone())
+    });
+    assert_eq!(drift["component"], "aurora:lab-global", "{drift:#}");
     let run = api.run_to_end(json!({"plan": "failover", "reason": "e2e complete the move"}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(
         step(&run, PROMOTE)["output"]["requested_by_this_attempt"],
         false
     );
+    // The preflight saw the drift and let it pass: it points where the failover goes.
+    let topology = &step(&run, "preflight-topology")["output"];
+    assert!(
+        topology["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("aurora:lab-global already in us-west-2"),
+        "{topology:#}"
+    );
     w.assert_all_in(&api, COLD, "after completing the move");
+    api.wait("no drift once the move is complete", 30, || {
+        (api.get("/v1/status")["topology"]["drift"] == json!([])).then_some(())
+    });
     let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e back again"}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
     w.assert_all_in(&api, HOT, "after the second failback");
