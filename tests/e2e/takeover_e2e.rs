@@ -205,9 +205,30 @@ fn graceful_failover_failback_drift_and_aborts() {
     let api = w.api(&d);
     wait_ready(&api, COLD);
     w.assert_all_in(&api, HOT, "seeded");
+    // Readiness: the failover's preflight towards the standby passes, in both modes.
+    let readiness = api.wait("ready for a failover", 60, || {
+        let r = api.get("/v1/status")["readiness"].clone();
+        (r["modes"]["graceful"]["ready"] == true && r["modes"]["ungraceful"]["ready"] == true)
+            .then_some(r)
+    });
+    assert_eq!(readiness["modes"]["graceful"]["target_region"], COLD);
+    let checks: Vec<&str> = readiness["modes"]["graceful"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    for id in [
+        "preflight-target-health",
+        "preflight-topology",
+        CHECK,
+        "dns-preflight",
+    ] {
+        assert!(checks.contains(&id), "{id} in {readiness:#}");
+    }
     let metrics = api.metrics();
     assert!(
-        metrics.contains("failoverd_plan_ready{mode=\"graceful\",plan=\"failover\"}"),
+        metrics.contains("failoverd_plan_ready{mode=\"graceful\",plan=\"failover\"} 1"),
         "readiness is exported: {metrics}"
     );
 
