@@ -457,6 +457,188 @@ where
     Ok(views)
 }
 
+/// For each phase with steps in turn, run `plan`, and "kill the process" (drop the runner with
+/// its tasks) right after the phase's steps took effect but before their outcome was journalled —
+/// every one of them *in doubt*. A new runner on the same store (a newer fencing token) must
+/// resume the run to `succeeded`, resolving each in-doubt step with `verify` instead of executing
+/// it again. `reset` is called before each run. Returns the resumed runs' views.
+pub async fn crash_in_each_phase<R, F>(
+    plans: Arc<dyn PlanCatalog>,
+    plan: &str,
+    mode: Mode,
+    params: &Value,
+    limit: Duration,
+    reset: R,
+) -> Result<Vec<RunView>, String>
+where
+    R: Fn() -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let layout = plans
+        .build(plan, mode, params)
+        .map_err(|e| e.to_string())?
+        .layout();
+    let phase_of_step: Vec<usize> = layout
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| std::iter::repeat_n(i, p.steps.len()))
+        .collect();
+    let mut views = Vec::new();
+    for (phase, p) in layout.phases.iter().enumerate() {
+        if p.steps.is_empty() {
+            continue;
+        }
+        reset().await;
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let done = Arc::new(AtomicU64::new(0));
+        let catalog = Arc::new(WrappedCatalog {
+            inner: Arc::clone(&plans),
+            wrap: {
+                let done = Arc::clone(&done);
+                let phase_of_step = phase_of_step.clone();
+                move |i, s: Arc<dyn Step>| {
+                    if phase_of_step.get(i) == Some(&phase) {
+                        Arc::new(CrashAfterEffect {
+                            inner: s,
+                            done: Arc::clone(&done),
+                        }) as Arc<dyn Step>
+                    } else {
+                        s
+                    }
+                }
+            },
+        });
+        let first = spawn_runner(Arc::clone(&store), catalog, 1)?;
+        let handle = first.handle();
+        let req = RunRequest {
+            mode,
+            ..request(plan, params)
+        };
+        let id = handle.start(req).await.map_err(|e| e.to_string())?.id;
+        let deadline = tokio::time::Instant::now() + limit;
+        while done.load(Ordering::SeqCst) < p.steps.len() as u64 {
+            let view = handle.get(id).await.map_err(|e| e.to_string())?;
+            if view.status.is_terminal() {
+                return Err(format!(
+                    "run ended {:?} before phase {} ran ({:?})",
+                    view.status, p.name, view.message
+                ));
+            }
+            if view.status == RunStatus::WaitingApproval {
+                handle
+                    .approve(id, "test")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("phase {} was not reached within {limit:?}", p.name));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(first);
+        let second = spawn_runner(Arc::clone(&store), Arc::clone(&plans), 2)?;
+        let view = async {
+            let deadline = tokio::time::Instant::now() + limit;
+            loop {
+                let view = second.handle().get(id).await.map_err(|e| e.to_string())?;
+                if view.status.is_terminal() {
+                    return Ok(view);
+                }
+                if view.status == RunStatus::WaitingApproval {
+                    second
+                        .handle()
+                        .approve(id, "test")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "crash in phase {}: the resumed run did not finish within {limit:?}",
+                        p.name
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        .await;
+        second.shutdown().await;
+        let view = view?;
+        if view.status != RunStatus::Succeeded {
+            return Err(format!(
+                "crash in phase {}: the resumed run ended {:?} ({:?})",
+                p.name, view.status, view.message
+            ));
+        }
+        for l in &p.steps {
+            let starts = view
+                .timeline
+                .iter()
+                .filter(|e| matches!(&e.event.kind, EventKind::StepStarted { step, .. } if step == &l.id))
+                .count();
+            let s = view
+                .phases
+                .iter()
+                .flat_map(|p| p.steps.iter())
+                .find(|s| s.id == l.id);
+            let verified = s.is_some_and(|s| s.verified);
+            // A step with a side effect must be found done, never executed again; a step without
+            // one may simply run again.
+            if l.reversibility != Reversibility::NoSideEffect && (!verified || starts != 1) {
+                return Err(format!(
+                    "crash in phase {}: step {} was started {starts} time(s), verified: {verified}",
+                    p.name, l.id
+                ));
+            }
+        }
+        views.push(view);
+    }
+    Ok(views)
+}
+
+/// Executes the inner step, then never returns: the process "dies" with the effect in place and
+/// no outcome journalled.
+struct CrashAfterEffect {
+    inner: Arc<dyn Step>,
+    done: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl Step for CrashAfterEffect {
+    fn id(&self) -> &StepId {
+        self.inner.id()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
+        self.inner.describe(ctx).await
+    }
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
+        let result = self.inner.execute(ctx).await;
+        self.done.fetch_add(1, Ordering::SeqCst);
+        if result.is_err() {
+            return result;
+        }
+        std::future::pending().await
+    }
+    async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
+        self.inner.verify(ctx).await
+    }
+    fn reversibility(&self) -> Reversibility {
+        self.inner.reversibility()
+    }
+    async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
+        self.inner.compensate(ctx).await
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry_policy()
+    }
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+}
+
 /// Lets the steps of one phase start, and holds them until the abort has been requested.
 #[derive(Default)]
 struct AbortGate {

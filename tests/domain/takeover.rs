@@ -26,7 +26,7 @@ use failoverd::dns::{ChangeAction, DnsApi, RecordChange, Routing};
 use failoverd::engine::report::Report;
 use failoverd::engine::testing::{
     abort_at_each_phase, action_failure_can_unwind_from, actions_succeed_idempotently,
-    spawn_runner, wait_finished,
+    crash_in_each_phase, spawn_runner, wait_finished,
 };
 use failoverd::engine::{MemoryStore, Mode, PlanCatalog, RunRequest, RunStatus, RunView};
 use failoverd::health::monitor::HealthVerdicts;
@@ -533,5 +533,28 @@ async fn the_composed_failover_passes_the_engine_helpers() {
             )),
             "nothing is undone past the promotion"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_crash_in_each_phase_resumes_without_applying_a_step_twice() {
+    let w = World::start(100).await;
+    let plans = Arc::clone(&w.plans) as Arc<dyn PlanCatalog>;
+    let params = json!({ "target_region": COLD });
+    for mode in [Mode::Graceful, Mode::Ungraceful] {
+        let views =
+            crash_in_each_phase(plans.clone(), failover::NAME, mode, &params, LIMIT, || {
+                w.reset()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(
+            views.len(),
+            views[0].phases.len(),
+            "{mode:?}: a crash in every phase"
+        );
+        assert_eq!(w.writer().await.as_deref(), Some(COLD));
+        assert!(w.shares(COLD).await.values().all(|&s| s == 100));
+        assert_eq!(w.record.active(), COLD);
     }
 }
