@@ -37,6 +37,10 @@
 //!   wait on the lost region, or a stage that had nothing to change. The report lists it under
 //!   [`Report::skipped`] with the reason, next to the steps that never ran because the run ended
 //!   early.
+//! - `{"fallback": "<what was done instead>", "fallback_reason": "<why>"}` ([`FALLBACK`],
+//!   [`FALLBACK_REASON`]): the step reached its goal another way than planned — e.g. an
+//!   ungraceful promotion that had to detach the secondary (`detach-and-promote`) because
+//!   `FailoverGlobalCluster` could not complete. Listed under [`Report::fallbacks`].
 
 pub mod markdown;
 #[cfg(test)]
@@ -58,6 +62,10 @@ pub const DNS_PHASE_PREFIX: &str = "dns-";
 pub const SKIPPED: &str = "skipped";
 /// A step output key: why the step skipped its work (one sentence).
 pub const SKIPPED_REASON: &str = "skipped_reason";
+/// A step output key: the other way the step reached its goal.
+pub const FALLBACK: &str = "fallback";
+/// A step output key: why it had to.
+pub const FALLBACK_REASON: &str = "fallback_reason";
 /// A step output key: an object of named numeric measurements.
 pub const MEASUREMENTS: &str = "measurements";
 /// Data-loss measurements are `aurora.<global cluster>.estimated_data_loss_seconds`.
@@ -111,6 +119,8 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     /// Steps that skipped their work on purpose, and steps that never ran.
     pub skipped: Vec<SkippedStep>,
+    /// Steps that reached their goal by a fallback (e.g. detach-and-promote).
+    pub fallbacks: Vec<Fallback>,
     /// Steps that failed for good (or whose compensation failed).
     pub errors: Vec<StepFailure>,
     /// Every measurement the steps reported (a later step's value wins on a repeated name).
@@ -255,6 +265,15 @@ pub enum SkipKind {
     NotRun,
 }
 
+/// A step that reached its goal another way than planned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fallback {
+    pub step: StepId,
+    pub name: String,
+    pub fallback: String,
+    pub reason: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SkippedStep {
     pub phase: String,
@@ -332,6 +351,7 @@ impl Report {
         let rto = rto(view, &phases);
         let rpo = rpo(view, &measurements);
         let skipped = skipped(view, &phases);
+        let fallbacks = fallbacks(view);
         let errors = errors(view, &phases);
 
         Self {
@@ -359,10 +379,31 @@ impl Report {
             approval_wait_seconds,
             phases,
             skipped,
+            fallbacks,
             errors,
             measurements,
         }
     }
+}
+
+fn fallbacks(view: &RunView) -> Vec<Fallback> {
+    view.phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .filter_map(|s| {
+            let out = s.output.as_ref()?;
+            let fallback = out.get(FALLBACK)?.as_str()?.to_owned();
+            Some(Fallback {
+                step: s.id.clone(),
+                name: s.name.clone(),
+                fallback,
+                reason: out
+                    .get(FALLBACK_REASON)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 fn outcome_of(status: RunStatus) -> Option<Outcome> {

@@ -198,6 +198,25 @@ fn write_document(md: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(md)?;
 
+    if !r.fallbacks.is_empty() {
+        writeln!(md, "## Fallbacks")?;
+        writeln!(md)?;
+        for f in &r.fallbacks {
+            writeln!(
+                md,
+                "- `{}` ({}) — {}{}",
+                f.step,
+                one_line(&f.name),
+                one_line(&f.fallback),
+                f.reason
+                    .as_deref()
+                    .map(|r| format!(": {}", one_line(r)))
+                    .unwrap_or_default()
+            )?;
+        }
+        writeln!(md)?;
+    }
+
     writeln!(md, "## Errors")?;
     writeln!(md)?;
     if r.errors.is_empty() {

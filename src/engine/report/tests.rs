@@ -446,18 +446,7 @@ fn needs_operator_keeps_the_message_the_error_and_the_irreversible_promotion() {
                 },
             },
         )
-        .at(
-            13.0,
-            EventKind::CompensationStarted {
-                step: StepId::new("dns-apply"),
-            },
-        )
-        .at(
-            14.0,
-            EventKind::CompensationFinished {
-                step: StepId::new("dns-apply"),
-            },
-        )
+        // Past the promotion nothing is undone: the run stops for a person at once.
         .at(
             14.0,
             EventKind::NeedsOperator {
@@ -472,7 +461,7 @@ fn needs_operator_keeps_the_message_the_error_and_the_irreversible_promotion() {
     // The promotion happened: its data loss is the RPO even though the run did not succeed.
     assert_close(r.rpo.seconds, 4.0, "rpo");
     assert_eq!(r.rto.seconds, None);
-    // The failed step was compensated since; its error comes from the journal.
+    // The failed step's error comes from the journal.
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].step.as_str(), "dns-apply");
     assert_eq!(r.errors[0].during, FailureDuring::Execute);
@@ -480,6 +469,36 @@ fn needs_operator_keeps_the_message_the_error_and_the_irreversible_promotion() {
     let not_run: Vec<&str> = r.skipped.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(not_run, ["dns-sync", "record"]);
     assert!(r.skipped[0].reason.contains("operator"));
+}
+
+#[test]
+fn a_fallback_is_reported_with_its_reason() {
+    let mut promote = data_loss(3.0);
+    promote["fallback"] = json!("detach-and-promote");
+    promote["fallback_reason"] = json!("FailoverGlobalCluster could not complete: refused");
+    let j = takeover(Mode::Ungraceful)
+        .at(0.0, EventKind::RunStarted)
+        .step(0.0, 1.0, "check-dns")
+        .step(0.0, 1.0, "check-aurora")
+        .step(1.0, 2.0, "cognito-sync")
+        .step(1.0, 2.0, "scale-up")
+        .start(2.0, "promote")
+        .ok(5.0, "promote", promote);
+    let r = j.report();
+    assert_eq!(r.fallbacks.len(), 1, "{:?}", r.fallbacks);
+    assert_eq!(r.fallbacks[0].step.as_str(), "promote");
+    assert_eq!(r.fallbacks[0].fallback, "detach-and-promote");
+    assert!(r.fallbacks[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("could not complete"));
+    let md = markdown::render(&r);
+    assert!(md.contains("## Fallbacks"), "{md}");
+    assert!(
+        md.contains("detach-and-promote: FailoverGlobalCluster"),
+        "{md}"
+    );
 }
 
 #[test]
