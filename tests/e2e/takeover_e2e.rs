@@ -377,6 +377,31 @@ fn graceful_failover_failback_drift_and_aborts() {
     assert_eq!(run["status"], "succeeded", "{run:#}");
     w.assert_all_in(&api, HOT, "after the second failback");
 
+    // `failoverd drill`: the round trip on the real plans, both reports and the totals.
+    wait_lag_from(&api, COLD);
+    let out = std::process::Command::new(crate::support::harness::binary())
+        .env_remove("FAILOVERD_TOKEN_FILE")
+        .env("FAILOVERD_URL", &d.url)
+        .env("FAILOVERD_TOKEN", crate::support::harness::OPERATOR_TOKEN)
+        .args(["drill", "--reason", "e2e drill", "--poll-interval", "200ms"])
+        .output()
+        .expect("run failoverd drill");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("# Run report: failover (drill) — succeeded"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# Run report: failback (drill) — succeeded"),
+        "{stdout}"
+    );
+    w.assert_all_in(&api, HOT, "after the drill round trip");
+
     // (e) Abort during the preflight (the Aurora check held up by a slow DescribeGlobalClusters).
     w.bed.proxy.fail_scoped(
         Scope::action("DescribeGlobalClusters"),
