@@ -5,7 +5,10 @@
 //! the parameters it accepts, and whether it moves traffic or the database writer. That metadata —
 //! never a list of plan names — decides what a completed run changes (the recorded active region
 //! follows plans that move traffic), and `GET /v1/plans` / `failoverd plans` list it. Plans
-//! composed of other plans' phases (the full failover) call those modules' phase functions.
+//! composed of other plans' phases — the region takeover, [`failover`] and [`failback`], built by
+//! [`takeover`] from the Aurora, DNS and Cognito phases and the read-only [`preflight`] checks —
+//! call those modules' phase functions. [`readiness`] evaluates the failover's preflight towards
+//! the standby on a timer.
 //!
 //! [`PlanDeps`] holds everything plans need, built once by the daemon; [`register_all`] registers
 //! every plan whose dependencies are configured. The runner rebuilds plans from the registry when
