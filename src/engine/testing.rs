@@ -617,9 +617,7 @@ impl Step for CrashAfterEffect {
     async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
         let result = self.inner.execute(ctx).await;
         self.done.fetch_add(1, Ordering::SeqCst);
-        if result.is_err() {
-            return result;
-        }
+        result?;
         std::future::pending().await
     }
     async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
