@@ -381,12 +381,7 @@ where
         .build(plan, mode, params)
         .map_err(|e| e.to_string())?
         .layout();
-    let phase_of_step: Vec<usize> = layout
-        .phases
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| std::iter::repeat_n(i, p.steps.len()))
-        .collect();
+    let phase_of_step = phase_of_each_step(&layout);
     let mut views = Vec::new();
     for (phase, p) in layout.phases.iter().enumerate() {
         if p.steps.is_empty() {
@@ -419,30 +414,11 @@ where
                 ..request(plan, params)
             };
             let id = handle.start(req).await.map_err(|e| e.to_string())?.id;
-            let deadline = tokio::time::Instant::now() + limit;
             // Approve gates until a step of the phase is executing.
-            loop {
-                if gate.reached.load(Ordering::SeqCst) {
-                    break;
-                }
-                let view = handle.get(id).await.map_err(|e| e.to_string())?;
-                if view.status.is_terminal() {
-                    return Err(format!(
-                        "run ended {:?} before phase {} started ({:?})",
-                        view.status, p.name, view.message
-                    ));
-                }
-                if view.status == RunStatus::WaitingApproval {
-                    handle
-                        .approve(id, "test")
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(format!("phase {} was not reached within {limit:?}", p.name));
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            approve_until(&handle, id, &p.name, limit, || {
+                gate.reached.load(Ordering::SeqCst)
+            })
+            .await?;
             handle.abort(id, "test").await.map_err(|e| e.to_string())?;
             gate.release();
             wait_finished(&handle, id, limit).await
@@ -478,12 +454,7 @@ where
         .build(plan, mode, params)
         .map_err(|e| e.to_string())?
         .layout();
-    let phase_of_step: Vec<usize> = layout
-        .phases
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| std::iter::repeat_n(i, p.steps.len()))
-        .collect();
+    let phase_of_step = phase_of_each_step(&layout);
     let mut views = Vec::new();
     for (phase, p) in layout.phases.iter().enumerate() {
         if p.steps.is_empty() {
@@ -516,26 +487,10 @@ where
             ..request(plan, params)
         };
         let id = handle.start(req).await.map_err(|e| e.to_string())?.id;
-        let deadline = tokio::time::Instant::now() + limit;
-        while done.load(Ordering::SeqCst) < p.steps.len() as u64 {
-            let view = handle.get(id).await.map_err(|e| e.to_string())?;
-            if view.status.is_terminal() {
-                return Err(format!(
-                    "run ended {:?} before phase {} ran ({:?})",
-                    view.status, p.name, view.message
-                ));
-            }
-            if view.status == RunStatus::WaitingApproval {
-                handle
-                    .approve(id, "test")
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!("phase {} was not reached within {limit:?}", p.name));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        approve_until(&handle, id, &p.name, limit, || {
+            done.load(Ordering::SeqCst) >= p.steps.len() as u64
+        })
+        .await?;
         drop(first);
         let second = spawn_runner(Arc::clone(&store), Arc::clone(&plans), 2)?;
         let view = async {
@@ -637,6 +592,55 @@ impl Step for CrashAfterEffect {
     }
 }
 
+/// The phase index of every step, in plan order (the index [`WrappedCatalog`] passes).
+fn phase_of_each_step(layout: &super::event::PlanLayout) -> Vec<usize> {
+    layout
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| std::iter::repeat_n(i, p.steps.len()))
+        .collect()
+}
+
+/// The index of the phase holding step `id`.
+fn phase_of(view: &RunView, id: &StepId) -> Option<usize> {
+    view.phases
+        .iter()
+        .position(|p| p.steps.iter().any(|s| &s.id == id))
+}
+
+/// Approves the run's gates until `reached()` (a step of phase `phase` got where the caller
+/// waits for), failing if the run ends first or `limit` passes.
+async fn approve_until(
+    handle: &RunnerHandle,
+    id: RunId,
+    phase: &str,
+    limit: Duration,
+    reached: impl Fn() -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !reached() {
+        let view = handle.get(id).await.map_err(|e| e.to_string())?;
+        if view.status.is_terminal() {
+            return Err(format!(
+                "run ended {:?} before phase {phase} ran ({:?})",
+                view.status, view.message
+            ));
+        }
+        if view.status == RunStatus::WaitingApproval {
+            handle
+                .approve(id, "test")
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("phase {phase} was not reached within {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// Lets the steps of one phase start, and holds them until the abort has been requested.
 #[derive(Default)]
 struct AbortGate {
@@ -714,11 +718,7 @@ fn expected_unwind(
 ) -> (Vec<StepId>, bool) {
     let steps: Vec<_> = view.phases.iter().flat_map(|p| p.steps.iter()).collect();
     let reversibility = |id: &StepId| steps.iter().find(|s| &s.id == id).map(|s| s.reversibility);
-    let phase_of = |id: &StepId| {
-        view.phases
-            .iter()
-            .position(|p| p.steps.iter().any(|s| &s.id == id))
-    };
+    let phase_of = |id: &StepId| phase_of(view, id);
     let barrier = started
         .iter()
         .filter(|id| {
@@ -779,11 +779,7 @@ fn check_aborted(view: &RunView, phase: usize) -> Result<(), String> {
             "abort in phase {name}: compensated {compensated:?}, expected {expected:?}"
         ));
     }
-    let phase_of = |id: &StepId| {
-        view.phases
-            .iter()
-            .position(|p| p.steps.iter().any(|s| &s.id == id))
-    };
+    let phase_of = |id: &StepId| phase_of(view, id);
     if let Some(late) = started.iter().find(|s| phase_of(s) > Some(phase)) {
         return Err(format!(
             "abort in phase {name}: step {late} of a later phase started anyway"
@@ -813,11 +809,7 @@ fn check_unwound(view: &RunView, failing: usize) -> Result<(), String> {
             "failure at {failed_id}: compensated {compensated:?}, expected {expected:?} (reverse start order)"
         ));
     }
-    let phase_of = |id: &StepId| {
-        view.phases
-            .iter()
-            .position(|p| p.steps.iter().any(|s| &s.id == id))
-    };
+    let phase_of = |id: &StepId| phase_of(view, id);
     if let Some(late) = started.iter().find(|s| phase_of(s) > phase_of(failed_id)) {
         return Err(format!(
             "failure at {failed_id}: step {late} of a later phase started anyway"
