@@ -22,7 +22,9 @@ use failoverd::plans::PlanRegistry;
 use failoverd::topology::RegionPair;
 use serde_json::json;
 
-async fn seed_lab_world(moto: &MotoServer) {
+/// Seeds the lab world (`tests/support/lab_world.py`) into a fresh moto: the domain tests that
+/// work on the lab's records, database and pools share it.
+pub(crate) async fn seed_lab_world(moto: &MotoServer) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = tokio::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tests/support/lab_world.py"))

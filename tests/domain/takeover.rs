@@ -9,6 +9,7 @@
 //! promotion and `needs_operator` from it on. Between runs the world is put back (traffic and
 //! writer in us-east-1, active region us-east-1).
 
+use crate::dns_lab::seed_lab_world;
 use crate::support;
 
 use std::collections::BTreeMap;
@@ -47,21 +48,6 @@ use crate::support::{COLD, HOT};
 const LIMIT: Duration = Duration::from_secs(120);
 const ZONE: &str = "MPJUQ3UZI4BN9I99O6AT71";
 const GLOBAL: &str = "lab-global";
-
-async fn seed_lab_world(moto: &MotoServer) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/support/lab_world.py"))
-        .args(["--endpoint", &moto.endpoint_url()])
-        .output()
-        .await
-        .expect("run lab_world.py (tests/support/setup.sh creates .venv)");
-    assert!(
-        output.status.success(),
-        "lab_world.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Every stage passes its verification (the verifier is tested with the DNS plan).
 struct Passing;

@@ -4,6 +4,7 @@
 //! drift; a writer moved without the traffic, and DNS weights at 50/50, are drift; an unreachable
 //! API is unknown, not drift, and does not hold the observation up.
 
+use crate::dns_lab::seed_lab_world;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,21 +24,6 @@ use failoverd::topology::{
 
 const GLOBAL: &str = "lab-global";
 const AURORA: &str = "aurora:lab-global";
-
-async fn seed_lab_world(bed: &TestBed) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/support/lab_world.py"))
-        .args(["--endpoint", &bed.moto.endpoint_url()])
-        .output()
-        .await
-        .expect("run lab_world.py (tests/support/setup.sh creates .venv)");
-    assert!(
-        output.status.success(),
-        "lab_world.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 fn says<'a>(snapshot: &'a TopologySnapshot, component: &str) -> &'a Says {
     &snapshot
@@ -85,7 +71,7 @@ async fn set_all_weights(dns: &dyn DnsApi, zone: &str, weight: u8) {
 #[tokio::test]
 async fn the_observer_finds_drift_in_the_lab_world_and_not_in_an_unreachable_one() {
     let bed = TestBed::start().await;
-    seed_lab_world(&bed).await;
+    seed_lab_world(&bed.moto).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = load_file(&root.join("config/lab.yaml")).expect("config/lab.yaml is valid");
     let dns_config = Arc::new(config.dns.clone().expect("the lab configures dns"));
