@@ -6,6 +6,7 @@
 //!   independently of the ports being tested);
 //! - [`harness`]: the real `failoverd` binary run as a daemon;
 //! - [`pg`]: real PostgreSQL servers (primary and standby) for the heartbeat;
+//! - [`kube`]: an emulated Kubernetes API server per test ([`kube::KubeEmulator`]);
 //! - [`fakes`]: configurable in-memory fakes of the ports the tests share; [`probes`]: test probe
 //!   configurations.
 //!
@@ -16,6 +17,7 @@
 pub mod fakes;
 pub mod fault_proxy;
 pub mod harness;
+pub mod kube;
 pub mod moto;
 pub mod pg;
 pub mod probes;

@@ -1,0 +1,236 @@
+//! One emulated Kubernetes API server per test.
+//!
+//! [`KubeEmulator::start`] runs the repo's launcher (`tests/support/kube_emulator.py`: the
+//! apiserver emulator with its simulated Flux, Argo CD, workload and HPA controllers, documented
+//! in that file) from the repo's virtualenv on a free loopback port and waits for its
+//! `KUBE_READY port=<N> ca=<path|->` line. Each test owns its emulator, so tests run in parallel
+//! without sharing state, and nothing outlives the test: the child is killed when the handle drops,
+//! and the launcher also exits on its own when its stdin pipe (held here) closes. The TLS
+//! material and the seed files live in a temporary directory owned by the handle.
+//!
+//! A missing `.venv` is a test failure, not a skip: `make test` (via `tests/support/setup.sh`)
+//! prepares it, and a test bed that silently does not run is worse than a red test.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+/// Generous: the first start imports jsonschema and the Kubernetes schemas on a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The token [`KubeOptions::default`] accepts.
+pub const DEFAULT_TOKEN: &str = "kube-test-token";
+
+/// How to start the emulator.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// HTTPS with a fresh CA ([`KubeEmulator::ca_pem`]) instead of plain HTTP.
+    pub tls: bool,
+    /// Accepted bearer tokens; the first is the one the handle's own requests use.
+    pub tokens: Vec<String>,
+    /// Also accept EKS tokens (`aws eks get-token`'s shape) for this cluster name.
+    pub eks_cluster: Option<String>,
+    /// Objects loaded before the server listens: each value is one object or `{"items": [...]}`.
+    /// Statuses given are kept; missing namespaces are created.
+    pub seeds: Vec<serde_json::Value>,
+}
+
+impl Default for KubeOptions {
+    /// Plain HTTP, one token ([`DEFAULT_TOKEN`]), no EKS tokens, nothing seeded.
+    fn default() -> Self {
+        KubeOptions {
+            tls: false,
+            tokens: vec![DEFAULT_TOKEN.to_owned()],
+            eks_cluster: None,
+            seeds: Vec::new(),
+        }
+    }
+}
+
+/// A running emulated apiserver, killed on drop.
+pub struct KubeEmulator {
+    port: u16,
+    ca: Option<PathBuf>,
+    token: Option<String>,
+    http: reqwest::Client,
+    _stdin: ChildStdin,
+    _child: Child,
+    // Dropped last: the child may still read its certificate files until it is gone.
+    _dir: TempDir,
+}
+
+impl KubeEmulator {
+    /// Starts the emulator on a free loopback port with `opts`.
+    pub async fn start(opts: KubeOptions) -> KubeEmulator {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join(".venv/bin/python");
+        let script = root.join("tests/support/kube_emulator.py");
+        assert!(
+            python.exists(),
+            "{} is missing: run tests/support/setup.sh (make test does) to create the test bed's \
+             virtualenv",
+            python.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("kube-emulator-")
+            .tempdir()
+            .expect("create the emulator's temporary directory");
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0"]);
+        for token in &opts.tokens {
+            command.arg("--token").arg(token);
+        }
+        if let Some(cluster) = &opts.eks_cluster {
+            command.arg("--eks-cluster").arg(cluster);
+        }
+        if opts.tls {
+            command.arg("--tls-dir").arg(dir.path().join("tls"));
+        }
+        for (i, seed) in opts.seeds.iter().enumerate() {
+            let file = dir.path().join(format!("seed-{i}.json"));
+            let body = if seed.get("items").is_some() {
+                seed.clone()
+            } else {
+                serde_json::json!({ "items": [seed] })
+            };
+            std::fs::write(&file, serde_json::to_vec(&body).expect("seed is JSON"))
+                .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+            command.arg("--seed").arg(&file);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
+        let stdin = child.stdin.take().expect("child stdin is piped");
+        let stdout = child.stdout.take().expect("child stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(READY_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.expect("read the emulator's stdout") {
+                if let Some(rest) = line.trim().strip_prefix("KUBE_READY port=") {
+                    let (port, ca) = rest.split_once(" ca=")?;
+                    let ca = (ca != "-").then(|| PathBuf::from(ca));
+                    return Some((port.parse::<u16>().ok()?, ca));
+                }
+            }
+            None
+        })
+        .await;
+        let (port, ca) = match ready {
+            Ok(Some(ready)) => ready,
+            Ok(None) => {
+                panic!("the kube emulator exited before printing KUBE_READY (see its stderr above)")
+            }
+            Err(_) => panic!("the kube emulator did not print KUBE_READY within {READY_TIMEOUT:?}"),
+        };
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("read {}: {e}", ca.display()));
+            let cert = reqwest::Certificate::from_pem(&pem).expect("the emulator's CA is PEM");
+            http = http.add_root_certificate(cert);
+        }
+        KubeEmulator {
+            port,
+            ca,
+            token: opts.tokens.first().cloned(),
+            http: http.build().expect("build the HTTP client"),
+            _stdin: stdin,
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`, or `https://` with [`KubeOptions::tls`].
+    pub fn url(&self) -> String {
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed the server certificate (SANs 127.0.0.1, ::1, localhost), with TLS.
+    pub fn ca_pem(&self) -> Option<PathBuf> {
+        self.ca.clone()
+    }
+
+    /// The first accepted token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Creates or replaces objects (one object or `{"items": [...]}`), statuses kept; panics
+    /// unless the emulator accepts them all (they are schema-validated).
+    pub async fn seed(&self, objects: serde_json::Value) {
+        self.control(reqwest::Method::POST, "objects", Some(objects))
+            .await;
+    }
+
+    /// Injects faults: `{"conflicts": N, "match": {"kind", "namespace", "name"}}`,
+    /// `{"unavailable_seconds": S}`, `{"latency_seconds": S}`, `{"clear": true}`.
+    pub async fn fault(&self, body: serde_json::Value) {
+        self.control(reqwest::Method::POST, "faults", Some(body))
+            .await;
+    }
+
+    /// Every request to the API so far: `{"method", "path", "query", "content_type", "body",
+    /// "status", "auth"}`.
+    pub async fn requests(&self) -> Vec<serde_json::Value> {
+        match self.control(reqwest::Method::GET, "requests", None).await {
+            serde_json::Value::Array(entries) => entries,
+            other => panic!("the request log is not an array: {other}"),
+        }
+    }
+
+    pub async fn clear_requests(&self) {
+        self.control(reqwest::Method::DELETE, "requests", None)
+            .await;
+    }
+
+    /// GETs `api_path` (e.g. `/apis/apps/v1/namespaces/web/deployments/api`) with the first
+    /// token and returns the JSON answer: the object, or the `Status` of an error (a missing
+    /// object answers `reason: NotFound`). These requests appear in [`Self::requests`] too.
+    pub async fn object(&self, api_path: &str) -> serde_json::Value {
+        let url = format!("{}{api_path}", self.url());
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let text = response.text().await.expect("read the emulator's answer");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
+    }
+
+    async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let url = format!("{}/_emulator/{path}", self.url());
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("read the emulator's answer");
+        assert!(status.is_success(), "{method} {url}: {status}: {text}");
+        serde_json::from_str(&text).expect("the emulator answers JSON")
+    }
+}
