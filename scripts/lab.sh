@@ -3,26 +3,35 @@
 #
 # 1. prepares the Python test bed (.venv with the pinned moto and failoverd's extension);
 # 2. starts moto on 127.0.0.1:4566 and seeds the two-region world of lab/README.md;
-# 3. builds and runs failoverd on config/lab.yaml (API on http://127.0.0.1:8080).
-# Ctrl-C stops failoverd and the emulator.
+# 3. starts one emulated Kubernetes cluster per region (tests/support/kube_emulator.py, HTTPS,
+#    token lab-kube-token, CA under .lab/kube/<region>/, seeded from lab/kube/<region>.json):
+#    us-east-1 on 127.0.0.1:6443, us-west-2 on 127.0.0.1:6444;
+# 4. builds and runs failoverd on config/lab.yaml (API on http://127.0.0.1:8080).
+# Ctrl-C stops failoverd and the emulators.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_PORT=${MOTO_PORT:-4566}
+KUBE_TOKEN=lab-kube-token
+# region:port of the emulated clusters
+KUBE_CLUSTERS="us-east-1:6443 us-west-2:6444"
 mkdir -p .lab
 tests/support/setup.sh
 
-if (exec 3<>/dev/tcp/127.0.0.1/"$MOTO_PORT") 2>/dev/null; then
-  echo "lab: port $MOTO_PORT is in use (a previous lab still running?); stop it first" >&2
-  exit 1
-fi
+for port in "$MOTO_PORT" 6443 6444; do
+  if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+    echo "lab: port $port is in use (a previous lab still running?); stop it first" >&2
+    exit 1
+  fi
+done
 
 echo "lab: starting the AWS emulator on 127.0.0.1:$MOTO_PORT"
 .venv/bin/python tests/support/moto_server.py --host 127.0.0.1 --port "$MOTO_PORT" --ignore-stdin \
   > .lab/moto.out 2> .lab/moto.log &
 MOTO_PID=$!
 cleanup() {
-  for f in .lab/endpoint-hot.pid .lab/endpoint-cold.pid .lab/lag-feed.pid; do
+  for f in .lab/endpoint-hot.pid .lab/endpoint-cold.pid .lab/lag-feed.pid .lab/kube-us-east-1.pid \
+    .lab/kube-us-west-2.pid; do
     [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
     rm -f "$f"
   done
@@ -37,6 +46,27 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 grep -q MOTO_READY .lab/moto.out || { echo "lab: the emulator did not start" >&2; exit 1; }
+
+for cluster in $KUBE_CLUSTERS; do
+  region=${cluster%%:*} port=${cluster##*:}
+  echo "lab: starting the emulated Kubernetes cluster of $region on https://127.0.0.1:$port"
+  mkdir -p ".lab/kube/$region"
+  .venv/bin/python tests/support/kube_emulator.py --host 127.0.0.1 --port "$port" --ignore-stdin \
+    --tls-dir ".lab/kube/$region" --token "$KUBE_TOKEN" --seed "lab/kube/$region.json" \
+    > ".lab/kube/$region/ready.out" 2> ".lab/kube/$region/emulator.log" &
+  echo $! > ".lab/kube-$region.pid"
+done
+for cluster in $KUBE_CLUSTERS; do
+  region=${cluster%%:*}
+  for _ in $(seq 1 300); do
+    grep -q KUBE_READY ".lab/kube/$region/ready.out" 2>/dev/null && break
+    kill -0 "$(cat ".lab/kube-$region.pid")" 2>/dev/null ||
+      { echo "lab: the $region cluster failed:" >&2; cat ".lab/kube/$region/emulator.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q KUBE_READY ".lab/kube/$region/ready.out" ||
+    { echo "lab: the $region cluster did not start" >&2; exit 1; }
+done
 
 echo "lab: seeding the two-region world"
 .venv/bin/python tests/support/lab_world.py --endpoint "http://127.0.0.1:$MOTO_PORT" --out .lab/world.json > /dev/null
@@ -57,6 +87,9 @@ export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_EC2_METADATA_DISABLED
 cat <<INFO
 
   failoverd lab — API http://127.0.0.1:8080  (emulated AWS on http://127.0.0.1:$MOTO_PORT)
+  Emulated Kubernetes (token $KUBE_TOKEN): us-east-1 https://127.0.0.1:6443, us-west-2 https://127.0.0.1:6444
+    curl -s --cacert .lab/kube/us-west-2/ca.pem -H 'Authorization: Bearer $KUBE_TOKEN' \\
+      https://127.0.0.1:6444/apis/apps/v1/namespaces/web/deployments/api
     curl -s http://127.0.0.1:8080/metrics | grep ^failoverd_
     curl -s -H 'Authorization: Bearer lab-viewer-token' http://127.0.0.1:8080/v1/status
     FAILOVERD_TOKEN=lab-viewer-token $FAILOVERD status
