@@ -65,8 +65,9 @@ status), garbage collection (deleting a Namespace deletes its objects at once), 
 
 Test control API (no auth, JSON) under ``/_emulator/``
 ------------------------------------------------------
-* ``POST /_emulator/objects``: one object or ``{"items": [...]}``; create or replace (validated;
-  the status given is kept; the controllers start from it). Answers ``{"items": [stored]}``.
+* ``POST /_emulator/objects``: one object or ``{"items": [...]}``; create or replace (validated,
+  all or nothing; the status given is kept; the controllers start from it; missing namespaces
+  are created). Answers ``{"items": [stored]}``.
 * ``GET /_emulator/objects``: ``{"items": [...]}``, every stored object.
 * ``POST /_emulator/faults``: ``{"conflicts": N, "match": {"kind", "namespace", "name"}}`` (any
   key optional; kind is the Kind or the plural): the next N PUT/PATCH requests (subresources
@@ -1716,9 +1717,14 @@ class Emulator:
         if path == "/_emulator/objects" and req.method == "POST":
             items = body["items"] if isinstance(body, dict) and "items" in body else [body]
             stored = []
-            with self.store.lock:
-                for item in items:
-                    stored.append(self.store.seed(item))
+            with self.store.lock:  # all or nothing: an invalid item leaves the store as it was
+                snapshot = (copy.deepcopy(self.store.objects), self.store.rv)
+                try:
+                    for item in items:
+                        stored.append(self.store.seed(item))
+                except Exception:
+                    self.store.objects, self.store.rv = snapshot
+                    raise
             return Response(200, {"items": stored})
         if path == "/_emulator/objects" and req.method == "GET":
             with self.store.lock:
