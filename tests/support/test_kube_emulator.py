@@ -44,9 +44,10 @@ class Kube:
     """A kube_emulator.py child process."""
 
     def __init__(self, *extra: str, token: str = TOKEN):
+        self.err = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty child never blocks on it
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "kube_emulator.py"), "--port", "0", "--token", token, "--tick", "0.05", *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True)
         assert self.proc.stdout is not None
         self.ready_line = self.proc.stdout.readline().rstrip("\n")
         match = re.fullmatch(r"KUBE_READY port=(\d+) ca=(.+)", self.ready_line)
@@ -58,10 +59,8 @@ class Kube:
         self.token = token
 
     def stderr(self) -> str:
-        if self.proc.poll() is None:
-            return ""
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+        self.err.seek(0)
+        return self.err.read()
 
     def call(self, method: str, path: str, body: Any = None, ctype: str = "application/json",
              token: str | None = None, raw: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
@@ -882,3 +881,17 @@ def test_lab_seeds_validate_and_controllers_write_valid_objects() -> None:
     finally:
         server.stop()
     assert "refused" not in server.stderr()
+
+
+def test_everything_the_shared_emulator_holds_validates(kube: Kube) -> None:
+    """Last of the module: whatever the tests and the controllers left in the shared emulator passes
+    the strict schemas (unknown fields included)."""
+    schemas = kube_emulator.Schemas(kube_emulator.DEFAULT_KUBE_VERSION)
+    items = kube.ok("GET", "/_emulator/objects")["items"]
+    assert len(items) > 30
+    for obj in items:
+        found = kube_emulator.find_kind(obj["apiVersion"], obj["kind"])
+        assert found, obj["kind"]
+        schemas.check(found[0], obj["kind"], obj["apiVersion"], obj, obj["metadata"]["name"], "Strict")
+    kube.stop()
+    assert "refused" not in kube.stderr() and "Traceback" not in kube.stderr()
