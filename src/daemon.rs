@@ -173,6 +173,38 @@ pub async fn serve(
         stop.clone(),
     )?;
 
+    // The Kubernetes clusters (GitOps): built without network I/O; the monitor reports an
+    // unreachable cluster in /v1/status and keeps trying.
+    let gitops = config.gitops.as_ref().map(|g| {
+        let clusters = crate::kube::clusters(g, aws.credentials())
+            .into_iter()
+            .map(|c| {
+                (
+                    c.region().to_owned(),
+                    Arc::new(c) as Arc<dyn crate::gitops::ClusterApi>,
+                )
+            })
+            .collect();
+        Arc::new(crate::gitops::GitOps {
+            clusters,
+            config: Arc::new(g.clone()),
+        })
+    });
+    let gitops_status = match &gitops {
+        Some(g) => {
+            let (watch, task) = crate::gitops::monitor::spawn(
+                (**g).clone(),
+                Some(crate::gitops::monitor::GitOpsGauges::register(&registry)?),
+                stop.clone(),
+            );
+            components.spawn(async move {
+                let _ = task.await;
+            });
+            Some(watch)
+        }
+        None => None,
+    };
+
     // The plans, from everything they need.
     let dns_plan = match &config.dns {
         Some(dns) => {
@@ -216,6 +248,7 @@ pub async fn serve(
             drift: Some(Arc::new(topology.clone())),
             lost_region_budget: config.failover.lost_region_budget.get(),
         }),
+        gitops: gitops.as_ref().map(|g| (pair.clone(), Arc::clone(g))),
     }));
     let cognito = cognito.map(|(_, handle)| handle);
 
@@ -336,6 +369,7 @@ pub async fn serve(
             cognito,
             readiness: Some(readiness_handle),
             topology: Some(topology),
+            gitops: gitops_status,
         },
     )
     .with_plans(plans.infos());

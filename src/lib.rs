@@ -39,7 +39,9 @@ pub mod aurora;
 pub mod aws;
 pub mod cognito;
 pub mod dns;
+pub mod gitops;
 pub mod health;
+pub mod kube;
 pub mod policy;
 pub mod port;
 pub mod replication;
@@ -60,7 +62,7 @@ mod tests {
         ("engine", true),
         ("plans", true),
         ("aurora", true),
-        ("gitops", false),
+        ("gitops", true),
         ("topology", true),
     ];
 

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Invalid,
     /// Our credentials are missing, invalid or not allowed to do this.
     AccessDenied,
+    /// A write lost an optimistic-concurrency race (Kubernetes `409 Conflict` on a stale
+    /// `resourceVersion`). Read again and retry.
+    Conflict,
     /// Anything else; not retried.
     Other,
 }
@@ -38,7 +41,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether a later retry of the same call may succeed.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::Throttled | Self::Unavailable | Self::Timeout)
+        matches!(
+            self,
+            Self::Throttled | Self::Unavailable | Self::Timeout | Self::Conflict
+        )
     }
 
     /// Fixed, low-cardinality label for metrics (`failoverd_aws_errors_total{kind=...}`).
@@ -50,6 +56,7 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Invalid => "invalid",
             Self::AccessDenied => "access_denied",
+            Self::Conflict => "conflict",
             Self::Other => "other",
         }
     }
@@ -71,6 +78,8 @@ pub enum Service {
     CloudWatch,
     Cognito,
     Backup,
+    /// A Kubernetes API server (the GitOps steps).
+    Kubernetes,
 }
 
 impl Service {
@@ -82,6 +91,7 @@ impl Service {
             Self::CloudWatch => "cloudwatch",
             Self::Cognito => "cognito",
             Self::Backup => "backup",
+            Self::Kubernetes => "kubernetes",
         }
     }
 }
@@ -161,6 +171,7 @@ mod tests {
             ErrorKind::NotFound,
             ErrorKind::Invalid,
             ErrorKind::AccessDenied,
+            ErrorKind::Conflict,
             ErrorKind::Other,
         ]
         .into_iter()
@@ -171,7 +182,8 @@ mod tests {
             vec![
                 ErrorKind::Throttled,
                 ErrorKind::Unavailable,
-                ErrorKind::Timeout
+                ErrorKind::Timeout,
+                ErrorKind::Conflict
             ]
         );
     }

@@ -63,6 +63,8 @@ pub struct Monitors {
     pub cognito: Option<crate::cognito::monitor::CognitoHandle>,
     pub readiness: Option<crate::plans::readiness::ReadinessHandle>,
     pub topology: Option<crate::topology::TopologyView>,
+    /// The clusters' GitOps objects and workloads, as last checked.
+    pub gitops: Option<crate::gitops::monitor::GitOpsWatch>,
 }
 
 impl AppState {

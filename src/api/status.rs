@@ -45,6 +45,10 @@ pub struct StatusView {
     /// says about the active region, and the drift from the recorded one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topology: Option<crate::topology::TopologySnapshot>,
+    /// Each configured cluster: reachable, and each GitOps object and workload ready (null
+    /// until the first check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<Option<crate::gitops::monitor::GitOpsStatus>>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +105,7 @@ pub async fn get_status(State(state): State<AppState>) -> Json<StatusView> {
             .and_then(|c| serde_json::to_value(c.snapshot()).ok()),
         readiness: state.monitors.readiness.as_ref().map(|r| r.snapshot()),
         topology: state.monitors.topology.as_ref().map(|t| t.snapshot()),
+        gitops: state.monitors.gitops.as_ref().map(|g| g.borrow().clone()),
     })
 }
 

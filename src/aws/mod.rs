@@ -179,6 +179,7 @@ impl RegionalClients {
 pub struct AwsClients {
     regions: Arc<[RegionalClients; 2]>,
     route53: aws_sdk_route53::Client,
+    credentials: Option<SharedCredentialsProvider>,
 }
 
 impl AwsClients {
@@ -239,6 +240,7 @@ impl AwsClients {
                 RegionalClients::new(&base, second),
             ]),
             route53,
+            credentials: base.credentials_provider(),
         })
     }
 
@@ -250,6 +252,11 @@ impl AwsClients {
     /// Both regions' clients, in the order given to the constructor.
     pub fn regions(&self) -> &[RegionalClients; 2] {
         &self.regions
+    }
+
+    /// The credentials every client signs with (the EKS tokens are signed with them too).
+    pub fn credentials(&self) -> Option<SharedCredentialsProvider> {
+        self.credentials.clone()
     }
 
     /// The Route 53 port (DNS changes and health-check status); global.

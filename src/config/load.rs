@@ -86,6 +86,25 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
         resolve(tokens);
     }
     resolve(&mut config.state.dir);
+    if let Some(gitops) = config.gitops.as_mut() {
+        for cluster in &mut gitops.clusters {
+            let c = &mut cluster.connect;
+            if let Some(eks) = c.eks.as_mut() {
+                resolve(&mut eks.ca_file);
+            }
+            if let Some(p) = c.kubeconfig.as_mut().and_then(|k| k.path.as_mut()) {
+                resolve(p);
+            }
+            if let Some(t) = c.token.as_mut() {
+                if let Some(p) = t.ca_file.as_mut() {
+                    resolve(p);
+                }
+                if let super::SecretRef::File(p) = &mut t.token {
+                    resolve(p);
+                }
+            }
+        }
+    }
     for aurora in &mut config.replication.aurora {
         if let Some(hb) = aurora.heartbeat.as_mut() {
             if let super::SecretRef::File(p) = &mut hb.password {
@@ -108,6 +127,7 @@ const SECTIONS: &[&str] = &[
     "dns",
     "replication",
     "cognito",
+    "gitops",
     "topology",
     "failover",
     "evaluation",
@@ -162,6 +182,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let dns: Option<Option<DnsConfig>> = reader.nullable("dns");
     let replication: Option<ReplicationConfig> = reader.optional("replication");
     let cognito: Option<Option<CognitoConfig>> = reader.nullable("cognito");
+    let gitops: Option<Option<GitOpsConfig>> = reader.nullable("gitops");
     let failover: Option<FailoverConfig> = reader.optional("failover");
     let evaluation: Option<EvaluationConfig> = reader.optional("evaluation");
     let topology: Option<TopologyConfig> = reader.optional("topology");
@@ -183,6 +204,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
             dns: dns.flatten(),
             replication: replication.unwrap_or_default(),
             cognito: cognito.flatten(),
+            gitops: gitops.flatten(),
             failover: failover.unwrap_or_default(),
             evaluation: evaluation.unwrap_or_default(),
             topology: topology.unwrap_or_default(),

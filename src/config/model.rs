@@ -27,6 +27,7 @@ pub struct Config {
     pub dns: Option<DnsConfig>,
     pub replication: ReplicationConfig,
     pub cognito: Option<CognitoConfig>,
+    pub gitops: Option<GitOpsConfig>,
     pub failover: FailoverConfig,
     pub evaluation: EvaluationConfig,
     pub topology: TopologyConfig,
@@ -550,4 +551,250 @@ impl Default for TopologyConfig {
             read_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The EKS clusters of the pair and what the takeover does in them: reconcile the GitOps objects
+/// (Flux, Argo CD) and scale the workloads of the region taking over.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GitOpsConfig {
+    /// How often a step or the standby monitor reads the objects it waits for.
+    #[serde(default = "default_gitops_poll")]
+    pub poll_interval: Duration,
+    /// The longest wait for one Flux object or Argo CD application to be ready.
+    #[serde(default = "default_gitops_wait")]
+    pub reconcile_timeout: Duration,
+    /// The longest wait for the scaled workloads to be ready.
+    #[serde(default = "default_gitops_wait")]
+    pub ready_timeout: Duration,
+    /// Time allowed to connect to an API server.
+    #[serde(default = "default_kube_connect_timeout")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one API request.
+    #[serde(default = "default_kube_request_timeout")]
+    pub request_timeout: Duration,
+    /// How often the standby cluster's GitOps objects and workloads are checked.
+    #[serde(default = "default_gitops_monitor")]
+    pub monitor_interval: Duration,
+    pub clusters: Vec<ClusterConfig>,
+}
+
+fn default_gitops_poll() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_gitops_wait() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_kube_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_kube_request_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_gitops_monitor() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// One region's cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    pub region: String,
+    pub connect: ClusterConnect,
+    pub flux: Option<FluxConfig>,
+    pub argocd: Option<ArgoConfig>,
+    pub workloads: Option<WorkloadsConfig>,
+}
+
+/// How failoverd reaches a cluster's API server: exactly one of the four (validation checks).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterConnect {
+    /// The cluster failoverd runs in (its service account).
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// An EKS cluster: failoverd makes its own token (a presigned STS `GetCallerIdentity`, as
+    /// `aws eks get-token` does) from its AWS credentials, and refreshes it before expiry.
+    pub eks: Option<EksConnect>,
+    /// A kubeconfig file and context.
+    pub kubeconfig: Option<KubeconfigConnect>,
+    /// An API server with a bearer token (a service-account token of the other cluster).
+    pub token: Option<TokenConnect>,
+}
+
+/// The one way of [`ClusterConnect`] that is set.
+#[derive(Clone, Copy, Debug)]
+pub enum ConnectWay<'a> {
+    InCluster,
+    Eks(&'a EksConnect),
+    Kubeconfig(&'a KubeconfigConnect),
+    Token(&'a TokenConnect),
+}
+
+impl ClusterConnect {
+    /// Every way that is set (validation requires exactly one).
+    pub fn ways(&self) -> Vec<ConnectWay<'_>> {
+        let mut out = Vec::new();
+        if self.in_cluster {
+            out.push(ConnectWay::InCluster);
+        }
+        if let Some(e) = &self.eks {
+            out.push(ConnectWay::Eks(e));
+        }
+        if let Some(k) = &self.kubeconfig {
+            out.push(ConnectWay::Kubeconfig(k));
+        }
+        if let Some(t) = &self.token {
+            out.push(ConnectWay::Token(t));
+        }
+        out
+    }
+
+    /// The way to connect (the first set; in-cluster when none is, which validation refuses).
+    pub fn way(&self) -> ConnectWay<'_> {
+        self.ways()
+            .into_iter()
+            .next()
+            .unwrap_or(ConnectWay::InCluster)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EksConnect {
+    /// The EKS cluster's name (the token is bound to it).
+    pub cluster_name: String,
+    /// The API server endpoint (`aws eks describe-cluster --query cluster.endpoint`).
+    pub endpoint: String,
+    /// PEM file of the cluster's CA (`cluster.certificateAuthority.data`, base64-decoded).
+    pub ca_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KubeconfigConnect {
+    /// Default: `$KUBECONFIG`, then `~/.kube/config`.
+    pub path: Option<PathBuf>,
+    /// Default: the file's current context.
+    pub context: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenConnect {
+    pub endpoint: String,
+    /// PEM file of the API server's CA; default: the system's trust roots.
+    pub ca_file: Option<PathBuf>,
+    pub token: SecretRef,
+}
+
+/// A Flux object kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FluxKind {
+    GitRepository,
+    #[serde(rename = "OCIRepository")]
+    OciRepository,
+    HelmRepository,
+    Kustomization,
+    HelmRelease,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FluxObjectConfig {
+    pub kind: FluxKind,
+    #[serde(default = "default_flux_namespace")]
+    pub namespace: String,
+    pub name: String,
+}
+
+fn default_flux_namespace() -> String {
+    "flux-system".to_owned()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FluxConfig {
+    /// Reconciled sources first, then the Kustomizations and HelmReleases one after the other,
+    /// in this order.
+    pub objects: Vec<FluxObjectConfig>,
+    /// Resume an object found suspended instead of failing (objects failoverd itself suspended
+    /// are always resumed).
+    #[serde(default)]
+    pub resume_suspended: bool,
+    /// When a graceful takeover leaves this region, suspend its Kustomizations and HelmReleases
+    /// so they do not fight the scale-down; a takeover back into it resumes them.
+    #[serde(default)]
+    pub suspend_when_left: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArgoAppConfig {
+    #[serde(default = "default_argo_namespace")]
+    pub namespace: String,
+    pub name: String,
+}
+
+fn default_argo_namespace() -> String {
+    "argocd".to_owned()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArgoConfig {
+    /// Synced concurrently.
+    pub applications: Vec<ArgoAppConfig>,
+    /// Ask for a hard refresh when the health is still older than the sync this long after it
+    /// finished.
+    #[serde(default = "default_argo_refresh_after")]
+    pub refresh_after: Duration,
+}
+
+fn default_argo_refresh_after() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A workload kind with a `/scale` subresource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkloadsConfig {
+    /// Replicas of the region taking over, in percent of what the region being left runs.
+    #[serde(default = "default_target_percent")]
+    pub target_percent: u32,
+    /// Ungraceful takeovers go ahead once this share of the target replicas is ready.
+    #[serde(default = "default_minimum_success_percent")]
+    pub minimum_success_percent: u32,
+    /// After a graceful takeover, scale the region left back to its standby replicas.
+    #[serde(default)]
+    pub scale_down_when_left: bool,
+    pub items: Vec<WorkloadConfig>,
+}
+
+fn default_target_percent() -> u32 {
+    100
+}
+
+fn default_minimum_success_percent() -> u32 {
+    100
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkloadConfig {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    /// One workload by name, or every workload matching `selector`.
+    pub name: Option<String>,
+    /// A label selector (`app.kubernetes.io/part-of=shop`).
+    pub selector: Option<String>,
+    /// Ready replicas the standby must keep (the standby monitor checks it).
+    #[serde(default = "one")]
+    pub standby_replicas: u32,
+    /// The fewest replicas a takeover scales to; the target when the region being left cannot
+    /// be read.
+    #[serde(default = "one")]
+    pub floor_replicas: u32,
+}
+
+fn one() -> u32 {
+    1
 }

@@ -481,6 +481,10 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         }
     }
 
+    if let Some(g) = &config.gitops {
+        validate_gitops(&mut c, g);
+    }
+
     // Failover and readiness.
     c.positive(
         "failover.lost_region_budget",
@@ -493,9 +497,253 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     c.positive("topology.read_timeout", t.read_timeout);
 }
 
+/// A Kubernetes label selector in its string form: comma-separated requirements `k=v`, `k==v`,
+/// `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`; keys and values as Kubernetes spells them.
+fn check_label_selector(s: &str) -> Result<(), String> {
+    fn key_ok(k: &str) -> bool {
+        let name = k.rsplit('/').next().unwrap_or(k);
+        !name.is_empty()
+            && name.len() <= 63
+            && k.len() <= 317
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    }
+    fn value_ok(v: &str) -> bool {
+        v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    }
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    // Split on commas outside parentheses.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(format!("{s:?}: unbalanced parentheses"));
+        }
+    }
+    if depth != 0 {
+        return Err(format!("{s:?}: unbalanced parentheses"));
+    }
+    parts.push(&s[start..]);
+    for part in parts {
+        let part = part.trim();
+        let bad = || format!("{part:?} is not a label selector requirement");
+        let ok = if let Some(k) = part.strip_prefix('!') {
+            key_ok(k.trim())
+        } else if let Some((k, v)) = part
+            .split_once("!=")
+            .or_else(|| part.split_once("=="))
+            .or_else(|| part.split_once('='))
+        {
+            key_ok(k.trim()) && value_ok(v.trim())
+        } else if let Some((k, rest)) = part
+            .split_once(" notin ")
+            .or_else(|| part.split_once(" in "))
+        {
+            let rest = rest.trim();
+            key_ok(k.trim())
+                && rest.starts_with('(')
+                && rest.ends_with(')')
+                && rest[1..rest.len() - 1]
+                    .split(',')
+                    .all(|v| value_ok(v.trim()))
+        } else {
+            key_ok(part)
+        };
+        if !ok {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+fn validate_gitops(c: &mut Checker<'_>, g: &GitOpsConfig) {
+    c.positive("gitops.poll_interval", g.poll_interval);
+    c.positive("gitops.reconcile_timeout", g.reconcile_timeout);
+    c.positive("gitops.ready_timeout", g.ready_timeout);
+    c.positive("gitops.connect_timeout", g.connect_timeout);
+    c.positive("gitops.request_timeout", g.request_timeout);
+    c.positive("gitops.monitor_interval", g.monitor_interval);
+    let day = std::time::Duration::from_secs(86_400);
+    for (path, d) in [
+        ("gitops.reconcile_timeout", g.reconcile_timeout),
+        ("gitops.ready_timeout", g.ready_timeout),
+        ("gitops.monitor_interval", g.monitor_interval),
+    ] {
+        if d.get() > day {
+            c.err(path, "must be at most 24h");
+        }
+    }
+    for (path, d) in [
+        ("gitops.poll_interval", g.poll_interval),
+        ("gitops.connect_timeout", g.connect_timeout),
+        ("gitops.request_timeout", g.request_timeout),
+    ] {
+        if d.get() > std::time::Duration::from_secs(300) {
+            c.err(path, "must be at most 5m");
+        }
+    }
+    if g.clusters.is_empty() {
+        c.err("gitops.clusters", "must list at least one cluster");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, cl) in g.clusters.iter().enumerate() {
+        let at = format!("gitops.clusters[{i}]");
+        c.region(format!("{at}.region"), &cl.region);
+        if !seen.insert(cl.region.as_str()) {
+            c.err(
+                format!("{at}.region"),
+                format!("region {} has two clusters", cl.region),
+            );
+        }
+        let ways = cl.connect.ways();
+        if ways.len() != 1 {
+            c.err(
+                format!("{at}.connect"),
+                format!(
+                    "give exactly one of in_cluster: true, eks, kubeconfig, token (found {})",
+                    ways.len()
+                ),
+            );
+        }
+        match cl.connect.way() {
+            ConnectWay::Eks(e) => {
+                c.non_empty(format!("{at}.connect.eks.cluster_name"), &e.cluster_name);
+                if !e.endpoint.starts_with("https://") || !valid_http_url(&e.endpoint) {
+                    c.err(
+                        format!("{at}.connect.eks.endpoint"),
+                        format!("{:?} is not an https URL", e.endpoint),
+                    );
+                }
+                if e.ca_file.as_os_str().is_empty() {
+                    c.err(format!("{at}.connect.eks.ca_file"), "must not be empty");
+                }
+            }
+            ConnectWay::Token(t) => {
+                if !valid_http_url(&t.endpoint) {
+                    c.err(
+                        format!("{at}.connect.token.endpoint"),
+                        format!("{:?} is not an http(s) URL", t.endpoint),
+                    );
+                }
+            }
+            ConnectWay::Kubeconfig(k) => {
+                if let Some(ctx) = &k.context {
+                    c.non_empty(format!("{at}.connect.kubeconfig.context"), ctx);
+                }
+            }
+            ConnectWay::InCluster => {}
+        }
+        if cl.flux.is_none() && cl.argocd.is_none() && cl.workloads.is_none() {
+            c.err(
+                at.clone(),
+                "configures nothing to do (add flux, argocd or workloads)",
+            );
+        }
+        if let Some(f) = &cl.flux {
+            if f.objects.is_empty() {
+                c.err(format!("{at}.flux.objects"), "must not be empty");
+            }
+            let mut names = BTreeSet::new();
+            for (j, o) in f.objects.iter().enumerate() {
+                let p = format!("{at}.flux.objects[{j}]");
+                c.non_empty(format!("{p}.name"), &o.name);
+                c.non_empty(format!("{p}.namespace"), &o.namespace);
+                if !names.insert((format!("{:?}", o.kind), &o.namespace, &o.name)) {
+                    c.err(
+                        p,
+                        format!("{:?} {}/{} is listed twice", o.kind, o.namespace, o.name),
+                    );
+                }
+            }
+        }
+        if let Some(a) = &cl.argocd {
+            if a.applications.is_empty() {
+                c.err(format!("{at}.argocd.applications"), "must not be empty");
+            }
+            for (j, app) in a.applications.iter().enumerate() {
+                c.non_empty(format!("{at}.argocd.applications[{j}].name"), &app.name);
+                c.non_empty(
+                    format!("{at}.argocd.applications[{j}].namespace"),
+                    &app.namespace,
+                );
+            }
+            c.positive(format!("{at}.argocd.refresh_after"), a.refresh_after);
+        }
+        if let Some(w) = &cl.workloads {
+            let p = format!("{at}.workloads");
+            c.range_u32(format!("{p}.target_percent"), w.target_percent, 1, 1000);
+            c.range_u32(
+                format!("{p}.minimum_success_percent"),
+                w.minimum_success_percent,
+                1,
+                100,
+            );
+            if w.items.is_empty() {
+                c.err(format!("{p}.items"), "must not be empty");
+            }
+            for (j, item) in w.items.iter().enumerate() {
+                let q = format!("{p}.items[{j}]");
+                c.non_empty(format!("{q}.namespace"), &item.namespace);
+                match (&item.name, &item.selector) {
+                    (Some(n), None) => c.non_empty(format!("{q}.name"), n),
+                    (None, Some(s)) => {
+                        if let Err(e) = check_label_selector(s) {
+                            c.err(format!("{q}.selector"), e);
+                        }
+                    }
+                    _ => c.err(q.clone(), "give exactly one of name and selector"),
+                }
+                c.range_u32(
+                    format!("{q}.standby_replicas"),
+                    item.standby_replicas,
+                    0,
+                    10_000,
+                );
+                c.range_u32(
+                    format!("{q}.floor_replicas"),
+                    item.floor_replicas,
+                    1,
+                    10_000,
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::looks_like_region;
+
+    #[test]
+    fn label_selectors() {
+        for ok in [
+            "app=web",
+            "app.kubernetes.io/part-of=shop,tier!=db",
+            "env in (prod, staging)",
+            "env notin (dev)",
+            "canary",
+            "!canary",
+            "a==b",
+        ] {
+            assert!(super::check_label_selector(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a=b=c", "env in prod", "a=(b", "=b", "a b"] {
+            assert!(super::check_label_selector(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn region_names() {

@@ -20,6 +20,7 @@ pub mod cognito;
 pub mod dns;
 pub mod failback;
 pub mod failover;
+pub mod gitops;
 pub mod params;
 pub mod preflight;
 pub mod readiness;
@@ -138,6 +139,8 @@ pub struct PlanDeps {
     pub cognito: Option<cognito::CognitoPlanDeps>,
     /// The region takeover (`failover`, `failback`): needs `dns`.
     pub takeover: Option<TakeoverParts>,
+    /// The clusters (`gitops-resync`, and the takeover's GitOps steps).
+    pub gitops: Option<(crate::topology::RegionPair, Arc<crate::gitops::GitOps>)>,
 }
 
 /// What the takeover plans need beyond the other plans' dependencies (which they share: the DNS
@@ -162,6 +165,7 @@ pub fn register_all(deps: PlanDeps) -> PlanRegistry {
         dns,
         cognito,
         takeover,
+        gitops,
     } = deps;
     let mut registry = PlanRegistry::builtin(state_dir);
     let takeover_aurora = aurora.clone().filter(|a| !a.databases.is_empty());
@@ -190,6 +194,7 @@ pub fn register_all(deps: PlanDeps) -> PlanRegistry {
                 active: p.active,
                 drift: p.drift,
                 lost_region_budget: p.lost_region_budget,
+                gitops: gitops.as_ref().map(|(_, g)| Arc::clone(g)),
             });
             failover::register(&mut registry, std::sync::Arc::clone(&deps));
             failback::register(&mut registry, deps);
@@ -197,6 +202,9 @@ pub fn register_all(deps: PlanDeps) -> PlanRegistry {
     }
     if let Some(cognito) = cognito {
         cognito::register(&mut registry, cognito);
+    }
+    if let Some((pair, g)) = gitops {
+        gitops::register(&mut registry, pair, g);
     }
     registry
 }

@@ -19,8 +19,12 @@
 //! after it ends `needs_operator`, its message naming the state each later step left (the
 //! DNS stage reached, the record).
 //!
-//! The GitOps phases (reconcile and scale up the target's workloads, in parallel with the final
-//! sync) slot into [`prepare`](TakeoverPhases::prepare) when `gitops` is configured.
+//! With `gitops` configured, [`prepare`](TakeoverPhases::prepare) also reconciles the target's
+//! Flux objects and Argo CD applications and scales its workloads up (concurrently with the
+//! final sync; see [`super::gitops`]), the preflight checks that the target's cluster answers,
+//! and a graceful takeover may suspend Flux in the region left and scale it down after the
+//! record ([`WIND_DOWN_PHASE`]). The scale-up is compensable (abort restores the replicas and
+//! HPA bounds it recorded); like everything before the promotion, it is undone by an abort.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +83,8 @@ pub struct TakeoverDeps {
     /// The topology observer (drift); `None` when it is not running.
     pub drift: Option<Arc<dyn DriftReadings>>,
     pub lost_region_budget: Duration,
+    /// The clusters of the pair (`None` without `gitops`).
+    pub gitops: Option<Arc<crate::gitops::GitOps>>,
 }
 
 /// Which takeover to build.
@@ -95,7 +101,12 @@ pub struct TakeoverPhases {
     pub promote: Vec<Phase>,
     pub dns: Vec<Phase>,
     pub record: Arc<dyn Step>,
+    /// Graceful clean-up in the region left, once the target is recorded (GitOps scale-down).
+    pub after: Vec<Arc<dyn Step>>,
 }
+
+/// Name of the phase after the record (the region left is scaled down).
+pub const WIND_DOWN_PHASE: &str = "wind-down-left";
 
 impl TakeoverPhases {
     /// In order: preflight, prepare (when it has steps), promotion, DNS, record.
@@ -107,6 +118,9 @@ impl TakeoverPhases {
         phases.extend(self.promote);
         phases.extend(self.dns);
         phases.push(Phase::steps(RECORD_PHASE, vec![self.record]));
+        if !self.after.is_empty() {
+            phases.push(Phase::steps(WIND_DOWN_PHASE, self.after));
+        }
         phases
     }
 }
@@ -164,6 +178,15 @@ pub fn phases(
         })));
     }
 
+    if let Some(gitops) = &deps.gitops {
+        preflight.push(CheckStep::step(Arc::new(
+            super::gitops::GitOpsTargetReady {
+                target: target.to_owned(),
+                gitops: Arc::clone(gitops),
+            },
+        )));
+    }
+
     let mut promote = Vec::new();
     if let Some(aurora) = &deps.aurora {
         let checks = match kind {
@@ -209,11 +232,21 @@ pub fn phases(
         });
     }
 
+    let mut after = Vec::new();
+    if let Some(gitops) = &deps.gitops {
+        let left = deps.pair.other(target).unwrap_or_default().to_owned();
+        let (steps, wind_down) =
+            super::gitops::takeover_steps(gitops, mode, target, &left, deps.lost_region_budget);
+        prepare.extend(steps);
+        after = wind_down;
+    }
+
     Ok(TakeoverPhases {
         preflight,
         prepare,
         promote,
         dns,
+        after,
         record: Arc::new(RecordActiveRegion {
             id: StepId::new(RECORD_PHASE),
             name: format!("record {target} as the active region"),

@@ -11,6 +11,7 @@ mod dns_lab;
 mod dns_steps;
 mod dns_switchover;
 mod dns_verify;
+mod gitops;
 mod health_probes;
 mod health_tls;
 mod policy_loop;

@@ -168,6 +168,7 @@ impl World {
                 drift: None,
                 lost_region_budget: Duration::from_secs(5),
             }),
+            gitops: None,
         });
         World {
             _moto: moto,

@@ -1,0 +1,90 @@
+//! GitOps in the region taking over: reconcile its Flux objects and Argo CD applications, scale
+//! its workloads up to carry the load, and wait until all of it is really ready (DESIGN §3b, §5).
+//!
+//! - [`port`]: what the steps need from a cluster ([`ClusterApi`]), implemented by `crate::kube`;
+//! - [`flux`], [`argo`], [`workloads`]: pure decisions over the objects' JSON (is this reconcile
+//!   handled and ready, is this sync finished with fresh health, how many replicas, is the
+//!   rollout there) and the exact patches;
+//! - [`steps`]: the engine steps built from them (each with `describe`, a truthful `verify` and
+//!   honest reversibility);
+//! - [`monitor`]: the standby cluster watched continuously (`/v1/status`,
+//!   `failoverd_gitops_ready`).
+//!
+//! Everything a step changes carries a marker of the run (a reconcile token, an `info` entry, an
+//! annotation), so that after a crash `verify` can tell its own effect from someone else's and a
+//! resumed run never patches twice.
+
+pub mod argo;
+pub mod flux;
+pub mod monitor;
+pub mod port;
+pub mod steps;
+pub mod workloads;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use port::{ClusterApi, ObjectKind, ObjectRef};
+
+use crate::config::{self as cfg, GitOpsConfig};
+
+/// The clusters of the pair and what to do in each, as the daemon built them.
+#[derive(Clone)]
+pub struct GitOps {
+    /// By region; a region without a cluster configured is absent.
+    pub clusters: BTreeMap<String, Arc<dyn ClusterApi>>,
+    pub config: Arc<GitOpsConfig>,
+}
+
+impl GitOps {
+    pub fn cluster(&self, region: &str) -> Option<&Arc<dyn ClusterApi>> {
+        self.clusters.get(region)
+    }
+
+    /// The configuration of `region`'s cluster.
+    pub fn settings(&self, region: &str) -> Option<&cfg::ClusterConfig> {
+        self.config.clusters.iter().find(|c| c.region == region)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        self.config.poll_interval.get()
+    }
+}
+
+impl From<cfg::FluxKind> for ObjectKind {
+    fn from(k: cfg::FluxKind) -> Self {
+        match k {
+            cfg::FluxKind::GitRepository => Self::GitRepository,
+            cfg::FluxKind::OciRepository => Self::OciRepository,
+            cfg::FluxKind::HelmRepository => Self::HelmRepository,
+            cfg::FluxKind::Kustomization => Self::Kustomization,
+            cfg::FluxKind::HelmRelease => Self::HelmRelease,
+        }
+    }
+}
+
+impl From<cfg::WorkloadKind> for ObjectKind {
+    fn from(k: cfg::WorkloadKind) -> Self {
+        match k {
+            cfg::WorkloadKind::Deployment => Self::Deployment,
+            cfg::WorkloadKind::StatefulSet => Self::StatefulSet,
+        }
+    }
+}
+
+/// The configured Flux objects of a cluster.
+pub fn flux_objects(c: &cfg::FluxConfig) -> Vec<ObjectRef> {
+    c.objects
+        .iter()
+        .map(|o| ObjectRef::new(o.kind.into(), &o.namespace, &o.name))
+        .collect()
+}
+
+/// The configured Argo CD applications of a cluster.
+pub fn argo_applications(c: &cfg::ArgoConfig) -> Vec<ObjectRef> {
+    c.applications
+        .iter()
+        .map(|a| ObjectRef::new(ObjectKind::Application, &a.namespace, &a.name))
+        .collect()
+}
