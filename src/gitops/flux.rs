@@ -89,6 +89,31 @@ pub fn state(obj: &Value, token: Option<&str>) -> FluxState {
         }
     }
     let generation = generation(obj);
+    if condition_is(obj, "Stalled", "True") {
+        let c = condition(obj, "Stalled").expect("checked above");
+        return FluxState::Failed(format!("stalled: {}", describe_condition(c)));
+    }
+    let ready = condition(obj, "Ready");
+    // A condition observed at an older generation describes that generation, not this one.
+    let for_this_generation = |c: &Value| {
+        match (generation, c.get("observedGeneration").and_then(Value::as_i64)) {
+            (Some(g), Some(cg)) => g == cg,
+            _ => true,
+        }
+    };
+    // A failed reconcile: Flux sets Ready=False for the generation it tried, leaves
+    // status.observedGeneration where it was, and keeps Reconciling=True with reason
+    // ProgressingWithRetry while it waits to retry. That is the answer to the request, not a
+    // reconcile still under way.
+    if let Some(r) = ready.filter(|r| for_this_generation(r)) {
+        let retrying = condition(obj, "Reconciling").is_none_or(|c| {
+            c.get("status").and_then(Value::as_str) != Some("True")
+                || c.get("reason").and_then(Value::as_str) == Some("ProgressingWithRetry")
+        });
+        if r.get("status").and_then(Value::as_str) == Some("False") && retrying {
+            return FluxState::Failed(describe_condition(r));
+        }
+    }
     let observed = obj
         .pointer("/status/observedGeneration")
         .and_then(Value::as_i64);
@@ -105,21 +130,18 @@ pub fn state(obj: &Value, token: Option<&str>) -> FluxState {
             .unwrap_or_default();
         return FluxState::Pending(format!("reconciling ({detail})"));
     }
-    if condition_is(obj, "Stalled", "True") {
-        let c = condition(obj, "Stalled").expect("checked above");
-        return FluxState::Failed(format!("stalled: {}", describe_condition(c)));
-    }
-    let Some(ready) = condition(obj, "Ready") else {
+    let Some(ready) = ready else {
         return FluxState::Pending("no Ready condition yet".to_owned());
     };
-    // A condition observed at an older generation describes that generation, not this one.
-    let ready_generation = ready.get("observedGeneration").and_then(Value::as_i64);
-    if let (Some(g), Some(rg)) = (generation, ready_generation) {
-        if rg != g {
-            return FluxState::Pending(format!(
-                "Ready condition is for generation {rg}, the object is at {g}"
-            ));
-        }
+    if !for_this_generation(ready) {
+        return FluxState::Pending(format!(
+            "Ready condition is for generation {}, the object is at {}",
+            ready
+                .get("observedGeneration")
+                .and_then(Value::as_i64)
+                .unwrap_or_default(),
+            generation.unwrap_or_default()
+        ));
     }
     match ready.get("status").and_then(Value::as_str) {
         Some("True") => FluxState::Ready {
@@ -259,6 +281,36 @@ mod tests {
                 ready("False", 2)]}),
         );
         assert!(matches!(state(&stalled, None), FluxState::Failed(m) if m.contains("InvalidPath")));
+    }
+
+    #[test]
+    fn a_failed_reconcile_waiting_to_retry_is_a_failure_not_progress() {
+        // Flux does not advance observedGeneration on failure and keeps Reconciling=True
+        // (ProgressingWithRetry) while it waits to retry.
+        let failed = obj(
+            3,
+            json!({"lastHandledReconcileAt": "t1", "observedGeneration": 2,
+                   "conditions": [
+                     {"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry",
+                      "message": "retrying"},
+                     {"type": "Ready", "status": "False", "observedGeneration": 3,
+                      "reason": "HealthCheckFailed", "message": "timeout waiting for: api"}]}),
+        );
+        assert_eq!(
+            state(&failed, Some("t1")),
+            FluxState::Failed("HealthCheckFailed: timeout waiting for: api".into())
+        );
+        // A Ready=False of the previous generation while a new reconcile is in progress is
+        // not this reconcile's answer.
+        let in_progress = obj(
+            3,
+            json!({"lastHandledReconcileAt": "t1", "observedGeneration": 2,
+                   "conditions": [
+                     {"type": "Reconciling", "status": "True", "reason": "Progressing"},
+                     {"type": "Ready", "status": "False", "observedGeneration": 2,
+                      "reason": "BuildFailed", "message": "old"}]}),
+        );
+        assert!(matches!(state(&in_progress, Some("t1")), FluxState::Pending(_)));
     }
 
     #[test]
