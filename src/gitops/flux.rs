@@ -95,11 +95,12 @@ pub fn state(obj: &Value, token: Option<&str>) -> FluxState {
     }
     let ready = condition(obj, "Ready");
     // A condition observed at an older generation describes that generation, not this one.
-    let for_this_generation = |c: &Value| {
-        match (generation, c.get("observedGeneration").and_then(Value::as_i64)) {
-            (Some(g), Some(cg)) => g == cg,
-            _ => true,
-        }
+    let for_this_generation = |c: &Value| match (
+        generation,
+        c.get("observedGeneration").and_then(Value::as_i64),
+    ) {
+        (Some(g), Some(cg)) => g == cg,
+        _ => true,
     };
     // A failed reconcile: Flux sets Ready=False for the generation it tried, leaves
     // status.observedGeneration where it was, and keeps Reconciling=True with reason
@@ -310,7 +311,10 @@ mod tests {
                      {"type": "Ready", "status": "False", "observedGeneration": 2,
                       "reason": "BuildFailed", "message": "old"}]}),
         );
-        assert!(matches!(state(&in_progress, Some("t1")), FluxState::Pending(_)));
+        assert!(matches!(
+            state(&in_progress, Some("t1")),
+            FluxState::Pending(_)
+        ));
     }
 
     #[test]

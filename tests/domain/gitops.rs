@@ -725,7 +725,10 @@ async fn a_run_killed_while_waiting_resumes_without_patching_again() {
         if requested && scaled {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the steps never got going");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the steps never got going"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     running.abort();

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use crate::lab_support::{
-    lab_config, seed, weights, with_health_and_policy, Api, Endpoint, COLD_POOL, LAB_USERS,
+    lab_config, seed, weights, with_health_and_policy, Api, Clusters, Endpoint, COLD_POOL,
+    LAB_USERS,
 };
 use crate::support::harness::Daemon;
 use crate::support::TestBed;
@@ -21,9 +22,34 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         .unwrap();
     let bed = rt.block_on(TestBed::start());
     rt.block_on(seed(&bed));
+    let clusters = rt.block_on(Clusters::start());
     let endpoint = bed.endpoint_url();
-    let d = Daemon::start(&lab_config(&endpoint));
+    let d = Daemon::start(&lab_config(&endpoint, &clusters));
     let api = Api { d: &d, rt: &rt };
+
+    // The emulated clusters: both reachable, every GitOps object and workload ready.
+    let gitops = api.wait("both clusters checked", 60, || {
+        let (_, s) = api.call(None, "/v1/status");
+        let g = s["gitops"].clone();
+        (g.as_array().is_some_and(|c| c.len() == 2)).then_some(g)
+    });
+    for cluster in gitops.as_array().unwrap() {
+        assert_eq!(cluster["reachable"], true, "{cluster:#}");
+        let objects = cluster["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 7, "{cluster:#}");
+        assert!(objects.iter().all(|o| o["ready"] == true), "{cluster:#}");
+    }
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains(
+            "failoverd_gitops_ready{kind=\"Kustomization\",name=\"apps\",namespace=\"flux-system\",region=\"us-west-2\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("failoverd_gitops_cluster_reachable{region=\"us-east-1\"} 1"),
+        "{metrics}"
+    );
 
     // Status: the Aurora topology (writer in the hot region) and a lag reading, the backup vault.
     let status = api.wait("replication in status", 60, || {
@@ -200,12 +226,13 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
         .unwrap();
     let bed = rt.block_on(TestBed::start());
     rt.block_on(seed(&bed));
+    let clusters = rt.block_on(Clusters::start());
     let endpoint = bed.endpoint_url();
     let mut hot = Endpoint::start(&rt);
     let cold = Endpoint::start(&rt);
 
     let config = with_health_and_policy(
-        &lab_config(&endpoint),
+        &lab_config(&endpoint, &clusters),
         hot.addr,
         cold.addr,
         "  mode: approval_required\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
@@ -276,6 +303,38 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
             .as_deref(),
         Some("us-west-2")
     );
+
+    // ... and the workloads: the standby cluster carries the hot one's replicas (its API still
+    // answers: only the hot application endpoint is down), its HPA raised.
+    let api_deploy = clusters
+        .cold
+        .object_blocking(&rt, "/apis/apps/v1/namespaces/web/deployments/api");
+    assert_eq!(api_deploy["spec"]["replicas"], 4, "{api_deploy:#}");
+    assert_eq!(api_deploy["status"]["readyReplicas"], 4, "{api_deploy:#}");
+    let hpa = clusters.cold.object_blocking(
+        &rt,
+        "/apis/autoscaling/v2/namespaces/web/horizontalpodautoscalers/api",
+    );
+    assert_eq!(hpa["spec"]["minReplicas"], 4, "{hpa:#}");
+    let prepare: Vec<&str> = run["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "prepare")
+        .expect("a prepare phase")["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    for id in [
+        "cognito-final-sync",
+        "flux-reconcile",
+        "argocd-sync",
+        "workloads-scale-up",
+    ] {
+        assert!(prepare.contains(&id), "{id} in {prepare:?}");
+    }
 
     // Cooldown: no second run while the hot region stays down.
     std::thread::sleep(Duration::from_secs(2));

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::harness::{Daemon, OPERATOR_TOKEN};
+use crate::support::kube::{KubeEmulator, KubeOptions};
 use crate::support::TestBed;
 use failoverd::cognito::UserDirectory;
 use failoverd::dns::{DnsApi, Routing};
@@ -42,9 +43,62 @@ pub async fn seed(bed: &TestBed) {
     );
 }
 
-/// config/lab.yaml, pointed at this test's emulator and directory, with the DNS holds shortened.
-pub fn lab_config(endpoint: &str) -> String {
-    let text = std::fs::read_to_string(root().join("config/lab.yaml")).unwrap();
+/// The lab's two emulated clusters (`make lab` serves the same seeds on 6443 and 6444): HTTPS
+/// with their own CAs, the lab's token.
+pub struct Clusters {
+    pub hot: KubeEmulator,
+    pub cold: KubeEmulator,
+}
+
+impl Clusters {
+    pub async fn start() -> Clusters {
+        let start = |region: &'static str| async move {
+            let path = root().join(format!("lab/kube/{region}.json"));
+            let seed: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            KubeEmulator::start(KubeOptions {
+                tls: true,
+                tokens: vec!["lab-kube-token".into()],
+                eks_cluster: None,
+                seeds: vec![seed],
+            })
+            .await
+        };
+        let (hot, cold) = tokio::join!(start(support::HOT), start(support::COLD));
+        Clusters { hot, cold }
+    }
+
+    /// Points the lab configuration's `gitops` section at these emulators.
+    fn apply(&self, config: &str) -> String {
+        let token = root().join("config/lab-kube-token");
+        let mut out = config.replace(
+            "token: {file: lab-kube-token}",
+            &format!("token: {{file: '{}'}}", token.display()),
+        );
+        for (port, region, emu) in [
+            ("6443", support::HOT, &self.hot),
+            ("6444", support::COLD, &self.cold),
+        ] {
+            out = out
+                .replace(&format!("https://127.0.0.1:{port}"), &emu.url())
+                .replace(
+                    &format!("../.lab/kube/{region}/ca.pem"),
+                    &emu.ca_pem().expect("tls").display().to_string(),
+                );
+        }
+        for needle in [self.hot.url(), self.cold.url(), token.display().to_string()] {
+            assert!(
+                out.contains(&needle),
+                "config/lab.yaml changed shape: {needle} not set"
+            );
+        }
+        out
+    }
+}
+
+/// config/lab.yaml, pointed at this test's emulators and directory, with the DNS holds shortened.
+pub fn lab_config(endpoint: &str, clusters: &Clusters) -> String {
+    let text = clusters.apply(&std::fs::read_to_string(root().join("config/lab.yaml")).unwrap());
     let replaced = text
         .replace("http://127.0.0.1:4566", endpoint)
         .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::lab_support::{
     all_traffic_in, aurora_topology, lab_config, pool_users, put_lag, seed, set_transition_seconds,
-    weights, with_health_and_policy, Api, Endpoint, COLD_POOL, LAB_USERS,
+    weights, with_health_and_policy, Api, Clusters, Endpoint, COLD_POOL, LAB_USERS,
 };
 use crate::support::fault_proxy::{Fault, FaultPlan, Scope};
 use crate::support::harness::Daemon;
@@ -43,6 +43,8 @@ struct World {
     bed: TestBed,
     _hot: Endpoint,
     _cold: Endpoint,
+    /// The lab's emulated EKS clusters (the takeover's GitOps phases act on them).
+    clusters: Clusters,
     config: String,
 }
 
@@ -56,8 +58,9 @@ impl World {
         rt.block_on(seed(&bed));
         let hot = Endpoint::start(&rt);
         let cold = Endpoint::start(&rt);
+        let clusters = rt.block_on(Clusters::start());
         let config = with_health_and_policy(
-            &lab_config(&bed.endpoint_url()),
+            &lab_config(&bed.endpoint_url(), &clusters),
             hot.addr,
             cold.addr,
             POLICY_OFF,
@@ -72,8 +75,40 @@ impl World {
             bed,
             _hot: hot,
             _cold: cold,
+            clusters,
             config,
         }
+    }
+
+    /// `spec.replicas` of a workload in a region's cluster.
+    fn replicas(&self, region: &str, path: &str) -> i64 {
+        let emu = if region == HOT {
+            &self.clusters.hot
+        } else {
+            &self.clusters.cold
+        };
+        let obj = emu.object_blocking(&self.rt, path);
+        obj["spec"]["replicas"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{path} in {region}: {obj:#}"))
+    }
+
+    /// The PATCH requests a region's cluster answered whose path ends with `suffix`.
+    fn patches(&self, region: &str, suffix: &str) -> usize {
+        let emu = if region == HOT {
+            &self.clusters.hot
+        } else {
+            &self.clusters.cold
+        };
+        self.rt
+            .block_on(emu.requests())
+            .iter()
+            .filter(|r| {
+                r["method"] == "PATCH"
+                    && r["status"] == 200
+                    && r["path"].as_str().is_some_and(|p| p.ends_with(suffix))
+            })
+            .count()
     }
 
     /// moto itself (not the proxy): what the tests read the world through.
@@ -200,6 +235,7 @@ const WAIT_WRITER: &str = "aurora-wait-writer-lab-global";
 
 #[test]
 fn graceful_failover_failback_drift_and_aborts() {
+    const API: &str = "/apis/apps/v1/namespaces/web/deployments/api";
     let w = World::start();
     let d = Daemon::start(&w.config);
     let api = w.api(&d);
@@ -282,6 +318,45 @@ fn graceful_failover_failback_drift_and_aborts() {
         "SwitchoverGlobalCluster"
     );
     w.assert_all_in(&api, COLD, "after the failover");
+    // The workloads moved with it: the standby cluster reconciled and runs the hot one's
+    // replicas (api 4, frontend 3, worker 2), in `prepare`, next to the final sync.
+    for id in [
+        "flux-reconcile",
+        "argocd-sync",
+        "workloads-scale-up",
+        "check-gitops",
+    ] {
+        assert_eq!(step(&run, id)["status"], "succeeded", "{id}");
+    }
+    assert_eq!(w.replicas(COLD, API), 4);
+    assert_eq!(
+        w.replicas(COLD, "/apis/apps/v1/namespaces/jobs/statefulsets/worker"),
+        2
+    );
+    // ... concurrently with the final Cognito sync: their time windows overlap.
+    let window = |id: &str| {
+        let s = step(&run, id);
+        let at = |k: &str| {
+            time::OffsetDateTime::parse(
+                s[k].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
+        (at("started_at"), at("finished_at"))
+    };
+    let sync = window("cognito-final-sync");
+    for id in ["flux-reconcile", "argocd-sync", "workloads-scale-up"] {
+        let g = window(id);
+        assert!(
+            g.0 < sync.1 && sync.0 < g.1,
+            "{id} {g:?} runs alongside the final sync {sync:?}"
+        );
+    }
+    assert_eq!(
+        step(&run, "workloads-scale-up")["output"]["workloads"][0]["basis"]["source_replicas"],
+        4
+    );
     assert_eq!(
         pool_users(&w.rt, &w.moto(), COLD, COLD_POOL),
         LAB_USERS,
@@ -420,7 +495,22 @@ fn graceful_failover_failback_drift_and_aborts() {
     assert_eq!(started(&run, PROMOTE), 0, "{run:#}");
     w.assert_all_in(&api, HOT, "after the abort in preflight");
 
-    // Abort during `prepare` (the final sync's ListUsers held up).
+    // Abort during `prepare` (the final sync's ListUsers held up), once the standby's workloads
+    // have been scaled up: the unwind puts back the replicas and the HPA it found. (The standby
+    // cluster is reset to the lab's seed first: the earlier failover left it scaled up.)
+    w.rt.block_on(
+        w.clusters.cold.seed(
+            serde_json::from_str::<Value>(
+                &std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/lab/kube/us-west-2.json"
+                ))
+                .unwrap(),
+            )
+            .unwrap(),
+        ),
+    );
+    assert_eq!(w.replicas(COLD, API), 1);
     w.bed.proxy.fail_scoped(
         Scope::action("ListUsers"),
         FaultPlan::Rotate {
@@ -430,6 +520,9 @@ fn graceful_failover_failback_drift_and_aborts() {
     );
     let id = api.start(json!({"plan": "failover", "reason": "e2e abort in prepare"}));
     wait_step_running(&api, &id, "cognito-final-sync", 60);
+    api.wait("the standby scaled up", 60, || {
+        (w.replicas(COLD, API) == 4).then_some(())
+    });
     let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
     assert!(code == 200 || code == 202, "{code} {body}");
     let run = api.finished(&id, 60);
@@ -437,6 +530,16 @@ fn graceful_failover_failback_drift_and_aborts() {
     assert_eq!(run["status"], "aborted", "{run:#}");
     assert_eq!(started(&run, PROMOTE), 0, "{run:#}");
     w.assert_all_in(&api, HOT, "after the abort in prepare");
+    assert_eq!(
+        w.replicas(COLD, API),
+        1,
+        "the unwind restored the standby's replicas"
+    );
+    let hpa = w.clusters.cold.object_blocking(
+        &w.rt,
+        "/apis/autoscaling/v2/namespaces/web/horizontalpodautoscalers/api",
+    );
+    assert_eq!(hpa["spec"]["minReplicas"], 1, "and its HPA: {hpa:#}");
 
     // Abort after the promotion, during a DNS hold: the plan does not unwind past the promotion,
     // and the traffic stays where the stage put it.
@@ -483,6 +586,7 @@ fn graceful_failover_failback_drift_and_aborts() {
 
 #[test]
 fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
+    const API: &str = "/apis/apps/v1/namespaces/web/deployments/api";
     let w = World::start();
     let d = Daemon::start(&w.config);
     let api = w.api(&d);
@@ -502,6 +606,8 @@ fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
             next: 0,
         },
     );
+    // Its EKS API blackholes too (every answer held for a minute).
+    w.rt.block_on(w.clusters.hot.fault(json!({"latency_seconds": 60})));
     let started_at = Instant::now();
     let run = api.run_to_end(
         json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e us-east-1 lost"}),
@@ -544,9 +650,24 @@ fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
         w.bed.proxy.stats()
     );
     w.assert_all_in(&api, COLD, "after the ungraceful failover");
+    // The lost cluster's replicas could not be read within lost_region_budget: the standby
+    // scaled to the configured floor (api and frontend 2, worker 1).
+    let scale = &step(&run, "workloads-scale-up")["output"];
+    assert_eq!(
+        scale["workloads"][0]["basis"]["floor_replicas"], 2,
+        "{scale:#}"
+    );
+    assert!(
+        scale["workloads"][0]["basis"]["because"]
+            .as_str()
+            .is_some_and(|b| b.contains("us-east-1 did not answer")),
+        "{scale:#}"
+    );
+    assert_eq!(w.replicas(COLD, API), 2);
 
     // The region comes back; the failback (graceful) once the new secondary's lag is known.
     w.bed.proxy.clear();
+    w.rt.block_on(w.clusters.hot.fault(json!({"clear": true})));
     put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
     wait_lag_from(&api, HOT);
     let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e us-east-1 is back"}));
@@ -601,6 +722,7 @@ fn ungraceful_failover_through_an_outage_then_detach_and_promote() {
 
 #[test]
 fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
+    const API: &str = "/apis/apps/v1/namespaces/web/deployments/api";
     let w = World::start();
     let d = Daemon::start(&w.config);
     let api = w.api(&d);
@@ -693,6 +815,25 @@ fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
         "the sync in doubt ran again: {:#}",
         run["timeline"]
     );
+    // The GitOps steps in doubt at the first kill were verified or resumed without asking the
+    // standby cluster twice: one reconcile request per Flux object, one sync of the
+    // application, one scale of each workload.
+    for suffix in [
+        "gitrepositories/platform",
+        "kustomizations/infra",
+        "kustomizations/apps",
+        "deployments/api/scale",
+        "statefulsets/worker/scale",
+    ] {
+        assert_eq!(w.patches(COLD, suffix), 1, "PATCH {suffix}");
+    }
+    let syncs =
+        w.rt.block_on(w.clusters.cold.requests())
+            .iter()
+            .filter(|r| r["method"] == "PATCH" && r["body"]["operation"]["sync"].is_object())
+            .count();
+    assert_eq!(syncs, 1, "Argo CD sync operations requested");
+    assert_eq!(w.replicas(COLD, API), 4);
     assert_eq!(
         pool_users(&w.rt, &w.moto(), COLD, COLD_POOL),
         LAB_USERS,

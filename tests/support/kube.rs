@@ -213,6 +213,15 @@ impl KubeEmulator {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
     }
 
+    /// [`Self::object`] from synchronous test code.
+    pub fn object_blocking(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        api_path: &str,
+    ) -> serde_json::Value {
+        rt.block_on(self.object(api_path))
+    }
+
     async fn control(
         &self,
         method: reqwest::Method,
