@@ -134,8 +134,9 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(seed(&bed));
     let hot = lab_support::Endpoint::start(&rt);
     let cold = lab_support::Endpoint::start(&rt);
+    let clusters = rt.block_on(lab_support::Clusters::start());
     let config = with_health_and_policy(
-        &lab_config(&bed.endpoint_url()),
+        &lab_config(&bed.endpoint_url(), &clusters),
         hot.addr,
         cold.addr,
         "  mode: 'off'\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",

@@ -338,7 +338,7 @@ fn validate(path: &std::path::Path) -> u8 {
     match config::load_file(path) {
         Ok(cfg) => {
             println!(
-                "{}: ok — pair {}: {} (hot) / {} (cold); {} probe(s); {} DNS record(s); {} Aurora global cluster(s); {} backup vault(s); Cognito {}; policy {:?}",
+                "{}: ok — pair {}: {} (hot) / {} (cold); {} probe(s); {} DNS record(s); {} Aurora global cluster(s); {} backup vault(s); Cognito {}; {} Kubernetes cluster(s); policy {:?}",
                 path.display(),
                 cfg.pair,
                 cfg.hot_region(),
@@ -348,6 +348,7 @@ fn validate(path: &std::path::Path) -> u8 {
                 cfg.replication.aurora.len(),
                 cfg.replication.backup_vaults.len(),
                 if cfg.cognito.is_some() { "on" } else { "off" },
+                cfg.gitops.as_ref().map_or(0, |g| g.clusters.len()),
                 cfg.policy.mode,
             );
             EXIT_OK

@@ -69,14 +69,22 @@ fn reconcile_steps(gitops: &GitOps, region: &str) -> Vec<Arc<dyn Step>> {
     steps
 }
 
-/// The takeover's GitOps steps: `(prepare, after_record)`.
+/// The takeover's GitOps steps, by phase.
+pub struct TakeoverSteps {
+    /// Run in `prepare`, alongside the final Cognito sync.
+    pub prepare: Vec<Arc<dyn Step>>,
+    /// Run after the target is recorded as active (graceful clean-up in the region left).
+    pub after_record: Vec<Arc<dyn Step>>,
+}
+
+/// The takeover's GitOps steps towards `target`, out of `left`.
 pub fn takeover_steps(
     gitops: &GitOps,
     mode: Mode,
     target: &str,
     left: &str,
     lost_region_budget: Duration,
-) -> (Vec<Arc<dyn Step>>, Vec<Arc<dyn Step>>) {
+) -> TakeoverSteps {
     let graceful = mode == Mode::Graceful;
     let mut prepare = reconcile_steps(gitops, target);
     let mut after = Vec::new();
@@ -137,7 +145,10 @@ pub fn takeover_steps(
             }
         }
     }
-    (prepare, after)
+    TakeoverSteps {
+        prepare,
+        after_record: after,
+    }
 }
 
 /// The failover preflight's look at the region taking over: its API must answer (the takeover

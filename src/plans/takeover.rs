@@ -235,10 +235,10 @@ pub fn phases(
     let mut after = Vec::new();
     if let Some(gitops) = &deps.gitops {
         let left = deps.pair.other(target).unwrap_or_default().to_owned();
-        let (steps, wind_down) =
+        let steps =
             super::gitops::takeover_steps(gitops, mode, target, &left, deps.lost_region_budget);
-        prepare.extend(steps);
-        after = wind_down;
+        prepare.extend(steps.prepare);
+        after = steps.after_record;
     }
 
     Ok(TakeoverPhases {

@@ -61,7 +61,7 @@ fn bad_configs_name_path_and_problem() {
         (
             "unknown top-level key",
             with("colour: blue\n"),
-            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, topology, failover, evaluation)"],
+            vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, gitops, topology, failover, evaluation)"],
         ),
         (
             "unknown nested key",
@@ -163,6 +163,41 @@ fn bad_configs_name_path_and_problem() {
             vec![
                 "failover.backup_copy_age: unknown variant `maybe`, expected `gate` or `warning`",
                 "evaluation.interval: must be greater than zero",
+            ],
+        ),
+        (
+            "gitops: a foreign region, two ways to connect, nothing to do, bad workloads",
+            with(concat!(
+                "gitops:\n  clusters:\n",
+                "    - region: eu-west-9\n      connect: {in_cluster: true}\n",
+                "      workloads:\n        target_percent: 0\n        items:\n",
+                "          - {kind: Deployment, namespace: web, name: api, selector: 'a=b'}\n",
+                "          - {kind: StatefulSet, namespace: jobs, selector: 'tier in db'}\n",
+                "    - region: us-west-2\n",
+                "      connect: {in_cluster: true, token: {endpoint: 'https://k', token: {env: T}}}\n",
+                "    - region: us-west-2\n      connect: {eks: {cluster_name: c, endpoint: 'http://k', ca_file: ca.pem}}\n",
+                "      flux:\n        objects: [{kind: Kustomization, name: apps}, {kind: Kustomization, name: apps}]\n",
+            )),
+            vec![
+                "gitops.clusters[0].region: region eu-west-9 is not one of the pair (us-east-1, us-west-2)",
+                "gitops.clusters[0].workloads.target_percent: 0 is out of range 1..=1000",
+                "gitops.clusters[0].workloads.items[0]: give exactly one of name and selector",
+                "gitops.clusters[0].workloads.items[1].selector: \"tier in db\" is not a label selector requirement",
+                "gitops.clusters[1].connect: give exactly one of in_cluster: true, eks, kubeconfig, token (found 2)",
+                "gitops.clusters[1]: configures nothing to do (add flux, argocd or workloads)",
+                "gitops.clusters[2].region: region us-west-2 has two clusters",
+                "gitops.clusters[2].connect.eks.endpoint: \"http://k\" is not an https URL",
+                "gitops.clusters[2].flux.objects[1]: Kustomization flux-system/apps is listed twice",
+            ],
+        ),
+        (
+            "gitops: an unknown key and an unknown kind",
+            with(concat!(
+                "gitops:\n  clusters:\n    - region: us-west-2\n      connect: {in_cluster: true}\n",
+                "      flux:\n        objects: [{kind: Bucket, name: b}]\n        suspend: true\n",
+            )),
+            vec![
+                "gitops.clusters[0].flux.objects[0].kind: unknown variant `Bucket`, expected one of `GitRepository`, `OCIRepository`, `HelmRepository`, `Kustomization`, `HelmRelease`",
             ],
         ),
         (
