@@ -150,29 +150,6 @@ pub async fn serve(
     // verification between DNS stages.
     let health_ports = aws.health_ports();
 
-    // The observed topology (DNS, each Aurora writer, the Cognito direction) against the recorded
-    // active region: drift is shown in /v1/status, exported, blocks automatic failover and
-    // refuses the failover's preflight.
-    let topology = TopologyView::new(
-        active_region.clone(),
-        topology_components(
-            &config,
-            &pair,
-            &aws,
-            &replication_ports,
-            cognito.as_ref().map(|(_, h)| h),
-        ),
-        config.topology.read_timeout.get(),
-    );
-
-    // Health of both regions: the policy's input and the takeover's preflight.
-    let health = HealthMonitor::spawn(
-        &config.health,
-        health_ports.clone(),
-        &registry,
-        stop.clone(),
-    )?;
-
     // The Kubernetes clusters (GitOps): built without network I/O; the monitor reports an
     // unreachable cluster in /v1/status and keeps trying.
     let gitops = config.gitops.as_ref().map(|g| {
@@ -190,6 +167,30 @@ pub async fn serve(
             config: Arc::new(g.clone()),
         })
     });
+    // The observed topology (DNS, each Aurora writer, the Cognito direction) against the recorded
+    // active region: drift is shown in /v1/status, exported, blocks automatic failover and
+    // refuses the failover's preflight.
+    let topology = TopologyView::new(
+        active_region.clone(),
+        topology_components(
+            &config,
+            &pair,
+            &aws,
+            &replication_ports,
+            cognito.as_ref().map(|(_, h)| h),
+            gitops.as_ref(),
+        ),
+        config.topology.read_timeout.get(),
+    );
+
+    // Health of both regions: the policy's input and the takeover's preflight.
+    let health = HealthMonitor::spawn(
+        &config.health,
+        health_ports.clone(),
+        &registry,
+        stop.clone(),
+    )?;
+
     let gitops_status = match &gitops {
         Some(g) => {
             let (watch, task) = crate::gitops::monitor::spawn(
@@ -475,13 +476,15 @@ async fn mirror_replication(
 }
 
 /// The components of the observed topology, in the order `/v1/status` shows them: the DNS
-/// records (when configured), each Aurora global database, the Cognito sync direction (sync mode).
+/// records (when configured), each Aurora global database, the Cognito sync direction (sync mode),
+/// the workloads (with `gitops` workloads in both regions).
 fn topology_components(
     config: &Config,
     pair: &RegionPair,
     aws: &AwsClients,
     replication_ports: &crate::replication::ReplicationPorts,
     cognito: Option<&crate::cognito::monitor::CognitoHandle>,
+    gitops: Option<&Arc<crate::gitops::GitOps>>,
 ) -> Vec<Arc<dyn ObservedComponent>> {
     let mut out: Vec<Arc<dyn ObservedComponent>> = Vec::new();
     if let Some(dns) = &config.dns {
@@ -504,6 +507,11 @@ fn topology_components(
         .and_then(crate::cognito::observed::SyncDirectionObservation::new)
     {
         out.push(Arc::new(c));
+    }
+    if let Some(w) = gitops.and_then(|g| {
+        crate::gitops::observed::WorkloadsObservation::new(Arc::clone(g), pair.clone())
+    }) {
+        out.push(Arc::new(w));
     }
     out
 }

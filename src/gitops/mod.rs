@@ -8,7 +8,9 @@
 //! - [`steps`]: the engine steps built from them (each with `describe`, a truthful `verify` and
 //!   honest reversibility);
 //! - [`monitor`]: the standby cluster watched continuously (`/v1/status`,
-//!   `failoverd_gitops_ready`).
+//!   `failoverd_gitops_ready`);
+//! - [`observed`]: the `workloads` component of the observed topology (which region is scaled
+//!   up).
 //!
 //! Everything a step changes carries a marker of the run (a reconcile token, an `info` entry, an
 //! annotation), so that after a crash `verify` can tell its own effect from someone else's and a
@@ -17,6 +19,7 @@
 pub mod argo;
 pub mod flux;
 pub mod monitor;
+pub mod observed;
 pub mod port;
 pub mod steps;
 pub mod workloads;

@@ -3,9 +3,9 @@
 //!
 //! A component is one thing that can be in one region or the other: the DNS records (where the
 //! traffic goes), each Aurora global database (where its writer is), the Cognito sync (which pool
-//! it copies from), and — with the GitOps work — the workloads (where they are scaled up). Each is
+//! it copies from), and the workloads (where they are scaled up). Each is
 //! read by an [`ObservedComponent`] that lives next to its own domain (`dns`, `replication`,
-//! `cognito`, later `gitops`), because those modules build on this one (the region pair, the
+//! `cognito`, `gitops`), because those modules build on this one (the region pair, the
 //! active region): this module only defines what a reading is and compares readings.
 
 use async_trait::async_trait;
@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 pub const COMPONENT_DNS: &str = "dns";
 /// The component name of the Cognito sync direction.
 pub const COMPONENT_COGNITO: &str = "cognito";
-/// The component name the GitOps workloads (scaled up in one region) will report under. Reserved:
-/// nothing observes it yet.
+/// The component name of the GitOps workloads (the region where they are scaled up; read by
+/// `gitops::observed`).
 pub const COMPONENT_WORKLOADS: &str = "workloads";
 
 /// The component name of an Aurora global database: `aurora:<global cluster>`.

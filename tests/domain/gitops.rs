@@ -942,3 +942,41 @@ async fn gitops_resync_through_the_engine() {
         .unwrap_err();
     assert!(err.to_string().contains("params.region"), "{err}");
 }
+
+/// The `workloads` component of the topology: the region asking for its floor, both (no single
+/// region, not drift), neither (split), or unknown when a cluster cannot be read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workloads_component_says_where_the_workloads_are_scaled_up() {
+    use failoverd::gitops::observed::WorkloadsObservation;
+    use failoverd::topology::{ObservedComponent, RegionPair, Says};
+    let hot = Cluster::start(HOT, lab_world(HOT)).await;
+    let cold = Cluster::start(COLD, lab_world(COLD)).await;
+    let gitops = Arc::new(GitOps {
+        clusters: [
+            (HOT.to_owned(), hot.api.clone() as Arc<dyn ClusterApi>),
+            (COLD.to_owned(), cold.api.clone() as Arc<dyn ClusterApi>),
+        ]
+        .into_iter()
+        .collect(),
+        config: Arc::new(lab_gitops(Duration::from_secs(30))),
+    });
+    let observe = WorkloadsObservation::new(gitops, RegionPair::new(HOT, COLD)).expect("both");
+    let says = || async { observe.read().await.map(|r| r.says) };
+    assert_eq!(says().await, Ok(Says::Region(HOT.into())));
+    // The standby scaled up too (a takeover without scale-down): either region can carry it.
+    let api = ObjectRef::new(ObjectKind::Deployment, "web", "api");
+    let frontend = ObjectRef::new(ObjectKind::Deployment, "web", "frontend");
+    cold.api.scale(&api, 4).await.unwrap();
+    cold.api.scale(&frontend, 3).await.unwrap();
+    assert!(matches!(says().await, Ok(Says::Unknown(_))));
+    // The hot region scaled down below its floor (frontend has no HPA to undo it): the workloads
+    // are in us-west-2.
+    hot.api.scale(&frontend, 1).await.unwrap();
+    assert_eq!(says().await, Ok(Says::Region(COLD.into())));
+    // Neither at its floor: split.
+    cold.api.scale(&frontend, 1).await.unwrap();
+    assert!(matches!(says().await, Ok(Says::Split(_))));
+    // A cluster that does not answer: no reading.
+    hot.emu.fault(json!({"unavailable_seconds": 30})).await;
+    assert!(says().await.is_err());
+}

@@ -83,15 +83,19 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
         metrics.contains("failoverd_backup_newest_copy_age_seconds{"),
         "{metrics}"
     );
-    // Topology: traffic, writer and sync direction all in the recorded active region.
+    // Topology: traffic, writer, sync direction and the scaled-up workloads all in the recorded
+    // active region.
     let topology = api.wait("topology observed", 30, || {
         let (_, s) = api.call(None, "/v1/status");
         let t = s["topology"].clone();
-        (t["observations"].as_array().map(Vec::len) == Some(3)).then_some(t)
+        (t["observations"].as_array().map(Vec::len) == Some(4)).then_some(t)
     });
     assert_eq!(topology["active"], "us-east-1", "{topology:#}");
     assert_eq!(topology["drift"], json!([]), "{topology:#}");
-    for (i, component) in ["dns", "aurora:lab-global", "cognito"].iter().enumerate() {
+    for (i, component) in ["dns", "aurora:lab-global", "cognito", "workloads"]
+        .iter()
+        .enumerate()
+    {
         let o = &topology["observations"][i];
         assert_eq!(o["component"], *component, "{topology:#}");
         assert_eq!(
