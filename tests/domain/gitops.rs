@@ -980,3 +980,85 @@ async fn the_workloads_component_says_where_the_workloads_are_scaled_up() {
     hot.emu.fault(json!({"unavailable_seconds": 30})).await;
     assert!(says().await.is_err());
 }
+
+/// A graceful takeover out of a region: Flux suspended there (and resumed by an unwind), and the
+/// region scaled back down to what it ran before it took over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_region_left_is_suspended_and_scaled_down() {
+    use failoverd::gitops::steps::{FluxSuspend, ScaleDown};
+    let c = Cluster::start(COLD, lab_world(COLD)).await;
+    let g = lab_gitops(Duration::from_secs(30));
+    let settings = g.clusters.iter().find(|c| c.region == COLD).unwrap();
+    let appliers: Vec<ObjectRef> = flux_objects(settings.flux.as_ref().unwrap())
+        .into_iter()
+        .filter(|o| !o.kind.is_flux_source())
+        .collect();
+    let suspend = FluxSuspend {
+        id: failoverd::engine::StepId::new("flux-suspend-left"),
+        name: "suspend".into(),
+        region: COLD.into(),
+        cluster: c.api.clone(),
+        objects: appliers.clone(),
+    };
+    let run = RunId::new();
+    let out = suspend.execute(&ctx(run, Mode::Graceful)).await.unwrap();
+    assert_eq!(out["suspended"].as_array().unwrap().len(), 2, "{out}");
+    for o in &appliers {
+        let obj = c.get(o.kind, &o.namespace, &o.name).await;
+        assert_eq!(obj["spec"]["suspend"], true);
+        assert_eq!(
+            obj["metadata"]["annotations"]["failoverd.io/suspended-by"],
+            run.to_string()
+        );
+    }
+    assert!(matches!(
+        suspend.verify(&ctx(run, Mode::Graceful)).await.unwrap(),
+        VerifyOutcome::Done(_)
+    ));
+    suspend.compensate(&ctx(run, Mode::Graceful)).await.unwrap();
+    for o in &appliers {
+        assert_eq!(
+            c.get(o.kind, &o.namespace, &o.name).await["spec"]["suspend"],
+            false
+        );
+    }
+
+    // Scaled up by a takeover into this region (floor 2, nothing to read from), then left: back
+    // to the replicas and HPA bounds from before.
+    scale_step(&c, None, &g, None)
+        .execute(&ctx(RunId::new(), Mode::Graceful))
+        .await
+        .unwrap();
+    assert_eq!(replicas(&c, ObjectKind::Deployment, "web", "api").await, 2);
+    assert_eq!(hpa_min(&c).await, 2);
+    let down = ScaleDown {
+        id: failoverd::engine::StepId::new("workloads-scale-down-left"),
+        name: "scale down".into(),
+        region: COLD.into(),
+        cluster: c.api.clone(),
+        items: settings.workloads.as_ref().unwrap().items.clone(),
+    };
+    let out = down
+        .execute(&ctx(RunId::new(), Mode::Graceful))
+        .await
+        .unwrap();
+    assert!(out.get("warning").is_none(), "{out}");
+    assert_eq!(replicas(&c, ObjectKind::Deployment, "web", "api").await, 1);
+    assert_eq!(
+        replicas(&c, ObjectKind::Deployment, "web", "frontend").await,
+        1
+    );
+    assert_eq!(hpa_min(&c).await, 1);
+    // A region that cannot be reached is a warning, not a failed takeover.
+    c.emu.fault(json!({"unavailable_seconds": 30})).await;
+    let out = down
+        .execute(&ctx(RunId::new(), Mode::Graceful))
+        .await
+        .unwrap();
+    assert!(
+        out["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("not scaled down")),
+        "{out}"
+    );
+}
