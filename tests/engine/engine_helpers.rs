@@ -212,3 +212,119 @@ async fn helper_catches_a_step_that_is_not_idempotent() {
         "{err}"
     );
 }
+
+/// A step that only waits (a DNS hold, a poll): `NoSideEffect`, and long.
+struct Hold {
+    id: StepId,
+}
+
+#[async_trait]
+impl Step for Hold {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        "hold"
+    }
+    async fn describe(&self, _: &StepContext) -> Result<StepDescription, StepError> {
+        Ok(StepDescription {
+            summary: "hold 10 minutes".into(),
+            changes: vec![],
+        })
+    }
+    async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        Ok(json!({}))
+    }
+    async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+        Ok(VerifyOutcome::NotDone)
+    }
+    fn reversibility(&self) -> Reversibility {
+        Reversibility::NoSideEffect
+    }
+}
+
+struct HoldCatalog {
+    switches: Arc<Switches>,
+}
+
+impl PlanCatalog for HoldCatalog {
+    fn build(&self, name: &str, _: Mode, _: &Value) -> Result<Plan, PlanError> {
+        Plan::new(
+            name,
+            vec![
+                Phase::steps(
+                    "stage",
+                    vec![Arc::new(SwitchStep {
+                        id: StepId::new("dns-10"),
+                        reversibility: Reversibility::Compensable,
+                        switches: self.switches.clone(),
+                        idempotent: true,
+                    }) as Arc<dyn Step>],
+                ),
+                Phase::steps(
+                    "hold",
+                    vec![Arc::new(Hold {
+                        id: StepId::new("hold-10"),
+                    }) as Arc<dyn Step>],
+                ),
+            ],
+        )
+    }
+    fn names(&self) -> Vec<String> {
+        vec!["held".into()]
+    }
+}
+
+/// An abort during a long side-effect-free wait acts at once: the wait is interrupted (nothing to
+/// undo) and the unwind compensates the stage before it — it does not wait out the 10 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_interrupts_a_wait_at_once() {
+    use failoverd::engine::testing::{spawn_runner, wait_finished};
+    use failoverd::engine::{MemoryStore, RunRequest, StepStatus};
+    let switches = Arc::new(Switches::default());
+    let catalog = Arc::new(HoldCatalog {
+        switches: switches.clone(),
+    });
+    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
+    let h = runner.handle();
+    let run = h
+        .start(RunRequest {
+            plan: "held".into(),
+            reason: "test".into(),
+            requested_by: "alice".into(),
+            ..RunRequest::default()
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = h.get(run.id).await.unwrap();
+        let hold = v.phases[1].steps[0].status;
+        if hold == StepStatus::Running {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.abort(run.id, "bob").await.unwrap();
+    // Well inside the hold's 10 minutes (the bound only tells an interrupted wait from one
+    // waited out).
+    let view = wait_finished(&h, run.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(view.status, RunStatus::Aborted, "{:?}", view.message);
+    assert!(view.timeline.iter().any(|e| matches!(
+        &e.event.kind,
+        EventKind::StepInterrupted { step, .. } if step.as_str() == "hold-10"
+    )));
+    assert!(view.timeline.iter().any(|e| matches!(
+        &e.event.kind,
+        EventKind::CompensationFinished { step } if step.as_str() == "dns-10"
+    )));
+    assert!(switches.0.lock().unwrap().values().all(|n| *n == 0));
+    runner.shutdown().await;
+}

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use super::{Actor, LiveRun};
-use crate::engine::event::{EventKind, RunId, RunRecord};
+use crate::engine::decide::TaskKind;
+use crate::engine::event::{EventKind, Reversibility, RunId, RunRecord, StepId};
 use crate::engine::runner::handle::{load_state, Command};
 use crate::engine::runner::request::{RunError, RunRequest, RunnerStatus, StartError};
 use crate::engine::state::{RunState, RunStatus};
@@ -240,8 +241,45 @@ impl Actor {
             self.on_drive_error(id, e).await;
             return Err(err);
         }
+        if let Err(e) = self.interrupt_waits(id).await {
+            let err = drive_error_to_run_error(id, &e);
+            self.on_drive_error(id, e).await;
+            return Err(err);
+        }
         self.drive(id).await;
         self.view_of(id).await
+    }
+
+    /// An abort does not wait for the steps that only observe or wait (a DNS hold, a poll for a
+    /// writer or a change, a preflight check): their tasks are stopped at once and recorded as
+    /// interrupted — they had no effect to undo — so the unwind starts now instead of when the
+    /// wait would have ended. A step with a side effect in flight finishes (or times out) first.
+    async fn interrupt_waits(&mut self, id: RunId) -> Result<(), super::DriveError> {
+        let Some(live) = self.live.get(&id) else {
+            return Ok(());
+        };
+        let waits: Vec<(StepId, u32)> = live
+            .busy
+            .iter()
+            .filter(|(step, (kind, _))| {
+                *kind == TaskKind::Execute
+                    && live
+                        .step(step)
+                        .is_some_and(|s| s.reversibility() == Reversibility::NoSideEffect)
+            })
+            .filter_map(|(step, _)| Some((step.clone(), live.state.steps.get(step)?.attempt)))
+            .collect();
+        for (step, attempt) in waits {
+            if let Some(live) = self.live.get_mut(&id) {
+                if let Some((_, handle)) = live.busy.remove(&step) {
+                    handle.abort();
+                }
+            }
+            tracing::info!(run = %id, %step, "abort: the wait is interrupted");
+            self.append(id, EventKind::StepInterrupted { step, attempt })
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -158,9 +158,16 @@ impl Actor {
 
     async fn shutdown(&mut self) {
         self.stopping = true;
+        // Retry backoffs and steps that only wait or observe are stopped at once (left in doubt,
+        // verified at the next start); steps with a side effect in flight get the grace period.
         for live in self.live.values_mut() {
-            live.busy.retain(|_, (kind, h)| {
-                let keep = *kind != TaskKind::RetryWait;
+            let plan = live.plan.as_ref();
+            live.busy.retain(|step, (kind, h)| {
+                let waits_only = *kind == TaskKind::Execute
+                    && plan.and_then(|p| p.step(step)).is_some_and(|s| {
+                        s.reversibility() == crate::engine::event::Reversibility::NoSideEffect
+                    });
+                let keep = *kind != TaskKind::RetryWait && !waits_only;
                 if !keep {
                     h.abort();
                 }
