@@ -193,14 +193,12 @@ pub async fn serve(
 
     let gitops_status = match &gitops {
         Some(g) => {
-            let (watch, task) = crate::gitops::monitor::spawn(
+            let (watch, run) = crate::gitops::monitor::monitor(
                 (**g).clone(),
                 Some(crate::gitops::monitor::GitOpsGauges::register(&registry)?),
                 stop.clone(),
             );
-            components.spawn(async move {
-                let _ = task.await;
-            });
+            components.spawn(run);
             Some(watch)
         }
         None => None,

@@ -108,7 +108,7 @@ impl DnsSwitchoverDeps {
                 .api
                 .list_record_sets(&zone_id)
                 .await
-                .map_err(port_error)?;
+                .map_err(StepError::from)?;
             live.insert(zone_id, sets);
         }
         Ok(live)
@@ -125,7 +125,7 @@ impl DnsSwitchoverDeps {
                 .api
                 .change_record_sets(&zone.zone_id, Some(comment), &zone.changes)
                 .await
-                .map_err(port_error)?;
+                .map_err(StepError::from)?;
             tracing::info!(zone = %zone.zone_id, change = %info.id, changes = ?zone.lines, "route53 change batch submitted");
             ids.insert(zone.zone_id.clone(), info.id);
         }
@@ -137,7 +137,7 @@ impl DnsSwitchoverDeps {
         let deadline = tokio::time::Instant::now() + self.timings.insync_timeout;
         for (zone, id) in change_ids {
             loop {
-                let info = self.api.change_status(id).await.map_err(port_error)?;
+                let info = self.api.change_status(id).await.map_err(StepError::from)?;
                 if info.status == ChangeStatus::InSync {
                     break;
                 }
@@ -179,14 +179,6 @@ impl DnsSwitchoverDeps {
             Some(plan) => plan.original,
             None => now,
         })
-    }
-}
-
-fn port_error(e: crate::port::Error) -> StepError {
-    if e.is_retryable() {
-        StepError::retryable(e.to_string())
-    } else {
-        StepError::permanent(e.to_string())
     }
 }
 
@@ -253,7 +245,7 @@ impl DnsPreflight {
                 .api
                 .health_check_status(&id)
                 .await
-                .map_err(port_error)?;
+                .map_err(StepError::from)?;
             let line = match status.healthy_share() {
                 None => format!("{}: health check {id} has no report yet", set.label()),
                 Some(share) => {

@@ -53,6 +53,17 @@ impl StepError {
     }
 }
 
+/// A failed port call as a step error: retryable exactly when its kind is (throttling, 5xx,
+/// timeouts, conflicts), with the call's message.
+impl From<crate::port::Error> for StepError {
+    fn from(e: crate::port::Error) -> Self {
+        Self {
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        }
+    }
+}
+
 /// How often and how patiently to retry a step's retryable failures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {

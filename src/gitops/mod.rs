@@ -76,6 +76,44 @@ impl From<cfg::WorkloadKind> for ObjectKind {
     }
 }
 
+/// The workloads one configured item names: the named one (not read: `None`), or every one its
+/// label selector matches (with the object the LIST returned).
+pub async fn resolve_item(
+    cluster: &dyn ClusterApi,
+    item: &cfg::WorkloadConfig,
+) -> crate::port::Result<Vec<(ObjectRef, Option<serde_json::Value>)>> {
+    let kind: ObjectKind = item.kind.into();
+    Ok(match (&item.name, &item.selector) {
+        (Some(name), _) => vec![(ObjectRef::new(kind, &item.namespace, name), None)],
+        (None, Some(selector)) => cluster
+            .list(kind, &item.namespace, selector)
+            .await?
+            .into_iter()
+            .filter_map(|obj| {
+                let name = obj.pointer("/metadata/name")?.as_str()?.to_owned();
+                Some((ObjectRef::new(kind, &item.namespace, name), Some(obj)))
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    })
+}
+
+/// [`resolve_item`] with every workload read: `None` for a named one that does not exist.
+pub async fn read_item(
+    cluster: &dyn ClusterApi,
+    item: &cfg::WorkloadConfig,
+) -> crate::port::Result<Vec<(ObjectRef, Option<serde_json::Value>)>> {
+    let mut out = Vec::new();
+    for (o, listed) in resolve_item(cluster, item).await? {
+        let obj = match listed {
+            Some(obj) => Some(obj),
+            None => cluster.get(&o).await?,
+        };
+        out.push((o, obj));
+    }
+    Ok(out)
+}
+
 /// The configured Flux objects of a cluster.
 pub fn flux_objects(c: &cfg::FluxConfig) -> Vec<ObjectRef> {
     c.objects

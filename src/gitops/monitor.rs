@@ -4,12 +4,10 @@
 //! `failoverd_gitops_cluster_reachable{region}`, and read by the failover's preflight for the
 //! region taking over. An unreachable cluster is reported, never fatal.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{IntGaugeVec, Opts, Registry};
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -73,13 +71,6 @@ fn status(o: &ObjectRef, ready: bool, detail: impl Into<String>) -> ObjectStatus
     }
 }
 
-async fn read(
-    cluster: &dyn ClusterApi,
-    o: &ObjectRef,
-) -> Result<Option<Value>, crate::port::Error> {
-    cluster.get(o).await
-}
-
 /// Checks one cluster now: the steady state of every configured object. Each read is bounded
 /// by `timeout`; the first failure to reach the API makes the cluster unreachable.
 pub async fn check_cluster(
@@ -116,7 +107,7 @@ async fn check_objects(
     let mut out = Vec::new();
     if let Some(f) = &settings.flux {
         for o in super::flux_objects(f) {
-            out.push(match read(cluster, &o).await? {
+            out.push(match cluster.get(&o).await? {
                 None => status(&o, false, "does not exist"),
                 Some(obj) => match flux::state(&obj, None) {
                     FluxState::Ready { revision } => {
@@ -136,7 +127,7 @@ async fn check_objects(
     }
     if let Some(a) = &settings.argocd {
         for o in super::argo_applications(a) {
-            out.push(match read(cluster, &o).await? {
+            out.push(match cluster.get(&o).await? {
                 None => status(&o, false, "does not exist"),
                 Some(app) => match argo::steady(&app) {
                     Ok(()) => status(&o, true, "Synced, Healthy"),
@@ -147,28 +138,11 @@ async fn check_objects(
     }
     if let Some(w) = &settings.workloads {
         for item in &w.items {
-            let kind: ObjectKind = item.kind.into();
-            let objects = match (&item.name, &item.selector) {
-                (Some(name), _) => {
-                    let o = ObjectRef::new(kind, &item.namespace, name);
-                    vec![(o.clone(), read(cluster, &o).await?)]
-                }
-                (None, Some(sel)) => {
-                    let found = cluster.list(kind, &item.namespace, sel).await?;
-                    if found.is_empty() {
-                        let o = ObjectRef::new(kind, &item.namespace, format!("[{sel}]"));
-                        out.push(status(&o, false, "no workload matches the selector"));
-                    }
-                    found
-                        .into_iter()
-                        .filter_map(|obj| {
-                            let name = obj.pointer("/metadata/name")?.as_str()?.to_owned();
-                            Some((ObjectRef::new(kind, &item.namespace, name), Some(obj)))
-                        })
-                        .collect()
-                }
-                (None, None) => Vec::new(),
-            };
+            let objects = super::read_item(cluster, item).await?;
+            if let (true, Some(sel)) = (objects.is_empty(), &item.selector) {
+                let o = ObjectRef::new(item.kind.into(), &item.namespace, format!("[{sel}]"));
+                out.push(status(&o, false, "no workload matches the selector"));
+            }
             let need = i32::try_from(item.standby_replicas).unwrap_or(i32::MAX);
             for (o, obj) in objects {
                 out.push(match obj {
@@ -236,20 +210,17 @@ impl GitOpsGauges {
     }
 }
 
-/// Checks every configured cluster every `monitor_interval` (and at once), publishing to the
-/// returned receiver, until `stop`.
-pub fn spawn(
+/// Checks every configured cluster at once and then every `monitor_interval`, publishing to the
+/// returned receiver; the future runs until `stop` (the daemon spawns it with its components).
+pub fn monitor(
     gitops: GitOps,
     gauges: Option<GitOpsGauges>,
     mut stop: StopSignal,
-) -> (
-    watch::Receiver<Option<GitOpsStatus>>,
-    tokio::task::JoinHandle<()>,
-) {
+) -> (GitOpsWatch, impl std::future::Future<Output = ()> + Send) {
     let (tx, rx) = watch::channel(None);
-    let interval = gitops.config.monitor_interval.get();
-    let timeout = gitops.config.request_timeout.get().saturating_mul(4);
-    let task = tokio::spawn(async move {
+    let run = async move {
+        let interval = gitops.config.monitor_interval.get();
+        let timeout = live_timeout(&gitops);
         loop {
             let mut all = Vec::new();
             for settings in &gitops.config.clusters {
@@ -272,27 +243,14 @@ pub fn spawn(
                 _ = stop.stopped() => return,
             }
         }
-    });
-    (rx, task)
+    };
+    (rx, run)
 }
 
 /// A cheap handle on the latest check, for the preflight and `/v1/status`.
 pub type GitOpsWatch = watch::Receiver<Option<GitOpsStatus>>;
 
-/// The latest status of `region`'s cluster.
-pub fn latest(watch: &GitOpsWatch, region: &str) -> Option<ClusterStatus> {
-    watch
-        .borrow()
-        .as_ref()?
-        .iter()
-        .find(|c| c.region == region)
-        .cloned()
-}
-
-/// Used by [`crate::plans`] to check a cluster live.
+/// The bound of one check of a cluster (the monitor's, and the preflight's live one).
 pub fn live_timeout(gitops: &GitOps) -> Duration {
     gitops.config.request_timeout.get().saturating_mul(4)
 }
-
-/// The `Arc` form the plans hold.
-pub type SharedGitOps = Arc<GitOps>;

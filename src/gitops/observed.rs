@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::port::{ObjectKind, ObjectRef};
 use super::workloads::spec_replicas;
 use super::GitOps;
 use crate::topology::{ObservedComponent, Reading, RegionPair, Says, COMPONENT_WORKLOADS};
@@ -45,20 +44,12 @@ impl WorkloadsObservation {
             .ok_or("no workloads")?;
         let (mut all, mut total, mut count) = (true, 0i64, 0usize);
         for item in &w.items {
-            let kind: ObjectKind = item.kind.into();
-            let objects = match (&item.name, &item.selector) {
-                (Some(name), _) => cluster
-                    .get(&ObjectRef::new(kind, &item.namespace, name))
-                    .await
-                    .map_err(|e| format!("{region}: {e}"))?
-                    .into_iter()
-                    .collect(),
-                (None, Some(sel)) => cluster
-                    .list(kind, &item.namespace, sel)
-                    .await
-                    .map_err(|e| format!("{region}: {e}"))?,
-                (None, None) => Vec::new(),
-            };
+            let objects: Vec<_> = super::read_item(&**cluster, item)
+                .await
+                .map_err(|e| format!("{region}: {e}"))?
+                .into_iter()
+                .filter_map(|(_, obj)| obj)
+                .collect();
             let floor = i64::from(item.floor_replicas);
             if objects.is_empty() {
                 all = false;

@@ -18,14 +18,6 @@ use crate::engine::{
 };
 use crate::port::ErrorKind;
 
-fn port_err(e: crate::port::Error) -> StepError {
-    if e.is_retryable() {
-        StepError::retryable(e.to_string())
-    } else {
-        StepError::permanent(e.to_string())
-    }
-}
-
 /// The reconcile token of a run: the value of `reconcile.fluxcd.io/requestedAt` failoverd sets.
 /// Derived from the run id, so a resumed run recognises its own request.
 pub fn reconcile_token(ctx: &StepContext) -> String {
@@ -82,8 +74,7 @@ async fn get_required(
 ) -> Result<Value, StepError> {
     cluster
         .get(object)
-        .await
-        .map_err(port_err)?
+        .await?
         .ok_or_else(|| StepError::permanent(format!("{object} does not exist in {region}")))
 }
 
@@ -119,7 +110,7 @@ impl FluxReconcile {
             None // requested by an earlier attempt of this run
         };
         if let Some(p) = patch {
-            self.cluster.merge_patch(o, &p).await.map_err(port_err)?;
+            self.cluster.merge_patch(o, &p).await?;
         }
         let waiter = Waiter::new(format!("{o} in {}", self.region), self.poll, self.wait);
         loop {
@@ -208,21 +199,18 @@ impl Step for FluxReconcile {
 
     async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
         let token = reconcile_token(ctx);
-        let mut done = Vec::new();
-        for o in &self.objects {
-            let Some(obj) = self.cluster.get(o).await.map_err(port_err)? else {
-                return Ok(VerifyOutcome::NotDone);
-            };
-            match flux::state(&obj, Some(&token)) {
+        let done = all_done(&*self.cluster, &self.objects, |o, obj| {
+            match flux::state(obj, Some(&token)) {
                 FluxState::Ready { revision } => {
-                    done.push(json!({"object": o.to_string(), "revision": revision}))
+                    Some(json!({"object": o.to_string(), "revision": revision}))
                 }
-                _ => return Ok(VerifyOutcome::NotDone),
+                _ => None,
             }
-        }
-        Ok(VerifyOutcome::Done(
-            json!({"region": self.region, "token": token, "objects": done}),
-        ))
+        })
+        .await?;
+        Ok(done.map_or(VerifyOutcome::NotDone, |done| {
+            VerifyOutcome::Done(json!({"region": self.region, "token": token, "objects": done}))
+        }))
     }
 
     /// A reconcile converges the cluster on Git, where Flux keeps it anyway: nothing to undo.
@@ -233,17 +221,14 @@ impl Step for FluxReconcile {
 
     async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
         let run = ctx.run_id.to_string();
-        for o in &self.objects {
-            if let Some(obj) = self.cluster.get(o).await.map_err(port_err)? {
-                if flux::annotation(&obj, flux::RESUMED_BY) == Some(run.as_str()) {
-                    self.cluster
-                        .merge_patch(o, &flux::resuspend_patch())
-                        .await
-                        .map_err(port_err)?;
-                }
-            }
-        }
-        Ok(())
+        patch_marked(
+            &*self.cluster,
+            &self.objects,
+            flux::RESUMED_BY,
+            &run,
+            &flux::resuspend_patch(),
+        )
+        .await
     }
 
     fn operator_check(&self) -> String {
@@ -388,21 +373,20 @@ impl Step for ArgoSync {
 
     async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
         let run = ctx.run_id.to_string();
-        let mut done = Vec::new();
-        for o in &self.applications {
-            let Some(app) = self.cluster.get(o).await.map_err(port_err)? else {
-                return Ok(VerifyOutcome::NotDone);
-            };
-            match argo::state(&app, &run) {
+        let done = all_done(
+            &*self.cluster,
+            &self.applications,
+            |o, app| match argo::state(app, &run) {
                 ArgoState::Ready { revision } => {
-                    done.push(json!({"object": o.to_string(), "revision": revision}))
+                    Some(json!({"object": o.to_string(), "revision": revision}))
                 }
-                _ => return Ok(VerifyOutcome::NotDone),
-            }
-        }
-        Ok(VerifyOutcome::Done(
-            json!({"region": self.region, "applications": done}),
-        ))
+                _ => None,
+            },
+        )
+        .await?;
+        Ok(done.map_or(VerifyOutcome::NotDone, |done| {
+            VerifyOutcome::Done(json!({"region": self.region, "applications": done}))
+        }))
     }
 
     /// A sync converges the cluster on Git, where Argo CD keeps it anyway: nothing to undo.
@@ -466,26 +450,76 @@ async fn resolve<'a>(
 ) -> Result<Vec<Resolved<'a>>, crate::port::Error> {
     let mut out = Vec::new();
     for item in items {
-        let kind: ObjectKind = item.kind.into();
-        match (&item.name, &item.selector) {
-            (Some(name), _) => out.push(Resolved {
-                object: ObjectRef::new(kind, &item.namespace, name),
-                item,
-            }),
-            (None, Some(selector)) => {
-                for obj in cluster.list(kind, &item.namespace, selector).await? {
-                    if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
-                        out.push(Resolved {
-                            object: ObjectRef::new(kind, &item.namespace, name),
-                            item,
-                        });
-                    }
-                }
-            }
-            (None, None) => {}
+        for (object, _) in super::resolve_item(cluster, item).await? {
+            out.push(Resolved { object, item });
         }
     }
     Ok(out)
+}
+
+/// Reads `o` and writes the patch `patch_for` computes from what was read (`None`: nothing to
+/// write); after a lost resourceVersion race it reads and computes again, up to
+/// [`CONFLICT_RETRIES`] times. Returns what was read and, when a patch was written, the object
+/// after it; `None` when the object does not exist.
+async fn guarded_patch(
+    cluster: &dyn ClusterApi,
+    o: &ObjectRef,
+    patch_for: impl Fn(&Value) -> Option<Value>,
+) -> Result<Option<(Value, Option<Value>)>, StepError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some(obj) = cluster.get(o).await? else {
+            return Ok(None);
+        };
+        let Some(patch) = patch_for(&obj) else {
+            return Ok(Some((obj, None)));
+        };
+        match cluster.merge_patch(o, &patch).await {
+            Ok(after) => return Ok(Some((obj, Some(after)))),
+            Err(e) if e.kind == ErrorKind::Conflict && attempt < CONFLICT_RETRIES => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Writes `patch` to each of `objects` that carries the annotation `marker` = `run` (an
+/// unwind undoing what this run marked, and nothing else).
+async fn patch_marked(
+    cluster: &dyn ClusterApi,
+    objects: &[ObjectRef],
+    marker: &str,
+    run: &str,
+    patch: &Value,
+) -> Result<(), StepError> {
+    for o in objects {
+        if let Some(obj) = cluster.get(o).await? {
+            if flux::annotation(&obj, marker) == Some(run) {
+                cluster.merge_patch(o, patch).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The outputs of `done` for every object, or `None` at the first one missing or not done
+/// (`verify` of the reconcile and sync steps).
+async fn all_done(
+    cluster: &dyn ClusterApi,
+    objects: &[ObjectRef],
+    done: impl Fn(&ObjectRef, &Value) -> Option<Value>,
+) -> Result<Option<Vec<Value>>, StepError> {
+    let mut out = Vec::new();
+    for o in objects {
+        let Some(obj) = cluster.get(o).await? else {
+            return Ok(None);
+        };
+        match done(o, &obj) {
+            Some(v) => out.push(v),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
 }
 
 async fn hpas_for(
@@ -529,54 +563,44 @@ impl ScaleUp {
     async fn scale_one(&self, r: &Resolved<'_>, run: &str) -> Result<Value, StepError> {
         let o = &r.object;
         let floor = i32::try_from(r.item.floor_replicas).unwrap_or(i32::MAX);
-        let mut attempt = 0;
-        let (obj, before, target, basis) = loop {
-            attempt += 1;
-            let obj = get_required(&*self.cluster, o, &self.region).await?;
-            if let Some((by, before, target)) = wl::recorded(&obj) {
-                if by == run {
-                    break (obj, before, target, json!("recorded by an earlier attempt"));
-                }
-            }
-            let current = wl::spec_replicas(&obj);
+        let ours = |obj: &Value| wl::recorded(obj).is_some_and(|(by, _, _)| by == run);
+        let obj = get_required(&*self.cluster, o, &self.region).await?;
+        let (obj, basis) = if ours(&obj) {
+            (obj, json!("recorded by an earlier attempt"))
+        } else {
+            // Read once: a lost race on the record is retried without asking the region left again.
             let (source, basis) = match self.source_replicas(o).await {
                 Ok(n) => (Some(n), json!({"source_replicas": n})),
                 Err(why) => (None, json!({"floor_replicas": floor, "because": why})),
             };
-            let target = wl::takeover_target(source, self.target_percent, floor, current);
-            match self
-                .cluster
-                .merge_patch(o, &wl::record_patch(&obj, run, current, target))
-                .await
-            {
-                Ok(obj) => break (obj, current, target, basis),
-                Err(e) if e.kind == ErrorKind::Conflict && attempt < CONFLICT_RETRIES => continue,
-                Err(e) => return Err(port_err(e)),
-            }
+            let (read, after) = guarded_patch(&*self.cluster, o, |obj| {
+                let current = wl::spec_replicas(obj);
+                let target = wl::takeover_target(source, self.target_percent, floor, current);
+                (!ours(obj)).then(|| wl::record_patch(obj, run, current, target))
+            })
+            .await?
+            .ok_or_else(|| {
+                StepError::permanent(format!("{o} does not exist in {}", self.region))
+            })?;
+            (after.unwrap_or(read), basis)
         };
+        let (_, before, target) = wl::recorded(&obj).ok_or_else(|| {
+            StepError::permanent(format!(
+                "{o}: the record failoverd wrote cannot be read back"
+            ))
+        })?;
         let mut hpas = Vec::new();
-        for (href, _) in hpas_for(&*self.cluster, o).await.map_err(port_err)? {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let Some(hpa) = self.cluster.get(&href).await.map_err(port_err)? else {
-                    break;
-                };
-                let Some(patch) = wl::hpa_raise_patch(&hpa, run, target) else {
-                    break;
-                };
-                match self.cluster.merge_patch(&href, &patch).await {
-                    Ok(_) => {
-                        hpas.push(json!({"hpa": href.name, "before": wl::hpa_bounds(&hpa)}));
-                        break;
-                    }
-                    Err(e) if e.kind == ErrorKind::Conflict && attempt < CONFLICT_RETRIES => {}
-                    Err(e) => return Err(port_err(e)),
-                }
+        for (href, _) in hpas_for(&*self.cluster, o).await? {
+            if let Some((read, Some(_))) = guarded_patch(&*self.cluster, &href, |hpa| {
+                wl::hpa_raise_patch(hpa, run, target)
+            })
+            .await?
+            {
+                hpas.push(json!({"hpa": href.name, "before": wl::hpa_bounds(&read)}));
             }
         }
         if wl::spec_replicas(&obj) < target {
-            self.cluster.scale(o, target).await.map_err(port_err)?;
+            self.cluster.scale(o, target).await?;
         }
         Ok(json!({
             "object": o.to_string(),
@@ -635,12 +659,10 @@ impl Step for ScaleUp {
     }
 
     async fn describe(&self, _ctx: &StepContext) -> Result<StepDescription, StepError> {
-        let resolved = resolve(&*self.cluster, &self.items)
-            .await
-            .map_err(port_err)?;
+        let resolved = resolve(&*self.cluster, &self.items).await?;
         let mut changes = Vec::new();
         for r in &resolved {
-            let current = match self.cluster.get(&r.object).await.map_err(port_err)? {
+            let current = match self.cluster.get(&r.object).await? {
                 Some(obj) => wl::spec_replicas(&obj),
                 None => {
                     changes.push(format!(
@@ -678,9 +700,7 @@ impl Step for ScaleUp {
     async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
         let started = Instant::now();
         let run = ctx.run_id.to_string();
-        let resolved = resolve(&*self.cluster, &self.items)
-            .await
-            .map_err(port_err)?;
+        let resolved = resolve(&*self.cluster, &self.items).await?;
         let mut decided = Vec::new();
         let mut workloads = Vec::new();
         for r in &resolved {
@@ -701,12 +721,10 @@ impl Step for ScaleUp {
 
     async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
         let run = ctx.run_id.to_string();
-        let resolved = resolve(&*self.cluster, &self.items)
-            .await
-            .map_err(port_err)?;
+        let resolved = resolve(&*self.cluster, &self.items).await?;
         let mut ready = Vec::new();
         for r in &resolved {
-            let Some(obj) = self.cluster.get(&r.object).await.map_err(port_err)? else {
+            let Some(obj) = self.cluster.get(&r.object).await? else {
                 return Ok(VerifyOutcome::NotDone);
             };
             match wl::recorded(&obj) {
@@ -733,34 +751,22 @@ impl Step for ScaleUp {
     /// record (so it is a no-op when the step never got to change anything).
     async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
         let run = ctx.run_id.to_string();
-        let resolved = resolve(&*self.cluster, &self.items)
-            .await
-            .map_err(port_err)?;
+        let resolved = resolve(&*self.cluster, &self.items).await?;
         for r in &resolved {
-            let Some(obj) = self.cluster.get(&r.object).await.map_err(port_err)? else {
+            let Some(obj) = self.cluster.get(&r.object).await? else {
                 continue;
             };
-            for (href, hpa) in hpas_for(&*self.cluster, &r.object)
-                .await
-                .map_err(port_err)?
-            {
+            for (href, hpa) in hpas_for(&*self.cluster, &r.object).await? {
                 if let Some(p) = wl::hpa_restore_patch(&hpa, &run) {
-                    self.cluster
-                        .merge_patch(&href, &p)
-                        .await
-                        .map_err(port_err)?;
+                    self.cluster.merge_patch(&href, &p).await?;
                 }
             }
             if let Some((by, before, _)) = wl::recorded(&obj) {
                 if by == run {
-                    self.cluster
-                        .scale(&r.object, before)
-                        .await
-                        .map_err(port_err)?;
+                    self.cluster.scale(&r.object, before).await?;
                     self.cluster
                         .merge_patch(&r.object, &wl::forget_patch())
-                        .await
-                        .map_err(port_err)?;
+                        .await?;
                 }
             }
         }
@@ -824,7 +830,7 @@ impl Step for FluxSuspend {
         let mut suspended = Vec::new();
         let mut left = Vec::new();
         for o in &self.objects {
-            let Some(obj) = self.cluster.get(o).await.map_err(port_err)? else {
+            let Some(obj) = self.cluster.get(o).await? else {
                 left.push(json!({"object": o.to_string(), "why": "does not exist"}));
                 continue;
             };
@@ -834,8 +840,7 @@ impl Step for FluxSuspend {
             }
             self.cluster
                 .merge_patch(o, &flux::suspend_patch(&run))
-                .await
-                .map_err(port_err)?;
+                .await?;
             suspended.push(o.to_string());
         }
         Ok(json!({"region": self.region, "suspended": suspended, "left_alone": left}))
@@ -845,7 +850,7 @@ impl Step for FluxSuspend {
         let run = ctx.run_id.to_string();
         let mut suspended = Vec::new();
         for o in &self.objects {
-            if let Some(obj) = self.cluster.get(o).await.map_err(port_err)? {
+            if let Some(obj) = self.cluster.get(o).await? {
                 if !flux::suspended(&obj) {
                     return Ok(VerifyOutcome::NotDone);
                 }
@@ -865,17 +870,14 @@ impl Step for FluxSuspend {
 
     async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
         let run = ctx.run_id.to_string();
-        for o in &self.objects {
-            if let Some(obj) = self.cluster.get(o).await.map_err(port_err)? {
-                if flux::annotation(&obj, flux::SUSPENDED_BY) == Some(run.as_str()) {
-                    self.cluster
-                        .merge_patch(o, &flux::unsuspend_patch())
-                        .await
-                        .map_err(port_err)?;
-                }
-            }
-        }
-        Ok(())
+        patch_marked(
+            &*self.cluster,
+            &self.objects,
+            flux::SUSPENDED_BY,
+            &run,
+            &flux::unsuspend_patch(),
+        )
+        .await
     }
 
     fn timeout(&self) -> Duration {

@@ -589,8 +589,9 @@ async fn scale_up_follows_the_source_keeps_the_hpa_from_scaling_back_and_abort_r
     assert_eq!(target.writes().await.len(), before);
 }
 
-/// A TCP listener that accepts and never answers: a blackholed API endpoint.
-async fn blackhole() -> (String, tokio::task::JoinHandle<()>) {
+/// failoverd's client of a blackholed API endpoint: a TCP listener that accepts and never
+/// answers (held open by the returned task).
+async fn blackholed(region: &str, request: Duration) -> (KubeCluster, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -599,14 +600,8 @@ async fn blackhole() -> (String, tokio::task::JoinHandle<()>) {
             held.push(socket);
         }
     });
-    (url, task)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ungraceful_with_the_source_blackholed_uses_the_floor_and_the_minimum_success_share() {
-    let (url, _hole) = blackhole().await;
-    let lost = Arc::new(KubeCluster::new(
-        HOT,
+    let client = KubeCluster::new(
+        region,
         Connect::Token {
             endpoint: url,
             ca_file: None,
@@ -614,9 +609,16 @@ async fn ungraceful_with_the_source_blackholed_uses_the_floor_and_the_minimum_su
         },
         Timeouts {
             connect: Duration::from_secs(1),
-            request: Duration::from_secs(30),
+            request,
         },
-    ));
+    );
+    (client, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ungraceful_with_the_source_blackholed_uses_the_floor_and_the_minimum_success_share() {
+    let (lost, _hole) = blackholed(HOT, Duration::from_secs(30)).await;
+    let lost = Arc::new(lost);
     let mut world = lab_world(COLD);
     // One api pod never becomes ready.
     knob(&mut world, "Deployment", "api", "max-ready", "1");
@@ -874,19 +876,7 @@ async fn the_monitor_sees_a_ready_standby_a_broken_object_and_an_unreachable_clu
     );
     assert!(not_ready[1].contains("web/api"), "{not_ready:?}");
 
-    let (url, _hole) = blackhole().await;
-    let lost = KubeCluster::new(
-        HOT,
-        Connect::Token {
-            endpoint: url,
-            ca_file: None,
-            token: SecretRef::Env("PATH".into()),
-        },
-        Timeouts {
-            connect: Duration::from_secs(1),
-            request: Duration::from_secs(1),
-        },
-    );
+    let (lost, _hole) = blackholed(HOT, Duration::from_secs(1)).await;
     let started = std::time::Instant::now();
     let status = check_cluster(&lost, &settings, Duration::from_secs(2)).await;
     assert!(!status.reachable && status.error.is_some(), "{status:#?}");

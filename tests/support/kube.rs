@@ -12,15 +12,9 @@
 //! prepares it, and a test bed that silently does not run is worse than a red test.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
-
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-
-/// Generous: the first start imports jsonschema and the Kubernetes schemas on a loaded machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(90);
+use tokio::process::{Child, ChildStdin};
 
 /// The token [`KubeOptions::default`] accepts.
 pub const DEFAULT_TOKEN: &str = "kube-test-token";
@@ -66,23 +60,12 @@ pub struct KubeEmulator {
 impl KubeEmulator {
     /// Starts the emulator on a free loopback port with `opts`.
     pub async fn start(opts: KubeOptions) -> KubeEmulator {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join(".venv/bin/python");
-        let script = root.join("tests/support/kube_emulator.py");
-        assert!(
-            python.exists(),
-            "{} is missing: run tests/support/setup.sh (make test does) to create the test bed's \
-             virtualenv",
-            python.display()
-        );
         let dir = tempfile::Builder::new()
             .prefix("kube-emulator-")
             .tempdir()
             .expect("create the emulator's temporary directory");
-        let mut command = Command::new(&python);
-        command
-            .arg(&script)
-            .args(["--host", "127.0.0.1", "--port", "0"]);
+        let mut command = super::launcher::python("kube_emulator.py");
+        command.args(["--host", "127.0.0.1", "--port", "0"]);
         for token in &opts.tokens {
             command.arg("--token").arg(token);
         }
@@ -103,34 +86,13 @@ impl KubeEmulator {
                 .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
             command.arg("--seed").arg(&file);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let stdin = child.stdin.take().expect("child stdin is piped");
-        let stdout = child.stdout.take().expect("child stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(READY_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.expect("read the emulator's stdout") {
-                if let Some(rest) = line.trim().strip_prefix("KUBE_READY port=") {
-                    let (port, ca) = rest.split_once(" ca=")?;
-                    let ca = (ca != "-").then(|| PathBuf::from(ca));
-                    return Some((port.parse::<u16>().ok()?, ca));
-                }
-            }
-            None
-        })
-        .await;
-        let (port, ca) = match ready {
-            Ok(Some(ready)) => ready,
-            Ok(None) => {
-                panic!("the kube emulator exited before printing KUBE_READY (see its stderr above)")
-            }
-            Err(_) => panic!("the kube emulator did not print KUBE_READY within {READY_TIMEOUT:?}"),
-        };
+        let (child, stdin, rest) =
+            super::launcher::start(command, "the kube emulator", "KUBE_READY port=").await;
+        let (port, ca) = rest
+            .split_once(" ca=")
+            .and_then(|(port, ca)| Some((port.parse::<u16>().ok()?, ca)))
+            .unwrap_or_else(|| panic!("the kube emulator printed a bad ready line: {rest:?}"));
+        let ca = (ca != "-").then(|| PathBuf::from(ca));
         let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
         if let Some(ca) = &ca {
             let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("read {}: {e}", ca.display()));

@@ -18,6 +18,7 @@ pub mod fakes;
 pub mod fault_proxy;
 pub mod harness;
 pub mod kube;
+pub mod launcher;
 pub mod moto;
 pub mod pg;
 pub mod probes;

@@ -10,16 +10,7 @@
 //! prepares it, and a test bed that silently does not run is worse than a red test.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-
-/// Generous: the first start imports all of moto (a few seconds on a loaded 2-core machine).
-const READY_TIMEOUT: Duration = Duration::from_secs(90);
-
+use tokio::process::{Child, ChildStdin};
 /// A running moto server, killed on drop.
 pub struct MotoServer {
     port: u16,
@@ -31,41 +22,13 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto with failoverd's extension on a free loopback port.
     pub async fn start() -> MotoServer {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join(".venv/bin/python");
-        let script = root.join("tests/support/moto_server.py");
-        assert!(
-            python.exists(),
-            "{} is missing: run tests/support/setup.sh (make test does) to create the test bed's \
-             virtualenv",
-            python.display()
-        );
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let stdin = child.stdin.take().expect("child stdin is piped");
-        let stdout = child.stdout.take().expect("child stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(READY_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.expect("read moto's stdout") {
-                if let Some(port) = line.trim().strip_prefix("MOTO_READY port=") {
-                    return port.parse::<u16>().ok();
-                }
-            }
-            None
-        })
-        .await;
-        let port = match ready {
-            Ok(Some(port)) => port,
-            Ok(None) => panic!("moto exited before printing MOTO_READY (see its stderr above)"),
-            Err(_) => panic!("moto did not print MOTO_READY within {READY_TIMEOUT:?}"),
-        };
+        let mut command = super::launcher::python("moto_server.py");
+        command.args(["--host", "127.0.0.1", "--port", "0"]);
+        let (child, stdin, rest) =
+            super::launcher::start(command, "moto", "MOTO_READY port=").await;
+        let port = rest
+            .parse::<u16>()
+            .unwrap_or_else(|_| panic!("moto printed a bad port: {rest:?}"));
         MotoServer {
             port,
             _stdin: stdin,
