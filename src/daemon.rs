@@ -248,6 +248,7 @@ pub async fn serve(
             lost_region_budget: config.failover.lost_region_budget.get(),
         }),
         gitops: gitops.as_ref().map(|g| (pair.clone(), Arc::clone(g))),
+        outage_retry: config.failover.retry.outage_retry(),
     }));
     let cognito = cognito.map(|(_, handle)| handle);
 
@@ -422,8 +423,9 @@ pub async fn serve(
     result
 }
 
-/// Reports the engine's leadership in `/v1/status` and `failoverd_component_up{component="engine"}`
-/// as it changes.
+/// Reports the engine in `/v1/status` and `failoverd_component_up{component="engine"}`: its
+/// leadership as it changes, and `degraded` while a step waits to retry an API that errors (what
+/// fails and when the next attempt is, so an outage is visible before a run gives up).
 async fn report_leadership(
     runner: crate::engine::RunnerHandle,
     status: StatusBoard,
@@ -431,9 +433,35 @@ async fn report_leadership(
 ) {
     let mut leader = runner.leadership();
     loop {
-        match *leader.borrow_and_update() {
+        let is_leader = *leader.borrow_and_update();
+        match is_leader {
             None => {} // still `starting`
-            Some(true) => status.report("engine", ComponentState::Ok, None),
+            Some(true) => {
+                let retrying = match runner.status().await {
+                    Ok(s) => s.retrying,
+                    Err(_) => Vec::new(),
+                };
+                match retrying.first() {
+                    None => status.report("engine", ComponentState::Ok, None),
+                    Some(first) => status.report(
+                        "engine",
+                        ComponentState::Degraded,
+                        Some(format!(
+                            "{} step(s) retrying; {} of run {}: attempt {} failed ({}), next attempt at {}",
+                            retrying.len(),
+                            first.step,
+                            first.run,
+                            first.retry.attempts,
+                            first.retry.last_error,
+                            first
+                                .retry
+                                .next_attempt_at
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default(),
+                        )),
+                    ),
+                }
+            }
             Some(false) => status.report(
                 "engine",
                 ComponentState::Degraded,
@@ -442,6 +470,8 @@ async fn report_leadership(
         }
         tokio::select! {
             () = stop.stopped() => return,
+            // Retries come and go without a leadership change: look again shortly.
+            () = tokio::time::sleep(STATUS_INTERVAL) => {}
             changed = leader.changed() => if changed.is_err() {
                 status.report("engine", ComponentState::Stopped, Some("the run engine has stopped".into()));
                 return;

@@ -387,6 +387,7 @@ impl Step for AuroraPrecheck {
             max_attempts: 4,
             initial_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(30),
+            deadline: None,
         }
     }
 
@@ -545,6 +546,10 @@ impl AuroraPromote {
 
 #[async_trait]
 impl Step for AuroraPromote {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Aurora)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -663,6 +668,7 @@ impl Step for AuroraPromote {
             max_attempts: 3,
             initial_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(30),
+            deadline: None,
         }
     }
 
@@ -710,6 +716,10 @@ impl AuroraWaitWriter {
 
 #[async_trait]
 impl Step for AuroraWaitWriter {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Aurora)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -819,6 +829,7 @@ impl Step for AuroraWaitWriter {
             max_attempts: 2,
             initial_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
+            deadline: None,
         }
     }
 

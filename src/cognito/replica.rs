@@ -139,6 +139,10 @@ fn step_error(what: &str, e: crate::port::Error) -> StepError {
 
 #[async_trait]
 impl Step for ReplicaFailover {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Route53)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -495,6 +495,9 @@ pub struct FailoverConfig {
     /// Ungraceful: how long a call that needs the region being left (the final Cognito sync
     /// reads its pool) may take before it is skipped.
     pub lost_region_budget: Duration,
+    /// How long the steps that act on each API retry its transient errors (throttling, 5xx,
+    /// timeouts, refused connections) before the run gives up on them, compensations included.
+    pub retry: RetryConfig,
 }
 
 impl Default for FailoverConfig {
@@ -502,6 +505,48 @@ impl Default for FailoverConfig {
         Self {
             backup_copy_age: BackupCopyRule::Warning,
             lost_region_budget: Duration::from_secs(30),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+/// See [`FailoverConfig::retry`]: a deadline per API, counted from a step's first attempt.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetryConfig {
+    /// The longest wait between two attempts (the backoff doubles from 1 s up to it, jittered).
+    pub max_backoff: Duration,
+    /// DNS stages, their `INSYNC` waits, the Cognito replica's health check.
+    pub route53: Duration,
+    /// The promotion and the wait for the new writer.
+    pub aurora: Duration,
+    /// The final user sync.
+    pub cognito: Duration,
+    /// The GitOps steps.
+    pub kubernetes: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let d = crate::engine::OutageRetry::default();
+        Self {
+            max_backoff: Duration(d.max_backoff),
+            route53: Duration(d.route53),
+            aurora: Duration(d.aurora),
+            cognito: Duration(d.cognito),
+            kubernetes: Duration(d.kubernetes),
+        }
+    }
+}
+
+impl RetryConfig {
+    pub fn outage_retry(&self) -> crate::engine::OutageRetry {
+        crate::engine::OutageRetry {
+            max_backoff: self.max_backoff.get(),
+            route53: self.route53.get(),
+            aurora: self.aurora.get(),
+            cognito: self.cognito.get(),
+            kubernetes: self.kubernetes.get(),
         }
     }
 }

@@ -56,6 +56,16 @@ impl Checker<'_> {
         }
     }
 
+    /// Greater than zero and at most `max` (written like the config writes durations).
+    fn bounded(&mut self, path: impl Into<String>, d: Duration, max: Duration) {
+        let path = path.into();
+        if d.is_zero() {
+            self.err(path, "must be greater than zero");
+        } else if d > max {
+            self.err(path, format!("{d} is longer than the maximum of {max}"));
+        }
+    }
+
     fn range_u32(&mut self, path: impl Into<String>, v: u32, lo: u32, hi: u32) {
         if v < lo || v > hi {
             self.err(path, format!("{v} is out of range {lo}..={hi}"));
@@ -490,6 +500,24 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         "failover.lost_region_budget",
         config.failover.lost_region_budget,
     );
+    let r = &config.failover.retry;
+    c.bounded(
+        "failover.retry.max_backoff",
+        r.max_backoff,
+        Duration::from_secs(600),
+    );
+    for (key, d) in [
+        ("route53", r.route53),
+        ("aurora", r.aurora),
+        ("cognito", r.cognito),
+        ("kubernetes", r.kubernetes),
+    ] {
+        c.bounded(
+            format!("failover.retry.{key}"),
+            d,
+            Duration::from_secs(24 * 3600),
+        );
+    }
     c.positive("evaluation.interval", config.evaluation.interval);
     // Topology.
     let t = &config.topology;

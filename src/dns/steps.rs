@@ -392,6 +392,10 @@ impl DnsApplyStage {
 
 #[async_trait]
 impl Step for DnsApplyStage {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Route53)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -530,6 +534,10 @@ impl DnsAwaitSync {
 
 #[async_trait]
 impl Step for DnsAwaitSync {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Route53)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -357,6 +357,7 @@ mod tests {
             attempt: 1,
             error: "x".into(),
             retryable: true,
+            retry_at: None,
         };
         let s = state(&[EventKind::RunStarted, start("a", 1), failed.clone()]);
         let none = HashMap::new();

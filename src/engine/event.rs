@@ -255,11 +255,19 @@ pub enum EventKind {
         output: Value,
         verified: bool,
     },
+    /// An attempt failed. A retryable failure within the step's budget carries `retry_at`, when
+    /// the next attempt starts (waited out again after a restart); a final one does not.
     StepFailed {
         step: StepId,
         attempt: u32,
         error: String,
         retryable: bool,
+        #[serde(
+            default,
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        retry_at: Option<OffsetDateTime>,
     },
     /// The attempt was in doubt after a restart and `verify` found it had not taken effect; the step
     /// will be started again.

@@ -42,14 +42,16 @@ pub use metrics::EngineMetrics;
 pub use plan::{Phase, Plan, PlanCatalog, PlanError};
 pub use run_gauges::RunGauges;
 pub use runner::{
-    RunError, RunEventStream, RunRequest, Runner, RunnerConfig, RunnerDeps, RunnerHandle,
-    RunnerStatus, StartError,
+    RetryingStep, RunError, RunEventStream, RunRequest, Runner, RunnerConfig, RunnerDeps,
+    RunnerHandle, RunnerStatus, StartError,
 };
 pub use state::{apply, IllegalTransition, RunState, RunStatus, StepState, StepStatus, UnwindNext};
-pub use step::{RetryPolicy, Step, StepContext, StepError, VerifyOutcome};
+pub use step::{OutageApi, OutageRetry, RetryPolicy, Step, StepContext, StepError, VerifyOutcome};
 pub use store::{
     FencingToken, IdempotencyKey, MemoryStore, RunFilter, RunSummary, SqliteStore, Store,
     StoreError, StoredRun,
 };
 pub use updates::RunUpdate;
-pub use view::{RunReport, RunSummaryView, RunView, StepView, TimelineEntry};
+pub use view::{
+    RetriedOperation, RetryView, RunReport, RunSummaryView, RunView, StepView, TimelineEntry,
+};

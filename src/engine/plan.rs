@@ -9,8 +9,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::event::{Mode, PhaseLayout, PlanLayout, StepId, StepLayout};
-use super::step::Step;
+use std::time::Duration;
+
+use super::event::{
+    Mode, PhaseLayout, PlanLayout, Reversibility, StepDescription, StepId, StepLayout,
+};
+use super::step::{
+    OutageApi, OutageRetry, RetryPolicy, Step, StepContext, StepError, VerifyOutcome,
+};
 
 /// A phase: an optional approval gate, then steps run concurrently; the next phase starts when all
 /// of them have succeeded.
@@ -140,6 +146,67 @@ impl Plan {
                 })
                 .collect(),
         }
+    }
+}
+
+impl Plan {
+    /// The plan with every step that acts on an API ([`Step::acts_on`]) retrying that API's
+    /// transient errors until the deadline `retry` gives it.
+    pub fn with_outage_retry(mut self, retry: &OutageRetry) -> Plan {
+        for phase in &mut self.phases {
+            for step in &mut phase.steps {
+                if let Some(api) = step.acts_on() {
+                    *step = Arc::new(OutageRetried {
+                        inner: Arc::clone(step),
+                        policy: retry.policy(api),
+                    });
+                }
+            }
+        }
+        self
+    }
+}
+
+/// A step under its API's outage retry policy; everything else is the step's own.
+struct OutageRetried {
+    inner: Arc<dyn Step>,
+    policy: RetryPolicy,
+}
+
+#[async_trait::async_trait]
+impl Step for OutageRetried {
+    fn id(&self) -> &StepId {
+        self.inner.id()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
+        self.inner.describe(ctx).await
+    }
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
+        self.inner.execute(ctx).await
+    }
+    async fn verify(&self, ctx: &StepContext) -> Result<VerifyOutcome, StepError> {
+        self.inner.verify(ctx).await
+    }
+    fn reversibility(&self) -> Reversibility {
+        self.inner.reversibility()
+    }
+    async fn compensate(&self, ctx: &StepContext) -> Result<(), StepError> {
+        self.inner.compensate(ctx).await
+    }
+    fn operator_check(&self) -> String {
+        self.inner.operator_check()
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        self.policy
+    }
+    fn acts_on(&self) -> Option<OutageApi> {
+        self.inner.acts_on()
+    }
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
     }
 }
 

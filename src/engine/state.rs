@@ -95,6 +95,8 @@ pub struct StepState {
     pub failures: u32,
     pub last_error: Option<String>,
     pub last_failure_retryable: bool,
+    /// When the next attempt after a retryable failure is due (`StepFailed::retry_at`).
+    pub retry_at: Option<OffsetDateTime>,
     pub output: Option<Value>,
     pub verified: bool,
     /// A failed step that `verify` found had not taken effect (nothing to undo).
@@ -112,6 +114,7 @@ impl StepState {
             failures: 0,
             last_error: None,
             last_failure_retryable: false,
+            retry_at: None,
             output: None,
             verified: false,
             not_applied: false,
@@ -478,6 +481,7 @@ pub fn apply(state: &RunState, event: &Event) -> Result<RunState, IllegalTransit
                 attempt,
                 error,
                 retryable,
+                retry_at,
             },
         ) => {
             let s = step_mut!(step);
@@ -492,6 +496,7 @@ pub fn apply(state: &RunState, event: &Event) -> Result<RunState, IllegalTransit
             s.failures += 1;
             s.last_error = Some(error.clone());
             s.last_failure_retryable = *retryable;
+            s.retry_at = *retry_at;
             s.finished_at = Some(event.at);
         }
         (S::Running, E::StepInterrupted { step, attempt }) => {
@@ -777,6 +782,7 @@ mod tests {
             attempt,
             error: "boom".into(),
             retryable,
+            retry_at: None,
         })
     }
 

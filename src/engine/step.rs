@@ -65,12 +65,20 @@ impl From<crate::port::Error> for StepError {
 }
 
 /// How often and how patiently to retry a step's retryable failures.
+///
+/// Two budgets: a number of attempts, and — for steps that act on AWS or Kubernetes, where a
+/// regional outage means minutes of throttling, 5xx and timeouts — a deadline, counted from the
+/// step's first attempt (from the start of a compensation, for a compensation). A step with a
+/// deadline is retried until the deadline however many attempts that takes; the run gives up
+/// only on a non-retryable error or once the deadline is spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Total attempts including the first (at least 1).
+    /// Total attempts including the first (at least 1); `u32::MAX` for a deadline-bound policy.
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Retry until this long after the first attempt started, whatever `max_attempts` says.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -81,6 +89,7 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            deadline: None,
         }
     }
 }
@@ -94,6 +103,17 @@ impl RetryPolicy {
         }
     }
 
+    /// Retry transient errors until `deadline` after the first attempt, backing off from 1 s up
+    /// to `max_backoff`.
+    pub fn until(deadline: Duration, max_backoff: Duration) -> Self {
+        Self {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::from_secs(1).min(max_backoff),
+            max_backoff,
+            deadline: Some(deadline),
+        }
+    }
+
     /// Delay before the attempt following the `failures`-th failure: exponential, capped.
     pub fn backoff(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(16);
@@ -101,6 +121,87 @@ impl RetryPolicy {
             .saturating_mul(1u32 << exp)
             .min(self.max_backoff)
     }
+
+    /// [`RetryPolicy::backoff`] with "equal jitter": half of it fixed, the other half drawn at
+    /// random, so that many runners retrying against one recovering API do not call in step.
+    pub fn jittered_backoff(&self, failures: u32) -> Duration {
+        let base = self.backoff(failures);
+        let half = base / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
+    /// Whether another attempt may follow the `failures`-th failure of a step that has been
+    /// retrying for `elapsed`: `Err` says why not, in words for the run's message.
+    pub fn next_attempt(&self, failures: u32, elapsed: Duration) -> Result<Duration, String> {
+        let delay = self.jittered_backoff(failures);
+        match self.deadline {
+            Some(deadline) if elapsed.saturating_add(delay) > deadline => Err(format!(
+                "retry deadline of {} spent after {failures} attempts over {}",
+                whole_seconds(deadline),
+                whole_seconds(elapsed),
+            )),
+            Some(_) => Ok(delay),
+            None if failures >= self.max_attempts.max(1) => Err(format!(
+                "no attempts left ({failures} of {})",
+                self.max_attempts.max(1)
+            )),
+            None => Ok(delay),
+        }
+    }
+}
+
+/// The API a step changes the world through, for the retry deadline of an outage
+/// ([`OutageRetry`]): a regional outage of that API is ridden out, not given up on after seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutageApi {
+    Route53,
+    Aurora,
+    Cognito,
+    Kubernetes,
+}
+
+/// How long the steps that act on each API keep retrying transient errors (throttling, 5xx,
+/// timeouts, refused connections), and the longest wait between two attempts. Applied to a plan by
+/// [`crate::engine::Plan::with_outage_retry`]; the steps' own attempt counts then no longer apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutageRetry {
+    pub max_backoff: Duration,
+    pub route53: Duration,
+    pub aurora: Duration,
+    pub cognito: Duration,
+    pub kubernetes: Duration,
+}
+
+impl Default for OutageRetry {
+    /// Minutes: long enough for a regional API event, short enough that an operator hears of a
+    /// takeover that cannot finish within the hour.
+    fn default() -> Self {
+        Self {
+            max_backoff: Duration::from_secs(30),
+            route53: Duration::from_secs(30 * 60),
+            aurora: Duration::from_secs(15 * 60),
+            cognito: Duration::from_secs(15 * 60),
+            kubernetes: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl OutageRetry {
+    /// The policy of a step acting on `api`.
+    pub fn policy(&self, api: OutageApi) -> RetryPolicy {
+        let deadline = match api {
+            OutageApi::Route53 => self.route53,
+            OutageApi::Aurora => self.aurora,
+            OutageApi::Cognito => self.cognito,
+            OutageApi::Kubernetes => self.kubernetes,
+        };
+        RetryPolicy::until(deadline, self.max_backoff)
+    }
+}
+
+/// `2m 5s`, not `2m 5s 312ms 40us`: for messages.
+fn whole_seconds(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
 }
 
 /// What a step knows about the run it is part of.
@@ -164,6 +265,13 @@ pub trait Step: Send + Sync + 'static {
         RetryPolicy::default()
     }
 
+    /// The API this step changes the world through, when it should ride out that API's outage
+    /// (see [`OutageRetry`]). `None` (the default): the step's own [`Step::retry_policy`] alone —
+    /// checks, whose retries wait for a condition to clear, and steps with a budget of their own.
+    fn acts_on(&self) -> Option<OutageApi> {
+        None
+    }
+
     /// Upper bound for one `execute` (and for one `verify`, `describe` or `compensate`).
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
@@ -180,11 +288,36 @@ mod tests {
             max_attempts: 10,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(5),
+            deadline: None,
         };
         assert_eq!(p.backoff(1), Duration::from_secs(1));
         assert_eq!(p.backoff(2), Duration::from_secs(2));
         assert_eq!(p.backoff(3), Duration::from_secs(4));
         assert_eq!(p.backoff(4), Duration::from_secs(5));
         assert_eq!(p.backoff(1000), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_the_whole_backoff() {
+        let p = RetryPolicy::until(Duration::from_secs(600), Duration::from_secs(30));
+        for failures in 1..40 {
+            let base = p.backoff(failures);
+            let j = p.jittered_backoff(failures);
+            assert!(j >= base / 2 && j <= base, "{failures}: {j:?} vs {base:?}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_bound_policy_retries_until_its_deadline_whatever_the_attempts() {
+        let p = RetryPolicy::until(Duration::from_secs(120), Duration::from_secs(10));
+        assert!(p.next_attempt(500, Duration::from_secs(60)).is_ok());
+        let spent = p.next_attempt(37, Duration::from_secs(119)).unwrap_err();
+        assert!(spent.contains("retry deadline of 2m spent after 37 attempts"), "{spent}");
+        let counted = RetryPolicy::default();
+        assert!(counted.next_attempt(2, Duration::ZERO).is_ok());
+        assert_eq!(
+            counted.next_attempt(3, Duration::ZERO).unwrap_err(),
+            "no attempts left (3 of 3)"
+        );
     }
 }

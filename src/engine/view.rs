@@ -82,6 +82,30 @@ pub struct StepView {
     pub not_applied: bool,
     /// Dry runs: what the step would change.
     pub description: Option<StepDescription>,
+    /// Set while the step (or its compensation) waits to try again after a retryable error.
+    pub retry: Option<RetryView>,
+}
+
+/// A step waiting to try again: what failed, how often, and when the next attempt starts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetryView {
+    /// What is being retried.
+    pub operation: RetriedOperation,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: String,
+}
+
+/// The step operation a [`RetryView`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetriedOperation {
+    Execute,
+    /// Resolving an attempt left in doubt by a restart.
+    Verify,
+    Compensate,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -149,6 +173,14 @@ fn seconds(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Option<f
 }
 
 impl RunView {
+    /// The steps waiting to try again, with what they wait for.
+    pub fn retrying(&self) -> impl Iterator<Item = (&StepId, &RetryView)> {
+        self.phases
+            .iter()
+            .flat_map(|p| p.steps.iter())
+            .filter_map(|s| Some((&s.id, s.retry.as_ref()?)))
+    }
+
     /// The view of `state`, whose journal is `journal`.
     pub fn new(state: &RunState, journal: &[JournalEntry]) -> Self {
         let r = &state.record;
@@ -192,6 +224,15 @@ impl RunView {
                             verified: s.verified,
                             not_applied: s.not_applied,
                             description: s.description.clone(),
+                            retry: match (s.status, s.retry_at) {
+                                (StepStatus::Failed, Some(at)) => Some(RetryView {
+                                    operation: RetriedOperation::Execute,
+                                    attempts: s.failures,
+                                    next_attempt_at: at,
+                                    last_error: s.last_error.clone().unwrap_or_default(),
+                                }),
+                                _ => None,
+                            },
                         })
                     })
                     .collect(),

@@ -152,6 +152,10 @@ impl FluxReconcile {
 
 #[async_trait]
 impl Step for FluxReconcile {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Kubernetes)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -334,6 +338,10 @@ impl ArgoSync {
 
 #[async_trait]
 impl Step for ArgoSync {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Kubernetes)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -650,6 +658,10 @@ impl ScaleUp {
 
 #[async_trait]
 impl Step for ScaleUp {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Kubernetes)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -799,6 +811,10 @@ pub struct FluxSuspend {
 
 #[async_trait]
 impl Step for FluxSuspend {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Kubernetes)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -933,6 +949,10 @@ impl ScaleDown {
 
 #[async_trait]
 impl Step for ScaleDown {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Kubernetes)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -169,6 +169,10 @@ impl CognitoSyncStep {
 
 #[async_trait]
 impl Step for CognitoSyncStep {
+    fn acts_on(&self) -> Option<crate::engine::OutageApi> {
+        Some(crate::engine::OutageApi::Cognito)
+    }
+
     fn id(&self) -> &StepId {
         &self.id
     }
@@ -228,6 +232,7 @@ impl Step for CognitoSyncStep {
             max_attempts: 3,
             initial_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(60),
+            deadline: None,
         }
     }
 

@@ -89,6 +89,8 @@ impl PlanInfo {
 #[derive(Clone, Default)]
 pub struct PlanRegistry {
     plans: BTreeMap<String, (PlanInfo, PlanBuilder)>,
+    /// How the steps acting on AWS and Kubernetes ride out an outage of their API.
+    outage_retry: crate::engine::OutageRetry,
 }
 
 impl PlanRegistry {
@@ -101,6 +103,11 @@ impl PlanRegistry {
         let mut r = Self::new();
         selftest::register(&mut r, state_dir.into().join(selftest::EFFECTS_FILE));
         r
+    }
+
+    /// Steps acting on an API retry its transient errors until these deadlines.
+    pub fn set_outage_retry(&mut self, retry: crate::engine::OutageRetry) {
+        self.outage_retry = retry;
     }
 
     /// Add (or replace) a plan.
@@ -141,6 +148,8 @@ pub struct PlanDeps {
     pub takeover: Option<TakeoverParts>,
     /// The clusters (`gitops-resync`, and the takeover's GitOps steps).
     pub gitops: Option<(crate::topology::RegionPair, Arc<crate::gitops::GitOps>)>,
+    /// `failover.retry`: how the steps acting on AWS and Kubernetes ride out an outage.
+    pub outage_retry: crate::engine::OutageRetry,
 }
 
 /// What the takeover plans need beyond the other plans' dependencies (which they share: the DNS
@@ -166,8 +175,10 @@ pub fn register_all(deps: PlanDeps) -> PlanRegistry {
         cognito,
         takeover,
         gitops,
+        outage_retry,
     } = deps;
     let mut registry = PlanRegistry::builtin(state_dir);
+    registry.set_outage_retry(outage_retry);
     let takeover_aurora = aurora.clone().filter(|a| !a.databases.is_empty());
     let takeover_cognito = cognito
         .as_ref()
@@ -240,7 +251,7 @@ impl PlanCatalog for PlanRegistry {
             known: self.names(),
         })?;
         let (params, gate) = take_approval(params)?;
-        let plan = builder(mode, &params)?;
+        let plan = builder(mode, &params)?.with_outage_retry(&self.outage_retry);
         if !gate {
             return Ok(plan);
         }

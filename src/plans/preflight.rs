@@ -170,6 +170,7 @@ impl Step for CheckStep {
             max_attempts: 4,
             initial_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(15),
+            deadline: None,
         }
     }
 

@@ -227,6 +227,7 @@ impl Step for SelftestStep {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
+            deadline: None,
         }
     }
 

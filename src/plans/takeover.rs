@@ -321,6 +321,7 @@ impl Step for RecordActiveRegion {
             max_attempts: 10,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
+            deadline: None,
         }
     }
 

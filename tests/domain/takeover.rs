@@ -169,6 +169,14 @@ impl World {
                 lost_region_budget: Duration::from_secs(5),
             }),
             gitops: None,
+            // Transient errors are ridden out for seconds here, not the production minutes.
+            outage_retry: failoverd::engine::OutageRetry {
+                max_backoff: Duration::from_secs(1),
+                route53: Duration::from_secs(10),
+                aurora: Duration::from_secs(10),
+                cognito: Duration::from_secs(10),
+                kubernetes: Duration::from_secs(10),
+            },
         });
         World {
             _moto: moto,

@@ -307,6 +307,7 @@ impl Step for SimStep {
             max_attempts: self.spec.max_attempts,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(4),
+            deadline: None,
         }
     }
     fn timeout(&self) -> Duration {

@@ -124,6 +124,7 @@ impl Journal {
                 attempt,
                 error: error.to_owned(),
                 retryable,
+                retry_at: None,
             },
         )
     }

@@ -49,7 +49,7 @@ use super::updates::EngineEvents;
 
 pub use events::RunEventStream;
 pub use handle::RunnerHandle;
-pub use request::{RunError, RunRequest, RunnerStatus, StartError};
+pub use request::{RetryingStep, RunError, RunRequest, RunnerStatus, StartError};
 
 /// Commands queued for the actor. They come from HTTP handlers and the trigger policy — a handful
 /// of callers — and are answered in microseconds, except those that append (start, approve, abort:

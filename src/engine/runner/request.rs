@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::engine::event::{Mode, RunId};
+use crate::engine::event::{Mode, RunId, StepId};
 use crate::engine::plan::PlanError;
 use crate::engine::state::{IllegalTransition, RunStatus};
 use crate::engine::store::{FencingToken, StoreError};
+use crate::engine::view::RetryView;
 
 /// A request to start a run (the body of `POST /v1/runs` plus who asked and the idempotency key).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -150,4 +151,15 @@ pub struct RunnerStatus {
     pub leader: bool,
     pub fencing_token: Option<FencingToken>,
     pub active_run: Option<RunId>,
+    /// Steps of live runs waiting to try again after a retryable error, the soonest first.
+    pub retrying: Vec<RetryingStep>,
+}
+
+/// A step waiting out a retry (an AWS or Kubernetes API erroring, throttling or timing out).
+#[derive(Clone, Debug, Serialize)]
+pub struct RetryingStep {
+    pub run: RunId,
+    pub step: StepId,
+    #[serde(flatten)]
+    pub retry: RetryView,
 }

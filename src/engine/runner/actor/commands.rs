@@ -11,7 +11,9 @@ use super::{Actor, LiveRun};
 use crate::engine::decide::TaskKind;
 use crate::engine::event::{EventKind, Reversibility, RunId, RunRecord, StepId};
 use crate::engine::runner::handle::{load_state, Command};
-use crate::engine::runner::request::{RunError, RunRequest, RunnerStatus, StartError};
+use crate::engine::runner::request::{
+    RetryingStep, RunError, RunRequest, RunnerStatus, StartError,
+};
 use crate::engine::state::{RunState, RunStatus};
 use crate::engine::store::{IdempotencyKey, StoreError};
 use crate::engine::view::RunView;
@@ -62,6 +64,7 @@ impl Actor {
                     leader: self.lease.is_some(),
                     fencing_token: self.token(),
                     active_run: self.active_run(),
+                    retrying: self.retrying(),
                 });
             }
             Command::Shutdown { reply } => {
@@ -69,6 +72,27 @@ impl Actor {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// Every step of a live run that waits to try again.
+    fn retrying(&self) -> Vec<RetryingStep> {
+        let mut out: Vec<RetryingStep> = self
+            .live
+            .values()
+            .flat_map(|live| {
+                let run = live.state.record.id;
+                let view = live.view();
+                view.retrying()
+                    .map(|(step, retry)| RetryingStep {
+                        run,
+                        step: step.clone(),
+                        retry: retry.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort_by_key(|r| r.retry.next_attempt_at);
+        out
     }
 
     pub(super) async fn view_of(&self, id: RunId) -> Result<RunView, RunError> {

@@ -9,8 +9,8 @@ use super::{Actor, DriveError};
 use crate::engine::decide::{decide, Action, TaskKind};
 use crate::engine::event::{Event, EventKind, JournalEntry, Reversibility, RunId, StepId};
 use crate::engine::runner::tasks::{
-    check_failed_task, compensate_task, describe_task, execute_task, verify_task, TaskMeta,
-    TaskReport, TaskResult,
+    check_failed_task, compensate_task, describe_task, execute_task, verify_task, RetryNotes,
+    TaskMeta, TaskReport, TaskResult,
 };
 use crate::engine::state::{apply, IllegalTransition, RunStatus, StepStatus};
 use crate::engine::step::{Step, StepContext};
@@ -136,11 +136,25 @@ impl Actor {
                 let s = self.step_of(id, &step)?;
                 let ctx = self.context(id, attempt)?;
                 tracing::info!(run = %id, %step, attempt, "step in doubt; verifying");
-                self.spawn(id, step, TaskKind::Verify, attempt, verify_task(s, ctx))
+                let notes = self.retry_notes(id)?;
+                let task = verify_task(s, ctx, step.clone(), notes);
+                self.spawn(id, step, TaskKind::Verify, attempt, task)
             }
             Action::ScheduleRetry { step, failures } => {
                 let s = self.step_of(id, &step)?;
-                let delay = s.retry_policy().backoff(failures);
+                // The time `StepFailed` recorded (so a restart does not wait twice), else the
+                // policy's backoff.
+                let due = self
+                    .live
+                    .get(&id)
+                    .and_then(|l| l.state.steps.get(&step))
+                    .and_then(|st| st.retry_at);
+                let delay = match due {
+                    Some(at) => (at - time::OffsetDateTime::now_utc())
+                        .try_into()
+                        .unwrap_or_default(),
+                    None => s.retry_policy().backoff(failures),
+                };
                 self.spawn(id, step, TaskKind::RetryWait, 0, async move {
                     tokio::time::sleep(delay).await;
                     TaskResult::RetryReady
@@ -153,7 +167,9 @@ impl Actor {
                         .await?;
                 }
                 let ctx = self.context(id, 0)?;
-                self.spawn(id, step, TaskKind::Compensate, 0, compensate_task(s, ctx))
+                let notes = self.retry_notes(id)?;
+                let task = compensate_task(s, ctx, step.clone(), notes);
+                self.spawn(id, step, TaskKind::Compensate, 0, task)
             }
             Action::Describe { step } => {
                 let s = self.step_of(id, &step)?;
@@ -164,13 +180,9 @@ impl Actor {
                 let s = self.step_of(id, &step)?;
                 let ctx = self.context(id, 0)?;
                 tracing::info!(run = %id, %step, "checking whether the failed irreversible step took effect");
-                self.spawn(
-                    id,
-                    step,
-                    TaskKind::CheckFailed,
-                    0,
-                    check_failed_task(s, ctx),
-                )
+                let notes = self.retry_notes(id)?;
+                let task = check_failed_task(s, ctx, step.clone(), notes);
+                self.spawn(id, step, TaskKind::CheckFailed, 0, task)
             }
             Action::CannotUndo { step } => {
                 let message = self.cannot_undo_message(id, &step);
@@ -273,6 +285,10 @@ impl Actor {
                     reason: format!("step {step} is not in the plan"),
                 })
             })
+    }
+
+    fn retry_notes(&self, id: RunId) -> Result<RetryNotes, DriveError> {
+        Ok(self.live.get(&id).ok_or(DriveError::Gone)?.retries.clone())
     }
 
     fn context(&self, id: RunId, attempt: u32) -> Result<StepContext, DriveError> {

@@ -21,7 +21,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use super::events::EVENT_BUFFER;
 use super::handle::{load_state, Command};
 use super::request::{RunError, StartError};
-use super::tasks::{TaskMeta, TaskReport};
+use super::tasks::{RetryNotes, TaskMeta, TaskReport};
 use super::{RunnerConfig, RunnerDeps};
 use crate::engine::decide::TaskKind;
 use crate::engine::event::{EventKind, JournalEntry, RunId, StepId};
@@ -44,6 +44,8 @@ struct LiveRun {
     generation: u64,
     busy: HashMap<StepId, (TaskKind, AbortHandle)>,
     retry_ready: HashSet<StepId>,
+    /// Retries waited out inside verify and compensate tasks.
+    retries: RetryNotes,
     dry_run_reply: Option<oneshot::Sender<Result<RunView, StartError>>>,
 }
 
@@ -55,7 +57,13 @@ impl LiveRun {
     }
 
     fn view(&self) -> RunView {
-        RunView::new(&self.state, &self.journal)
+        let mut view = RunView::new(&self.state, &self.journal);
+        for step in view.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
+            if let Some(retry) = self.retries.get(&step.id) {
+                step.retry = Some(retry);
+            }
+        }
+        view
     }
 
     fn context(&self, attempt: u32) -> StepContext {
@@ -314,6 +322,7 @@ impl Actor {
                 generation: self.next_generation,
                 busy: HashMap::new(),
                 retry_ready: HashSet::new(),
+                retries: RetryNotes::default(),
                 dry_run_reply,
             },
         );

@@ -12,6 +12,35 @@ use crate::engine::runner::tasks::{TaskReport, TaskResult};
 use crate::engine::step::{StepError, VerifyOutcome};
 use crate::engine::store::StoreError;
 
+/// What becomes of a failed attempt: a retryable error within the step's budget gets the time of
+/// the next attempt; one past its budget (the deadline, or the attempts) is final, and its
+/// message says which budget ran out.
+fn schedule_retry(
+    live: &super::LiveRun,
+    step: &crate::engine::event::StepId,
+    e: StepError,
+) -> (String, bool, Option<time::OffsetDateTime>) {
+    if !e.retryable {
+        return (e.message, false, None);
+    }
+    let Some(s) = live.step(step) else {
+        return (e.message, false, None);
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let (failures, first) = live
+        .state
+        .steps
+        .get(step)
+        .map_or((1, None), |st| (st.failures + 1, st.first_started_at));
+    let elapsed = first
+        .map(|f| (now - f).try_into().unwrap_or_default())
+        .unwrap_or_default();
+    match s.retry_policy().next_attempt(failures, elapsed) {
+        Ok(delay) => (e.message, true, Some(now + delay)),
+        Err(why) => (format!("{} (giving up: {why})", e.message), false, None),
+    }
+}
+
 impl Actor {
     pub(super) async fn on_joined(
         &mut self,
@@ -81,12 +110,17 @@ impl Actor {
                 attempt,
                 result: Err(e),
             } => {
-                tracing::warn!(run = %id, %step, attempt, error = %e, retryable = e.retryable, "step failed");
+                let (error, retryable, retry_at) = schedule_retry(live, &step, e);
+                match retry_at {
+                    Some(at) => tracing::warn!(run = %id, %step, attempt, %error, next_attempt_at = %at, "step failed; retrying"),
+                    None => tracing::warn!(run = %id, %step, attempt, %error, retryable, "step failed"),
+                }
                 Some(EventKind::StepFailed {
                     step: step.clone(),
                     attempt,
-                    error: e.message,
-                    retryable: e.retryable,
+                    error,
+                    retryable,
+                    retry_at,
                 })
             }
             TaskResult::Verified {
