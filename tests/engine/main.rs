@@ -3,6 +3,7 @@
 //! One module per subject.
 
 mod engine_helpers;
+mod engine_outage;
 mod engine_runner;
 mod engine_sim;
 mod engine_sqlite;
