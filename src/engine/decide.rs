@@ -123,9 +123,12 @@ pub fn decide(
                 if working {
                     return Action::Idle;
                 }
+                // A step that failed because the abort stopped its wait is part of the abort.
                 let cause = match failed {
-                    Some(step) => UnwindCause::StepFailed { step: step.clone() },
-                    None => UnwindCause::Aborted,
+                    Some(step) if state.abort_requested_by.is_none() => {
+                        UnwindCause::StepFailed { step: step.clone() }
+                    }
+                    _ => UnwindCause::Aborted,
                 };
                 return Action::Append(EventKind::UnwindStarted { cause });
             }

@@ -46,7 +46,9 @@ pub use runner::{
     RunnerHandle, RunnerStatus, StartError,
 };
 pub use state::{apply, IllegalTransition, RunState, RunStatus, StepState, StepStatus, UnwindNext};
-pub use step::{OutageApi, OutageRetry, RetryPolicy, Step, StepContext, StepError, VerifyOutcome};
+pub use step::{
+    AbortSignal, OutageApi, OutageRetry, RetryPolicy, Step, StepContext, StepError, VerifyOutcome,
+};
 pub use store::{
     FencingToken, IdempotencyKey, MemoryStore, RunFilter, RunSummary, SqliteStore, Store,
     StoreError, StoredRun,

@@ -217,6 +217,45 @@ pub struct StepContext {
     pub run_started_at: Option<OffsetDateTime>,
     /// Outputs of the steps that have succeeded so far.
     pub outputs: Arc<BTreeMap<StepId, Value>>,
+    /// Set when an operator aborts the run: a step that waits after making its change stops
+    /// waiting and fails, so the unwind can undo it now rather than when the wait would end.
+    pub abort: AbortSignal,
+}
+
+/// Whether the run's abort was requested (see [`StepContext::abort`]). The default is never.
+#[derive(Clone, Debug, Default)]
+pub struct AbortSignal(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl AbortSignal {
+    pub(crate) fn new(rx: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(Some(rx))
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Completes once the abort is requested (never, for the default signal).
+    pub async fn requested(&self) {
+        match &self.0 {
+            Some(rx) => {
+                let mut rx = rx.clone();
+                // The sender going away (the run retired) is no abort: wait forever then too.
+                if rx.wait_for(|a| *a).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+
+    /// Sleeps for `d`, or fails the step when the run is aborted first.
+    pub async fn sleep(&self, d: std::time::Duration) -> Result<(), StepError> {
+        tokio::select! {
+            () = tokio::time::sleep(d) => Ok(()),
+            () = self.requested() => Err(StepError::permanent("the run was aborted while this step waited")),
+        }
+    }
 }
 
 /// One unit of work. See the module docs for the crash-safety contract.
@@ -312,7 +351,10 @@ mod tests {
         let p = RetryPolicy::until(Duration::from_secs(120), Duration::from_secs(10));
         assert!(p.next_attempt(500, Duration::from_secs(60)).is_ok());
         let spent = p.next_attempt(37, Duration::from_secs(119)).unwrap_err();
-        assert!(spent.contains("retry deadline of 2m spent after 37 attempts"), "{spent}");
+        assert!(
+            spent.contains("retry deadline of 2m spent after 37 attempts"),
+            "{spent}"
+        );
         let counted = RetryPolicy::default();
         assert!(counted.next_attempt(2, Duration::ZERO).is_ok());
         assert_eq!(

@@ -14,7 +14,8 @@ use super::port::{ClusterApi, ObjectKind, ObjectRef};
 use super::workloads as wl;
 use crate::config::WorkloadConfig;
 use crate::engine::{
-    Reversibility, Step, StepContext, StepDescription, StepError, StepId, VerifyOutcome,
+    AbortSignal, Reversibility, Step, StepContext, StepDescription, StepError, StepId,
+    VerifyOutcome,
 };
 use crate::port::ErrorKind;
 
@@ -25,24 +26,31 @@ pub fn reconcile_token(ctx: &StepContext) -> String {
 }
 
 /// Waits with a deadline, remembering why it waited (the timeout's message).
-struct Waiter {
+struct Waiter<'a> {
     what: String,
+    abort: &'a AbortSignal,
     deadline: Instant,
     interval: Duration,
     timeout: Duration,
 }
 
-impl Waiter {
-    fn new(what: impl Into<String>, interval: Duration, timeout: Duration) -> Self {
+impl<'a> Waiter<'a> {
+    fn new(
+        what: impl Into<String>,
+        interval: Duration,
+        timeout: Duration,
+        abort: &'a AbortSignal,
+    ) -> Self {
         Self {
             what: what.into(),
+            abort,
             deadline: Instant::now() + timeout,
             interval,
             timeout,
         }
     }
 
-    /// Sleeps until the next look, or fails when the deadline has passed. A transient API error
+    /// Sleeps until the next look, or fails when the deadline has passed or the run is aborted. A transient API error
     /// is a reason to wait (the API may come back before the deadline), not to fail.
     async fn wait(&self, why: &str) -> Result<(), StepError> {
         let now = Instant::now();
@@ -53,8 +61,11 @@ impl Waiter {
                 humantime::format_duration(self.timeout)
             )));
         }
-        tokio::time::sleep(self.interval.min(self.deadline - now)).await;
-        Ok(())
+        // An abort stops the wait: the change is made, the unwind undoes it now.
+        self.abort
+            .sleep(self.interval.min(self.deadline - now))
+            .await
+            .map_err(|e| StepError::permanent(format!("{}: {e}", self.what)))
     }
 }
 
@@ -92,7 +103,13 @@ pub struct FluxReconcile {
 }
 
 impl FluxReconcile {
-    async fn reconcile(&self, o: &ObjectRef, token: &str, run: &str) -> Result<Value, StepError> {
+    async fn reconcile(
+        &self,
+        o: &ObjectRef,
+        token: &str,
+        run: &str,
+        abort: &AbortSignal,
+    ) -> Result<Value, StepError> {
         let started = Instant::now();
         let obj = get_required(&*self.cluster, o, &self.region).await?;
         let patch = if flux::suspended(&obj) {
@@ -112,7 +129,12 @@ impl FluxReconcile {
         if let Some(p) = patch {
             self.cluster.merge_patch(o, &p).await?;
         }
-        let waiter = Waiter::new(format!("{o} in {}", self.region), self.poll, self.wait);
+        let waiter = Waiter::new(
+            format!("{o} in {}", self.region),
+            self.poll,
+            self.wait,
+            abort,
+        );
         loop {
             let why = match self.cluster.get(o).await {
                 Ok(Some(obj)) => match flux::state(&obj, Some(token)) {
@@ -192,11 +214,14 @@ impl Step for FluxReconcile {
         let run = ctx.run_id.to_string();
         let (sources, appliers): (Vec<_>, Vec<_>) =
             self.objects.iter().partition(|o| o.kind.is_flux_source());
-        let mut done =
-            futures::future::try_join_all(sources.iter().map(|o| self.reconcile(o, &token, &run)))
-                .await?;
+        let mut done = futures::future::try_join_all(
+            sources
+                .iter()
+                .map(|o| self.reconcile(o, &token, &run, &ctx.abort)),
+        )
+        .await?;
         for o in appliers {
-            done.push(self.reconcile(o, &token, &run).await?);
+            done.push(self.reconcile(o, &token, &run, &ctx.abort).await?);
         }
         Ok(json!({"region": self.region, "token": token, "objects": done}))
     }
@@ -269,9 +294,19 @@ pub struct ArgoSync {
 }
 
 impl ArgoSync {
-    async fn sync(&self, o: &ObjectRef, run: &str) -> Result<Value, StepError> {
+    async fn sync(
+        &self,
+        o: &ObjectRef,
+        run: &str,
+        abort: &AbortSignal,
+    ) -> Result<Value, StepError> {
         let started = Instant::now();
-        let waiter = Waiter::new(format!("{o} in {}", self.region), self.poll, self.wait);
+        let waiter = Waiter::new(
+            format!("{o} in {}", self.region),
+            self.poll,
+            self.wait,
+            abort,
+        );
         let mut stale_since: Option<Instant> = None;
         let mut refreshed = false;
         loop {
@@ -373,9 +408,12 @@ impl Step for ArgoSync {
 
     async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
         let run = ctx.run_id.to_string();
-        let done =
-            futures::future::try_join_all(self.applications.iter().map(|o| self.sync(o, &run)))
-                .await?;
+        let done = futures::future::try_join_all(
+            self.applications
+                .iter()
+                .map(|o| self.sync(o, &run, &ctx.abort)),
+        )
+        .await?;
         Ok(json!({"region": self.region, "applications": done}))
     }
 
@@ -619,11 +657,16 @@ impl ScaleUp {
         }))
     }
 
-    async fn await_ready(&self, decided: &[(ObjectRef, i32)]) -> Result<Vec<Value>, StepError> {
+    async fn await_ready(
+        &self,
+        decided: &[(ObjectRef, i32)],
+        abort: &AbortSignal,
+    ) -> Result<Vec<Value>, StepError> {
         let waiter = Waiter::new(
             format!("the workloads in {}", self.region),
             self.poll,
             self.wait,
+            abort,
         );
         loop {
             let mut pending = Vec::new();
@@ -721,7 +764,7 @@ impl Step for ScaleUp {
             decided.push((r.object.clone(), target.unwrap_or(1)));
             workloads.push(d);
         }
-        let ready = self.await_ready(&decided).await?;
+        let ready = self.await_ready(&decided, &ctx.abort).await?;
         Ok(json!({
             "region": self.region,
             "workloads": workloads,

@@ -199,6 +199,7 @@ impl ReadinessMonitor {
             attempt: 1,
             run_started_at: None,
             outputs: Arc::new(BTreeMap::new()),
+            abort: Default::default(),
         };
         let now = OffsetDateTime::now_utc();
         let answers = futures::future::join_all(steps.iter().map(|s| {

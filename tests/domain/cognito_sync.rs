@@ -681,6 +681,7 @@ fn step_context(mode: Mode) -> StepContext {
         attempt: 1,
         run_started_at: None,
         outputs: Arc::new(BTreeMap::new()),
+        abort: Default::default(),
     }
 }
 

@@ -147,6 +147,7 @@ fn ctx(run: RunId, mode: Mode) -> StepContext {
         attempt: 1,
         run_started_at: None,
         outputs: Arc::new(Default::default()),
+        abort: Default::default(),
     }
 }
 

@@ -297,6 +297,7 @@ async fn graceful_switchover_needs_fresh_lag_within_budget() {
         attempt: 1,
         run_started_at: None,
         outputs: Arc::new(BTreeMap::new()),
+        abort: Default::default(),
     };
     let err = precheck.execute(&ctx).await.expect_err("over budget");
     assert!(err.retryable, "{err:?}");

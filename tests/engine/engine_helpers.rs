@@ -328,3 +328,112 @@ async fn an_abort_interrupts_a_wait_at_once() {
     assert!(switches.0.lock().unwrap().values().all(|n| *n == 0));
     runner.shutdown().await;
 }
+
+/// A change, then a long wait for it to take (a GitOps reconcile): compensable, and the wait
+/// watches the run's abort signal.
+struct ChangeThenWait {
+    id: StepId,
+    changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl Step for ChangeThenWait {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        "change then wait"
+    }
+    async fn describe(&self, _: &StepContext) -> Result<StepDescription, StepError> {
+        Ok(StepDescription {
+            summary: "change, then wait 10 minutes for it".into(),
+            changes: vec![],
+        })
+    }
+    async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
+        self.changed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        ctx.abort.sleep(Duration::from_secs(600)).await?;
+        Ok(json!({}))
+    }
+    async fn verify(&self, _: &StepContext) -> Result<VerifyOutcome, StepError> {
+        Ok(VerifyOutcome::NotDone)
+    }
+    fn reversibility(&self) -> Reversibility {
+        Reversibility::Compensable
+    }
+    async fn compensate(&self, _: &StepContext) -> Result<(), StepError> {
+        self.changed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct ChangeThenWaitCatalog {
+    changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PlanCatalog for ChangeThenWaitCatalog {
+    fn build(&self, name: &str, _: Mode, _: &Value) -> Result<Plan, PlanError> {
+        Plan::new(
+            name,
+            vec![Phase::steps(
+                "reconcile",
+                vec![Arc::new(ChangeThenWait {
+                    id: StepId::new("reconcile"),
+                    changed: self.changed.clone(),
+                }) as Arc<dyn Step>],
+            )],
+        )
+    }
+    fn names(&self) -> Vec<String> {
+        vec!["reconcile".into()]
+    }
+}
+
+/// An abort while a step with a side effect waits for it to take: the wait stops at once, the
+/// step is compensated, and the run ends `aborted` (not `failed`) — not 10 minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_stops_the_wait_of_a_step_that_changed_something() {
+    use failoverd::engine::testing::{spawn_runner, wait_finished};
+    use failoverd::engine::{MemoryStore, RunRequest, StepStatus};
+    use std::sync::atomic::Ordering;
+    let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let catalog = Arc::new(ChangeThenWaitCatalog {
+        changed: changed.clone(),
+    });
+    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
+    let h = runner.handle();
+    let run = h
+        .start(RunRequest {
+            plan: "reconcile".into(),
+            reason: "test".into(),
+            requested_by: "alice".into(),
+            ..RunRequest::default()
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !changed.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "the step never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let asked = std::time::Instant::now();
+    h.abort(run.id, "bob").await.unwrap();
+    let view = wait_finished(&h, run.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    println!("the run ended {:?} after the abort", asked.elapsed());
+    assert_eq!(view.status, RunStatus::Aborted, "{:?}", view.message);
+    let step = &view.phases[0].steps[0];
+    assert_eq!(step.status, StepStatus::Compensated);
+    assert!(
+        step.error
+            .as_deref()
+            .is_some_and(|e| e.contains("aborted while this step waited")),
+        "{:?}",
+        step.error
+    );
+    assert!(!changed.load(Ordering::SeqCst));
+    runner.shutdown().await;
+}

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use failoverd::engine::testing::{spawn_runner, wait_finished};
 use failoverd::engine::{
     MemoryStore, Mode, OutageApi, OutageRetry, Phase, Plan, PlanCatalog, PlanError,
-    Reversibility, RetriedOperation, RunRequest, RunStatus, RunView, RunnerHandle, Step,
+    RetriedOperation, Reversibility, RunRequest, RunStatus, RunView, RunnerHandle, Step,
     StepContext, StepDescription, StepError, StepId, StepStatus, VerifyOutcome,
 };
 use serde_json::{json, Value};
@@ -229,7 +229,9 @@ async fn a_spent_deadline_fails_the_step_and_says_so() {
     let step = &done.phases[0].steps[0];
     let error = step.error.clone().unwrap_or_default();
     assert!(
-        error.starts_with("connection refused (route53) (giving up: retry deadline of 1s spent after"),
+        error.starts_with(
+            "connection refused (route53) (giving up: retry deadline of 1s spent after"
+        ),
         "{error}"
     );
     assert!(step.attempts > 3, "{} attempts", step.attempts);

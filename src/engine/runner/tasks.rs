@@ -114,7 +114,9 @@ impl RetryNotes {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StepId, RetryView>> {
         // Each update is one insert or remove: a poisoned map is still consistent.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

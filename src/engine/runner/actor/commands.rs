@@ -265,6 +265,9 @@ impl Actor {
             self.on_drive_error(id, e).await;
             return Err(err);
         }
+        if let Some(live) = self.live.get(&id) {
+            live.abort.send_replace(true);
+        }
         if let Err(e) = self.interrupt_waits(id).await {
             let err = drive_error_to_run_error(id, &e);
             self.on_drive_error(id, e).await;

@@ -29,7 +29,7 @@ use crate::engine::leadership::{LeaderLease, Leadership};
 use crate::engine::metrics::EngineMetrics;
 use crate::engine::plan::{Plan, PlanCatalog};
 use crate::engine::state::{IllegalTransition, RunState};
-use crate::engine::step::{Step, StepContext};
+use crate::engine::step::{AbortSignal, Step, StepContext};
 use crate::engine::store::{FencingToken, RunFilter, Store, StoreError};
 use crate::engine::updates::EngineEvents;
 use crate::engine::view::RunView;
@@ -46,6 +46,8 @@ struct LiveRun {
     retry_ready: HashSet<StepId>,
     /// Retries waited out inside verify and compensate tasks.
     retries: RetryNotes,
+    /// Tells waiting steps the run is aborted ([`StepContext::abort`]).
+    abort: tokio::sync::watch::Sender<bool>,
     dry_run_reply: Option<oneshot::Sender<Result<RunView, StartError>>>,
 }
 
@@ -83,6 +85,7 @@ impl LiveRun {
                     .filter_map(|(id, s)| Some((id.clone(), s.output.clone()?)))
                     .collect(),
             ),
+            abort: AbortSignal::new(self.abort.subscribe()),
         }
     }
 
@@ -312,6 +315,7 @@ impl Actor {
         self.next_generation += 1;
         let id = state.record.id;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let state_abort = state.abort_requested_by.is_some();
         self.live.insert(
             id,
             LiveRun {
@@ -323,6 +327,7 @@ impl Actor {
                 busy: HashMap::new(),
                 retry_ready: HashSet::new(),
                 retries: RetryNotes::default(),
+                abort: tokio::sync::watch::Sender::new(state_abort),
                 dry_run_reply,
             },
         );

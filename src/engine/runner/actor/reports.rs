@@ -112,8 +112,12 @@ impl Actor {
             } => {
                 let (error, retryable, retry_at) = schedule_retry(live, &step, e);
                 match retry_at {
-                    Some(at) => tracing::warn!(run = %id, %step, attempt, %error, next_attempt_at = %at, "step failed; retrying"),
-                    None => tracing::warn!(run = %id, %step, attempt, %error, retryable, "step failed"),
+                    Some(at) => {
+                        tracing::warn!(run = %id, %step, attempt, %error, next_attempt_at = %at, "step failed; retrying")
+                    }
+                    None => {
+                        tracing::warn!(run = %id, %step, attempt, %error, retryable, "step failed")
+                    }
                 }
                 Some(EventKind::StepFailed {
                     step: step.clone(),
