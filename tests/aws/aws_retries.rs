@@ -155,6 +155,7 @@ async fn survives(
         server_errors: after.server_errors - before.server_errors,
         delayed: after.delayed - before.delayed,
         dropped: after.dropped - before.dropped,
+        blackholed: after.blackholed - before.blackholed,
     }
 }
 
@@ -455,4 +456,62 @@ async fn an_action_scoped_fault_fails_only_that_operation() {
     hot.describe_db_clusters()
         .await
         .expect("the plan is used up");
+}
+
+/// A blackholed region: requests signed for it are accepted and never answered, so each call
+/// ends in a timeout bounded by the operation timeout, while the other region answers at once.
+#[tokio::test]
+async fn a_blackholed_region_times_out_within_the_operation_timeout() {
+    let bed = TestBed::start().await;
+    let seeded = seed(&bed).await;
+    let settings = fast_settings(&bed);
+    let clients = support::clients(&settings).await;
+    bed.proxy.fail_scoped(
+        Scope::region(HOT).except_service("route53"),
+        FaultPlan::Always(Fault::Blackhole),
+    );
+    let started = Instant::now();
+    let err = call(&clients, &seeded, Call::Cognito)
+        .await
+        .expect_err("the hot region never answers");
+    let elapsed = started.elapsed();
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err}");
+    assert!(
+        elapsed < settings.operation_timeout + Duration::from_secs(5),
+        "took {elapsed:?}, the operation timeout is {:?}",
+        settings.operation_timeout
+    );
+    assert!(bed.proxy.stats().blackholed >= 1);
+    let cold = clients.region(COLD).expect("cold").global_database();
+    cold.describe_db_clusters()
+        .await
+        .expect("the cold region answers");
+    call(&clients, &seeded, Call::Route53)
+        .await
+        .expect("Route 53 is excluded from the blackhole");
+}
+
+/// An error burst with an end: every Route 53 request fails while the window lasts, then the
+/// same call succeeds without the plan being touched.
+#[tokio::test]
+async fn an_error_burst_ends_with_its_window() {
+    let (bed, seeded, clients) = start().await;
+    bed.proxy.fail_scoped_for(
+        Scope::default().service("route53"),
+        Duration::from_secs(2),
+        FaultPlan::Always(Fault::ServerError(503)),
+    );
+    let err = call(&clients, &seeded, Call::Route53)
+        .await
+        .expect_err("inside the window");
+    assert!(err.is_retryable(), "{err}");
+    call(&clients, &seeded, Call::Rds)
+        .await
+        .expect("other services are outside the scope");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = bed.proxy.stats();
+    call(&clients, &seeded, Call::Route53)
+        .await
+        .expect("the window is over");
+    assert_eq!(bed.proxy.stats().server_errors, before.server_errors);
 }

@@ -14,9 +14,14 @@
 //! * [`Fault::Error`]: any other service error (code and status), same encoding;
 //! * [`Fault::ServerError`]: a 5xx;
 //! * [`Fault::Delay`]: waits, then forwards (past the attempt timeout, this is a hang);
-//! * [`Fault::Drop`]: closes the connection without answering.
+//! * [`Fault::Drop`]: closes the connection without answering — what a refused or reset
+//!   connection looks like to a client once its request is sent (a per-region refusal at connect
+//!   time is impossible here: the region is only known from the request's signature);
+//! * [`Fault::Blackhole`]: accepts the request and never answers (the proxy holds it until the
+//!   client gives up or the proxy is dropped) — what a lost region's endpoints usually do.
 //!
-//! Faults apply to "the next N requests", to a share of requests drawn from a seeded RNG, or to
+//! Faults apply to "the next N requests", for a time window ([`FaultPlan::Window`]: an error
+//! burst or an outage of two minutes, then everything forwarded again), to a share of requests drawn from a seeded RNG, or to
 //! every request in turn from a fixed list ([`FaultPlan::Rotate`]), so a test is deterministic.
 //! Every decision is counted ([`FaultStats`]) for assertions such as "two throttles, then one
 //! forwarded request".
@@ -79,7 +84,13 @@ pub enum Fault {
     Delay(Duration),
     /// Close the connection without an answer.
     Drop,
+    /// Never answer: hold the request until the client gives up (or the proxy is dropped; at
+    /// most [`BLACKHOLE_LIMIT`], so no test leaves a connection behind for ever).
+    Blackhole,
 }
+
+/// The longest a [`Fault::Blackhole`] holds a request.
+pub const BLACKHOLE_LIMIT: Duration = Duration::from_secs(600);
 
 /// Which requests get a fault.
 #[derive(Debug)]
@@ -93,6 +104,13 @@ pub enum FaultPlan {
     /// The first of these plans that has a fault for the request gives it (the plans after it
     /// are not asked, so not advanced): several scoped plans at once, the most specific first.
     FirstOf(Vec<FaultPlan>),
+    /// `plan` until `until`, then forward everything (a burst or an outage with an end).
+    Window {
+        until: std::time::Instant,
+        plan: Box<FaultPlan>,
+    },
+    /// Every request gets `fault` (a region blackholed, an API refusing).
+    Always(Fault),
     /// Forward everything.
     None,
     /// The next `remaining` requests get `fault`, then everything is forwarded.
@@ -244,6 +262,7 @@ pub struct FaultStats {
     pub server_errors: u64,
     pub delayed: u64,
     pub dropped: u64,
+    pub blackholed: u64,
 }
 
 #[derive(Default)]
@@ -255,6 +274,7 @@ struct Counters {
     server_errors: AtomicU64,
     delayed: AtomicU64,
     dropped: AtomicU64,
+    blackholed: AtomicU64,
 }
 
 struct Shared {
@@ -263,6 +283,8 @@ struct Shared {
     counters: Counters,
     /// Every request forwarded to moto (and answered by it), in order.
     forwarded: Mutex<Vec<RequestFacts>>,
+    /// Set when the proxy is dropped: blackholed requests are let go.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -286,6 +308,14 @@ impl FaultPlan {
                 Some(fault)
             }
             FaultPlan::FirstOf(plans) => plans.iter_mut().find_map(|p| p.next_fault(request)),
+            FaultPlan::Window { until, plan } => {
+                if std::time::Instant::now() < *until {
+                    plan.next_fault(request)
+                } else {
+                    None
+                }
+            }
+            FaultPlan::Always(fault) => Some(fault.clone()),
             FaultPlan::Scoped { scope, plan } => {
                 if scope.matches(request) {
                     plan.next_fault(request)
@@ -327,6 +357,7 @@ impl FaultProxy {
             plan: Mutex::new(FaultPlan::None),
             counters: Counters::default(),
             forwarded: Mutex::new(Vec::new()),
+            closed: tokio::sync::watch::Sender::new(false),
         });
         let accept_shared = shared.clone();
         let accept_task = tokio::spawn(async move {
@@ -393,6 +424,18 @@ impl FaultProxy {
         });
     }
 
+    /// `plan` for the requests `scope` matches, for `duration` from now; then everything is
+    /// forwarded again.
+    pub fn fail_scoped_for(&self, scope: Scope, duration: Duration, plan: FaultPlan) {
+        self.fail_scoped(
+            scope,
+            FaultPlan::Window {
+                until: std::time::Instant::now() + duration,
+                plan: Box::new(plan),
+            },
+        );
+    }
+
     /// Forward everything from now on.
     pub fn clear(&self) {
         self.set_plan(FaultPlan::None);
@@ -420,6 +463,7 @@ impl FaultProxy {
             server_errors: c.server_errors.load(Ordering::SeqCst),
             delayed: c.delayed.load(Ordering::SeqCst),
             dropped: c.dropped.load(Ordering::SeqCst),
+            blackholed: c.blackholed.load(Ordering::SeqCst),
         }
     }
 }
@@ -427,6 +471,7 @@ impl FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept_task.abort();
+        self.shared.closed.send_replace(true);
     }
 }
 
@@ -477,6 +522,12 @@ async fn handle(
         }
         Some(Fault::Drop) => {
             counters.dropped.fetch_add(1, Ordering::SeqCst);
+            return Err(DroppedOnPurpose);
+        }
+        Some(Fault::Blackhole) => {
+            counters.blackholed.fetch_add(1, Ordering::SeqCst);
+            let mut closed = shared.closed.subscribe();
+            let _ = tokio::time::timeout(BLACKHOLE_LIMIT, closed.wait_for(|c| *c)).await;
             return Err(DroppedOnPurpose);
         }
         Some(Fault::Delay(delay)) => {
