@@ -64,6 +64,20 @@ fn bad_configs_name_path_and_problem() {
             vec!["colour: unknown key (expected one of: pair, regions, server, log, state, aws, health, policy, dns, replication, cognito, gitops, topology, failover, evaluation)"],
         ),
         (
+            "retry deadlines out of bounds",
+            with("failover:\n  retry:\n    route53: 0s\n    aurora: 30d\n    max_backoff: 1h\n"),
+            vec![
+                "failover.retry.max_backoff: 1h is longer than the maximum of 10m",
+                "failover.retry.route53: must be greater than zero",
+                "failover.retry.aurora: 30days is longer than the maximum of 1day",
+            ],
+        ),
+        (
+            "unknown retry key",
+            with("failover:\n  retry:\n    dns: 5m\n"),
+            vec!["failover.retry.dns: unknown key"],
+        ),
+        (
             "unknown nested key",
             with("server:\n  listen: 127.0.0.1:1\n  timeout: 5s\n"),
             vec!["server.timeout: unknown key"],

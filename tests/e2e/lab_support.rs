@@ -377,3 +377,48 @@ impl Drop for Endpoint {
         self.stop();
     }
 }
+
+/// The run's step `id` (from its phases).
+pub fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["steps"].as_array().into_iter().flatten())
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
+}
+
+pub fn phase_names(run: &Value) -> Vec<String> {
+    run["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `StepStarted` events of step `id` in the run's timeline (one per executed attempt).
+pub fn started(run: &Value, id: &str) -> usize {
+    run["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "step_started" && e["step"] == id)
+        .count()
+}
+
+/// Waits until step `id` of run `run_id` is running.
+pub fn wait_step_running(api: &Api, run_id: &str, id: &str, secs: u64) {
+    api.wait(&format!("step {id} running"), secs, || {
+        let run = api.get(&format!("/v1/runs/{run_id}"));
+        assert!(
+            !matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "aborted" | "needs_operator")
+            ),
+            "the run ended before {id} was seen running: {run:#}"
+        );
+        (step(&run, id)["status"] == "running").then_some(())
+    });
+}

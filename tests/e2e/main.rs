@@ -10,4 +10,5 @@ mod alerts_prometheus;
 mod alerts_promtool;
 mod lab_e2e;
 mod lab_support;
+mod outage_e2e;
 mod takeover_e2e;

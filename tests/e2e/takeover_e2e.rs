@@ -25,8 +25,9 @@
 use std::time::{Duration, Instant};
 
 use crate::lab_support::{
-    all_traffic_in, aurora_topology, lab_config, pool_users, put_lag, seed, set_transition_seconds,
-    weights, with_health_and_policy, Api, Clusters, Endpoint, COLD_POOL, LAB_USERS,
+    all_traffic_in, aurora_topology, lab_config, phase_names, pool_users, put_lag, seed,
+    set_transition_seconds, started, step, wait_step_running, weights, with_health_and_policy, Api,
+    Clusters, Endpoint, COLD_POOL, LAB_USERS,
 };
 use crate::support::fault_proxy::{Fault, FaultPlan, Scope};
 use crate::support::harness::Daemon;
@@ -175,51 +176,6 @@ fn wait_lag_from(api: &Api, region: &str) {
     api.wait(&format!("a lag observation from {region}"), 60, || {
         let s = api.get("/v1/status");
         (s["replication"]["aurora"][0]["lag"]["region"] == region).then_some(())
-    });
-}
-
-/// The run's step `id` (from its phases).
-fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
-    run["phases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|p| p["steps"].as_array().into_iter().flatten())
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
-}
-
-fn phase_names(run: &Value) -> Vec<String> {
-    run["phases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
-/// `StepStarted` events of step `id` in the run's timeline (one per executed attempt).
-fn started(run: &Value, id: &str) -> usize {
-    run["timeline"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["type"] == "step_started" && e["step"] == id)
-        .count()
-}
-
-/// Waits until step `id` of run `run_id` is running.
-fn wait_step_running(api: &Api, run_id: &str, id: &str, secs: u64) {
-    api.wait(&format!("step {id} running"), secs, || {
-        let run = api.get(&format!("/v1/runs/{run_id}"));
-        assert!(
-            !matches!(
-                run["status"].as_str(),
-                Some("succeeded" | "failed" | "aborted" | "needs_operator")
-            ),
-            "the run ended before {id} was seen running: {run:#}"
-        );
-        (step(&run, id)["status"] == "running").then_some(())
     });
 }
 
