@@ -557,6 +557,20 @@ pub fn aws_settings(aws: &cfg::AwsConfig) -> ClientSettings {
             cfg::RetryMode::Adaptive => RetryMode::Adaptive,
         },
         profile: aws.profile.clone(),
+        regions: aws
+            .regions
+            .iter()
+            .map(|(region, t)| {
+                (
+                    region.clone(),
+                    crate::aws::RegionTimeouts {
+                        connect_timeout: t.connect_timeout.map(|d| d.get()),
+                        operation_timeout: t.operation_timeout.map(|d| d.get()),
+                        operation_attempt_timeout: t.attempt_timeout.map(|d| d.get()),
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

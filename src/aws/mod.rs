@@ -28,6 +28,7 @@ mod rds;
 mod route53;
 mod time_conv;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,33 @@ pub struct ClientSettings {
     /// Named profile from the shared config files; `None` uses the default chain's choice
     /// (`AWS_PROFILE`, then `default`).
     pub profile: Option<String>,
+    /// Per region: other bounds for that region's services (RDS, CloudWatch, Cognito, Backup),
+    /// so calls towards a region being lost give up sooner. Route 53 is global and keeps the
+    /// bounds above.
+    pub regions: BTreeMap<String, RegionTimeouts>,
+}
+
+/// Bounds for one region's clients; `None` keeps the [`ClientSettings`] value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionTimeouts {
+    pub connect_timeout: Option<Duration>,
+    pub operation_timeout: Option<Duration>,
+    pub operation_attempt_timeout: Option<Duration>,
+}
+
+impl ClientSettings {
+    /// These settings with `region`'s own bounds applied.
+    pub fn for_region(&self, region: &str) -> ClientSettings {
+        let mut s = self.clone();
+        if let Some(t) = self.regions.get(region) {
+            s.connect_timeout = t.connect_timeout.unwrap_or(s.connect_timeout);
+            s.operation_timeout = t.operation_timeout.unwrap_or(s.operation_timeout);
+            s.operation_attempt_timeout = t
+                .operation_attempt_timeout
+                .unwrap_or(s.operation_attempt_timeout);
+        }
+        s
+    }
 }
 
 impl Default for ClientSettings {
@@ -92,6 +120,7 @@ impl Default for ClientSettings {
             max_attempts: 3,
             retry_mode: RetryMode::Standard,
             profile: None,
+            regions: BTreeMap::new(),
         }
     }
 }
@@ -120,28 +149,33 @@ pub struct RegionalClients {
 }
 
 impl RegionalClients {
-    fn new(base: &SdkConfig, region: &str) -> Self {
+    fn new(base: &SdkConfig, region: &str, settings: &ClientSettings) -> Self {
         let region_value = Region::new(region.to_owned());
+        let timeouts = timeout_config(&settings.for_region(region));
         Self {
             region: region.to_owned(),
             rds: aws_sdk_rds::Client::from_conf(
                 aws_sdk_rds::config::Builder::from(base)
                     .region(region_value.clone())
+                    .timeout_config(timeouts.clone())
                     .build(),
             ),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
                 aws_sdk_cloudwatch::config::Builder::from(base)
                     .region(region_value.clone())
+                    .timeout_config(timeouts.clone())
                     .build(),
             ),
             cognito: aws_sdk_cognitoidentityprovider::Client::from_conf(
                 aws_sdk_cognitoidentityprovider::config::Builder::from(base)
                     .region(region_value.clone())
+                    .timeout_config(timeouts.clone())
                     .build(),
             ),
             backup: aws_sdk_backup::Client::from_conf(
                 aws_sdk_backup::config::Builder::from(base)
                     .region(region_value)
+                    .timeout_config(timeouts)
                     .build(),
             ),
         }
@@ -236,8 +270,8 @@ impl AwsClients {
         );
         Ok(Self {
             regions: Arc::new([
-                RegionalClients::new(&base, first),
-                RegionalClients::new(&base, second),
+                RegionalClients::new(&base, first, settings),
+                RegionalClients::new(&base, second, settings),
             ]),
             route53,
             credentials: base.credentials_provider(),

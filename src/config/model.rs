@@ -158,6 +158,18 @@ pub struct AwsConfig {
     pub attempt_timeout: Duration,
     pub max_attempts: u32,
     pub retry_mode: RetryMode,
+    /// Per region of the pair: shorter (or longer) bounds for its regional services, so calls
+    /// towards a region being lost give up in seconds. Route 53 (global) keeps the ones above.
+    pub regions: BTreeMap<String, RegionTimeouts>,
+}
+
+/// See [`AwsConfig::regions`]; each bound left out is the `aws` section's.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegionTimeouts {
+    pub connect_timeout: Option<Duration>,
+    pub operation_timeout: Option<Duration>,
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl Default for AwsConfig {
@@ -170,6 +182,7 @@ impl Default for AwsConfig {
             attempt_timeout: Duration::from_secs(10),
             max_attempts: 4,
             retry_mode: RetryMode::Standard,
+            regions: BTreeMap::new(),
         }
     }
 }

@@ -213,6 +213,26 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "must not exceed aws.operation_timeout",
         );
     }
+    for (region, t) in &a.regions {
+        let path = format!("aws.regions.{region}");
+        c.region(&path, region);
+        let connect = t.connect_timeout.unwrap_or(a.connect_timeout);
+        let operation = t.operation_timeout.unwrap_or(a.operation_timeout);
+        let attempt = t.attempt_timeout.unwrap_or(a.attempt_timeout);
+        for (key, d) in [
+            ("connect_timeout", connect),
+            ("operation_timeout", operation),
+            ("attempt_timeout", attempt),
+        ] {
+            c.bounded(format!("{path}.{key}"), d, Duration::from_secs(3600));
+        }
+        if attempt > operation {
+            c.err(
+                format!("{path}.attempt_timeout"),
+                format!("{attempt} must not exceed the region's operation_timeout ({operation})"),
+            );
+        }
+    }
     c.range_u32("aws.max_attempts", a.max_attempts, 1, 10);
 
     // Health.

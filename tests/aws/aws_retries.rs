@@ -515,3 +515,45 @@ async fn an_error_burst_ends_with_its_window() {
         .expect("the window is over");
     assert_eq!(bed.proxy.stats().server_errors, before.server_errors);
 }
+
+/// Per-region bounds: us-east-1's calls get a 1 s attempt and a 2 s operation, so a blackholed
+/// us-east-1 fails within seconds, while us-west-2 keeps the 10 s attempt and answers a 3 s slow
+/// reply.
+#[tokio::test]
+async fn a_region_can_have_shorter_bounds_than_the_other() {
+    let bed = TestBed::start().await;
+    let seeded = seed(&bed).await;
+    let mut settings = support::settings(&bed.endpoint_url());
+    settings.regions.insert(
+        HOT.to_owned(),
+        failoverd::aws::RegionTimeouts {
+            connect_timeout: Some(Duration::from_secs(1)),
+            operation_timeout: Some(Duration::from_secs(2)),
+            operation_attempt_timeout: Some(Duration::from_secs(1)),
+        },
+    );
+    let clients = support::clients(&settings).await;
+    bed.proxy.fail_scoped(
+        Scope::region(HOT).except_service("route53"),
+        FaultPlan::Always(Fault::Blackhole),
+    );
+    let started = Instant::now();
+    let err = call(&clients, &seeded, Call::Cognito)
+        .await
+        .expect_err("the hot region never answers");
+    let elapsed = started.elapsed();
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err}");
+    println!("a blackholed us-east-1 call gave up after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(8),
+        "took {elapsed:?}: the region's 2 s operation bound was not applied"
+    );
+    bed.proxy.fail_scoped(
+        Scope::region(COLD).except_service("route53"),
+        FaultPlan::Always(Fault::Delay(Duration::from_secs(3))),
+    );
+    let cold = clients.region(COLD).expect("cold").global_database();
+    cold.describe_db_clusters()
+        .await
+        .expect("us-west-2 keeps the 10 s attempt bound");
+}

@@ -61,6 +61,7 @@ pub fn settings(endpoint_url: &str) -> ClientSettings {
         max_attempts: 3,
         retry_mode: RetryMode::Standard,
         profile: None,
+        regions: Default::default(),
     }
 }
 
