@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::fault_proxy::Fault;
-use crate::support::{TestBed, HOT};
+use crate::support::{alarms_client, create_alarm, set_alarm, TestBed, HOT};
 use aws_sdk_cloudwatch::types as cw;
 use aws_sdk_route53::types as r53;
 use failoverd::aws::ClientSettings;
@@ -95,38 +95,6 @@ async fn create_health_check(bed: &TestBed) -> String {
         .await
         .expect("create health check");
     output.health_check().expect("health check").id().to_owned()
-}
-
-/// CloudWatch goes through the proxy (it transcodes the SDK's CBOR for moto).
-async fn alarms_client(bed: &TestBed) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::new(&support::raw_config(&bed.endpoint_url(), HOT).await)
-}
-
-async fn create_alarm(client: &aws_sdk_cloudwatch::Client, name: &str) {
-    client
-        .put_metric_alarm()
-        .alarm_name(name)
-        .namespace("AWS/ApplicationELB")
-        .metric_name("HTTPCode_ELB_5XX_Count")
-        .statistic(cw::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(10.0)
-        .comparison_operator(cw::ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .expect("put alarm");
-}
-
-async fn set_alarm(client: &aws_sdk_cloudwatch::Client, name: &str, state: cw::StateValue) {
-    client
-        .set_alarm_state()
-        .alarm_name(name)
-        .state_value(state)
-        .state_reason("set by the test")
-        .send()
-        .await
-        .expect("set alarm state");
 }
 
 struct Monitor {
@@ -217,7 +185,7 @@ fn down_with(error: &'static str) -> impl Fn(&ProbeStatus) -> bool {
 async fn route53_and_cloudwatch_probes_through_the_test_bed() {
     let bed = TestBed::start().await;
     let health_check = create_health_check(&bed).await;
-    let alarms = alarms_client(&bed).await;
+    let alarms = alarms_client(&bed, HOT).await;
     create_alarm(&alarms, "api-5xx").await;
     set_alarm(&alarms, "api-5xx", cw::StateValue::Ok).await;
 

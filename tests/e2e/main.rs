@@ -11,4 +11,5 @@ mod alerts_promtool;
 mod lab_e2e;
 mod lab_support;
 mod outage_e2e;
+mod partition_e2e;
 mod takeover_e2e;

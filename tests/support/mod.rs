@@ -20,6 +20,7 @@ pub mod harness;
 pub mod kube;
 pub mod launcher;
 pub mod moto;
+pub mod netns;
 pub mod pg;
 pub mod probes;
 
@@ -144,4 +145,40 @@ pub async fn seed_global_database(moto_url: &str, global: &str) {
         .send()
         .await
         .expect("create secondary cluster");
+}
+
+/// CloudWatch goes through the proxy (it transcodes the SDK's CBOR for moto).
+pub async fn alarms_client(bed: &TestBed, region: &str) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(&raw_config(&bed.endpoint_url(), region).await)
+}
+
+pub async fn create_alarm(client: &aws_sdk_cloudwatch::Client, name: &str) {
+    client
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_ELB_5XX_Count")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("put alarm");
+}
+
+pub async fn set_alarm(
+    client: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    state: aws_sdk_cloudwatch::types::StateValue,
+) {
+    client
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .expect("set alarm state");
 }
