@@ -76,10 +76,10 @@ fn bad_configs_name_path_and_problem() {
             "per-region AWS bounds",
             with("aws:\n  regions:\n    eu-west-9: {connect_timeout: 1s}\n    us-east-1: {attempt_timeout: 40s}\n    us-west-2: {connect_timeout: 0s, timeout: 1s}\n"),
             vec![
-                "aws.regions.eu-west-9: region eu-west-9 is not one of the pair",
+                "aws.regions.us-west-2.timeout: unknown key",
+                "aws.regions.eu-west-9: region eu-west-9 is not one of the pair (us-east-1, us-west-2)",
                 "aws.regions.us-east-1.attempt_timeout: 40s must not exceed the region's operation_timeout (30s)",
                 "aws.regions.us-west-2.connect_timeout: must be greater than zero",
-                "aws.regions.us-west-2.timeout: unknown key",
             ],
         ),
         (

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use failoverd::engine::testing::{spawn_runner, wait_finished};
 use failoverd::engine::{
     MemoryStore, Mode, OutageApi, OutageRetry, Phase, Plan, PlanCatalog, PlanError,
-    RetriedOperation, Reversibility, RunRequest, RunStatus, RunView, RunnerHandle, Step,
+    RetriedOperation, Reversibility, RunRequest, RunStatus, RunView, Runner, RunnerHandle, Step,
     StepContext, StepDescription, StepError, StepId, StepStatus, VerifyOutcome,
 };
 use serde_json::{json, Value};
@@ -145,6 +145,29 @@ async fn start(h: &RunnerHandle) -> failoverd::engine::RunView {
     .unwrap()
 }
 
+/// A runner on a fresh store for the plan of `catalog`, and a started run of it.
+async fn run_with(api: &Arc<Api>, deadline: Duration, then_refused: bool) -> (Runner, RunView) {
+    let catalog = Arc::new(Catalog {
+        api: api.clone(),
+        retry: retry(deadline),
+        then_refused,
+    });
+    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
+    let run = start(&runner.handle()).await;
+    (runner, run)
+}
+
+/// Polls until the run's first step waits to retry after at least `attempts` failures.
+async fn until_retrying(h: &RunnerHandle, run: &RunView, attempts: u32) -> RunView {
+    until(h, run, |v| {
+        v.phases[0].steps[0]
+            .retry
+            .as_ref()
+            .is_some_and(|r| r.attempts >= attempts)
+    })
+    .await
+}
+
 /// Polls the run until `pred` holds (bounded).
 async fn until(h: &RunnerHandle, view: &RunView, pred: impl Fn(&RunView) -> bool) -> RunView {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,22 +185,10 @@ async fn until(h: &RunnerHandle, view: &RunView, pred: impl Fn(&RunView) -> bool
 async fn an_outage_is_waited_out_however_many_attempts_it_takes() {
     let api = Arc::new(Api::default());
     api.down.store(true, Ordering::SeqCst);
-    let catalog = Arc::new(Catalog {
-        api: api.clone(),
-        retry: retry(Duration::from_secs(600)),
-        then_refused: false,
-    });
-    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
+    let (runner, run) = run_with(&api, Duration::from_secs(600), false).await;
     let h = runner.handle();
-    let run = start(&h).await;
     // Far more failures than the three attempts a step used to get.
-    let waiting = until(&h, &run, |v| {
-        v.phases[0].steps[0]
-            .retry
-            .as_ref()
-            .is_some_and(|r| r.attempts >= 8)
-    })
-    .await;
+    let waiting = until_retrying(&h, &run, 8).await;
     let step = &waiting.phases[0].steps[0];
     let retry = step.retry.as_ref().unwrap();
     assert_eq!(retry.operation, RetriedOperation::Execute);
@@ -215,14 +226,8 @@ async fn an_outage_is_waited_out_however_many_attempts_it_takes() {
 async fn a_spent_deadline_fails_the_step_and_says_so() {
     let api = Arc::new(Api::default());
     api.down.store(true, Ordering::SeqCst);
-    let catalog = Arc::new(Catalog {
-        api: api.clone(),
-        retry: retry(Duration::from_secs(1)),
-        then_refused: false,
-    });
-    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
+    let (runner, run) = run_with(&api, Duration::from_secs(1), false).await;
     let h = runner.handle();
-    let run = start(&h).await;
     let done = wait_finished(&h, run.id, Duration::from_secs(60))
         .await
         .unwrap();
@@ -251,21 +256,9 @@ async fn a_spent_deadline_fails_the_step_and_says_so() {
 async fn a_compensation_waits_out_an_outage_too() {
     let api = Arc::new(Api::default());
     api.down_after_change.store(true, Ordering::SeqCst);
-    let catalog = Arc::new(Catalog {
-        api: api.clone(),
-        retry: retry(Duration::from_secs(600)),
-        then_refused: true,
-    });
-    let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
+    let (runner, run) = run_with(&api, Duration::from_secs(600), true).await;
     let h = runner.handle();
-    let run = start(&h).await;
-    let waiting = until(&h, &run, |v| {
-        v.phases[0].steps[0]
-            .retry
-            .as_ref()
-            .is_some_and(|r| r.attempts >= 5)
-    })
-    .await;
+    let waiting = until_retrying(&h, &run, 5).await;
     let retry = waiting.phases[0].steps[0].retry.clone().unwrap();
     assert_eq!(retry.operation, RetriedOperation::Compensate);
     assert_eq!(waiting.status, RunStatus::Unwinding);

@@ -128,6 +128,9 @@ impl Actor {
                 let ctx = self.context(id, attempt)?;
                 if let Some(live) = self.live.get_mut(&id) {
                     live.retry_ready.remove(&step);
+                    live.first_attempt
+                        .entry(step.clone())
+                        .or_insert_with(tokio::time::Instant::now);
                 }
                 tracing::debug!(run = %id, %step, attempt, "step started");
                 self.spawn(id, step, TaskKind::Execute, attempt, execute_task(s, ctx))

@@ -46,6 +46,9 @@ struct LiveRun {
     retry_ready: HashSet<StepId>,
     /// Retries waited out inside verify and compensate tasks.
     retries: RetryNotes,
+    /// When each step's first attempt started in this process (on the runtime's clock, which
+    /// tests may pause): with the journal's wall-clock start, what a retry deadline counts from.
+    first_attempt: HashMap<StepId, tokio::time::Instant>,
     /// Tells waiting steps the run is aborted ([`StepContext::abort`]).
     abort: tokio::sync::watch::Sender<bool>,
     dry_run_reply: Option<oneshot::Sender<Result<RunView, StartError>>>,
@@ -327,6 +330,7 @@ impl Actor {
                 busy: HashMap::new(),
                 retry_ready: HashSet::new(),
                 retries: RetryNotes::default(),
+                first_attempt: HashMap::new(),
                 abort: tokio::sync::watch::Sender::new(state_abort),
                 dry_run_reply,
             },

@@ -32,9 +32,17 @@ fn schedule_retry(
         .steps
         .get(step)
         .map_or((1, None), |st| (st.failures + 1, st.first_started_at));
-    let elapsed = first
+    // The longer of the journal's wall-clock reckoning (it survives restarts) and this process's
+    // runtime clock (which paused-time tests advance).
+    let wall: std::time::Duration = first
         .map(|f| (now - f).try_into().unwrap_or_default())
         .unwrap_or_default();
+    let runtime = live
+        .first_attempt
+        .get(step)
+        .map(tokio::time::Instant::elapsed)
+        .unwrap_or_default();
+    let elapsed = wall.max(runtime);
     match s.retry_policy().next_attempt(failures, elapsed) {
         Ok(delay) => (e.message, true, Some(now + delay)),
         Err(why) => (format!("{} (giving up: {why})", e.message), false, None),
