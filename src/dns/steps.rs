@@ -125,7 +125,22 @@ impl DnsSwitchoverDeps {
                 .api
                 .change_record_sets(&zone.zone_id, Some(comment), &zone.changes)
                 .await
-                .map_err(StepError::from)?;
+                .map_err(|e| {
+                    // Route 53 refused the first batch outright: nothing was written.
+                    let refused = matches!(
+                        e.kind,
+                        crate::port::ErrorKind::Throttled
+                            | crate::port::ErrorKind::Invalid
+                            | crate::port::ErrorKind::AccessDenied
+                            | crate::port::ErrorKind::NotFound
+                    );
+                    let error = StepError::from(e);
+                    if refused && ids.is_empty() {
+                        error.nothing_applied()
+                    } else {
+                        error
+                    }
+                })?;
             tracing::info!(zone = %zone.zone_id, change = %info.id, changes = ?zone.lines, "route53 change batch submitted");
             ids.insert(zone.zone_id.clone(), info.id);
         }
@@ -424,8 +439,12 @@ impl Step for DnsApplyStage {
     }
 
     async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
-        let (live, original, desired) = self.stage(ctx).await?;
-        let batches = changes_to(&live, &desired).map_err(refused)?;
+        // Until the first batch is sent this attempt has only read.
+        let (live, original, desired) =
+            self.stage(ctx).await.map_err(StepError::nothing_applied)?;
+        let batches = changes_to(&live, &desired)
+            .map_err(refused)
+            .map_err(StepError::nothing_applied)?;
         let change_ids = self.deps.submit(&batches, &self.comment(ctx)).await?;
         // A zone this stage moves away from the original routing that needed no batch now was
         // applied by an earlier attempt whose change id is lost.

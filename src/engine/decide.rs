@@ -361,6 +361,7 @@ mod tests {
             error: "x".into(),
             retryable: true,
             retry_at: None,
+            not_applied: false,
         };
         let s = state(&[EventKind::RunStarted, start("a", 1), failed.clone()]);
         let none = HashMap::new();

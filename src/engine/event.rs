@@ -268,6 +268,11 @@ pub enum EventKind {
             skip_serializing_if = "Option::is_none"
         )]
         retry_at: Option<OffsetDateTime>,
+        /// The attempt provably changed nothing (`StepError::not_applied`); absent (false) in
+        /// journals written before the field existed, which keeps their failed steps
+        /// compensated as before.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_applied: bool,
     },
     /// The attempt was in doubt after a restart and `verify` found it had not taken effect; the step
     /// will be started again.

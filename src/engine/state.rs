@@ -97,6 +97,8 @@ pub struct StepState {
     pub last_failure_retryable: bool,
     /// When the next attempt after a retryable failure is due (`StepFailed::retry_at`).
     pub retry_at: Option<OffsetDateTime>,
+    /// Some failed attempt may have changed something (it did not say `not_applied`).
+    pub maybe_applied: bool,
     pub output: Option<Value>,
     pub verified: bool,
     /// A failed step that `verify` found had not taken effect (nothing to undo).
@@ -115,6 +117,7 @@ impl StepState {
             last_error: None,
             last_failure_retryable: false,
             retry_at: None,
+            maybe_applied: false,
             output: None,
             verified: false,
             not_applied: false,
@@ -482,6 +485,7 @@ pub fn apply(state: &RunState, event: &Event) -> Result<RunState, IllegalTransit
                 error,
                 retryable,
                 retry_at,
+                not_applied,
             },
         ) => {
             let s = step_mut!(step);
@@ -497,6 +501,9 @@ pub fn apply(state: &RunState, event: &Event) -> Result<RunState, IllegalTransit
             s.last_error = Some(error.clone());
             s.last_failure_retryable = *retryable;
             s.retry_at = *retry_at;
+            // Nothing to undo only while every failed attempt changed nothing.
+            s.maybe_applied |= !*not_applied;
+            s.not_applied = !s.maybe_applied;
             s.finished_at = Some(event.at);
         }
         (S::Running, E::StepInterrupted { step, attempt }) => {
@@ -783,6 +790,7 @@ mod tests {
             error: "boom".into(),
             retryable,
             retry_at: None,
+            not_applied: false,
         })
     }
 
@@ -969,6 +977,48 @@ mod tests {
         for (events, why) in cases {
             assert!(fold(r.clone(), &events).is_err(), "accepted: {why}");
         }
+    }
+
+    #[test]
+    fn a_step_whose_every_attempt_changed_nothing_is_not_compensated() {
+        let r = record(false);
+        let nothing = |attempt| {
+            ev(EventKind::StepFailed {
+                step: id("a"),
+                attempt,
+                error: "connection refused before the write".into(),
+                retryable: true,
+                retry_at: None,
+                not_applied: true,
+            })
+        };
+        let unwind = ev(EventKind::UnwindStarted {
+            cause: UnwindCause::StepFailed { step: id("a") },
+        });
+        // a (compensable, 2 attempts) failed twice without writing anything: nothing to undo.
+        let events = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            nothing(1),
+            started("a", 2),
+            nothing(2),
+            unwind.clone(),
+        ];
+        let s = fold(r.clone(), &events).unwrap();
+        assert!(s.steps[&id("a")].not_applied);
+        assert_eq!(s.next_unwind(), UnwindNext::Done);
+        // One attempt that may have written is enough to undo it.
+        let events = vec![
+            ev(EventKind::RunStarted),
+            started("a", 1),
+            failed("a", 1, true),
+            started("a", 2),
+            nothing(2),
+            unwind,
+        ];
+        let s = fold(r, &events).unwrap();
+        assert!(!s.steps[&id("a")].not_applied);
+        assert_eq!(s.next_unwind(), UnwindNext::Compensate(id("a")));
     }
 
     #[test]

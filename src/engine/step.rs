@@ -33,6 +33,11 @@ pub enum VerifyOutcome {
 pub struct StepError {
     pub message: String,
     pub retryable: bool,
+    /// The attempt provably changed nothing (it failed before its write, or the API refused
+    /// the write). A step whose every failed attempt says so is not compensated: there is
+    /// nothing to undo, and nothing to call during an outage.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_applied: bool,
 }
 
 impl StepError {
@@ -41,6 +46,7 @@ impl StepError {
         Self {
             message: message.into(),
             retryable: true,
+            not_applied: false,
         }
     }
 
@@ -49,7 +55,14 @@ impl StepError {
         Self {
             message: message.into(),
             retryable: false,
+            not_applied: false,
         }
+    }
+
+    /// This error, known to have changed nothing (see [`StepError::not_applied`]).
+    pub fn nothing_applied(mut self) -> Self {
+        self.not_applied = true;
+        self
     }
 }
 
@@ -60,6 +73,7 @@ impl From<crate::port::Error> for StepError {
         Self {
             message: e.to_string(),
             retryable: e.is_retryable(),
+            not_applied: false,
         }
     }
 }

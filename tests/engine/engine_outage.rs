@@ -42,6 +42,8 @@ struct Change {
     id: StepId,
     api: Arc<Api>,
     fail_permanently: bool,
+    /// The API's failure happens before the write (a read first): the attempt changed nothing.
+    reads_first: bool,
 }
 
 #[async_trait]
@@ -61,6 +63,9 @@ impl Step for Change {
     async fn execute(&self, _: &StepContext) -> Result<Value, StepError> {
         if self.fail_permanently {
             return Err(StepError::permanent("InvalidChangeBatch"));
+        }
+        if self.reads_first {
+            self.api.call().map_err(StepError::nothing_applied)?;
         }
         self.api.call()?;
         self.api.applied.store(true, Ordering::SeqCst);
@@ -95,6 +100,7 @@ struct Catalog {
     api: Arc<Api>,
     retry: OutageRetry,
     then_refused: bool,
+    reads_first: bool,
 }
 
 impl PlanCatalog for Catalog {
@@ -105,6 +111,7 @@ impl PlanCatalog for Catalog {
                 id: StepId::new("change"),
                 api: self.api.clone(),
                 fail_permanently: false,
+                reads_first: self.reads_first,
             }) as Arc<dyn Step>],
         )];
         if self.then_refused {
@@ -114,6 +121,7 @@ impl PlanCatalog for Catalog {
                     id: StepId::new("refused"),
                     api: Arc::new(Api::default()),
                     fail_permanently: true,
+                    reads_first: false,
                 }) as Arc<dyn Step>],
             ));
         }
@@ -147,11 +155,17 @@ async fn start(h: &RunnerHandle) -> failoverd::engine::RunView {
 
 /// A runner on a fresh store for the plan of `catalog`, and a started run of it.
 async fn run_with(api: &Arc<Api>, deadline: Duration, then_refused: bool) -> (Runner, RunView) {
-    let catalog = Arc::new(Catalog {
+    run_of(Catalog {
         api: api.clone(),
         retry: retry(deadline),
         then_refused,
-    });
+        reads_first: false,
+    })
+    .await
+}
+
+async fn run_of(catalog: Catalog) -> (Runner, RunView) {
+    let catalog = Arc::new(catalog);
     let runner = spawn_runner(Arc::new(MemoryStore::new()), catalog, 1).unwrap();
     let run = start(&runner.handle()).await;
     (runner, run)
@@ -272,5 +286,37 @@ async fn a_compensation_waits_out_an_outage_too() {
     assert_eq!(done.status, RunStatus::Failed, "{:?}", done.message);
     assert_eq!(done.phases[0].steps[0].status, StepStatus::Compensated);
     assert!(!api.applied.load(Ordering::SeqCst));
+    runner.shutdown().await;
+}
+
+/// A step whose attempts all failed before their write is not undone: the run gives up on it
+/// and ends `failed`, without calling the API that is down to "undo" what never happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_changed_nothing_is_not_undone() {
+    let api = Arc::new(Api::default());
+    api.down.store(true, Ordering::SeqCst);
+    let (runner, run) = run_of(Catalog {
+        api: api.clone(),
+        retry: retry(Duration::from_secs(1)),
+        then_refused: false,
+        reads_first: true,
+    })
+    .await;
+    let h = runner.handle();
+    let done = wait_finished(&h, run.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Failed, "{:?}", done.message);
+    let step = &done.phases[0].steps[0];
+    assert_eq!(step.status, StepStatus::Failed);
+    assert!(step.not_applied, "{step:#?}");
+    let calls = api.calls.load(Ordering::SeqCst);
+    let compensations = done.timeline.iter().any(|e| {
+        matches!(
+            e.event.kind,
+            failoverd::engine::EventKind::CompensationStarted { .. }
+        )
+    });
+    assert!(!compensations, "nothing was compensated ({calls} calls)");
     runner.shutdown().await;
 }

@@ -125,6 +125,7 @@ impl Journal {
                 error: error.to_owned(),
                 retryable,
                 retry_at: None,
+                not_applied: false,
             },
         )
     }

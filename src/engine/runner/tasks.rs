@@ -82,11 +82,13 @@ pub(super) async fn execute_task(step: Arc<dyn Step>, ctx: StepContext) -> TaskR
             Err(e) => {
                 return TaskResult::Executed {
                     attempt,
+                    // This attempt only looked: whatever earlier attempts did, it did nothing.
                     result: Err(StepError {
                         message: format!("verify before retry failed: {}", e.message),
                         retryable: e.retryable,
+                        not_applied: true,
                     }),
-                }
+                };
             }
         }
     }
@@ -162,10 +164,11 @@ where
                         tokio::time::sleep(delay).await;
                     }
                     Err(why) => {
-                        break Err(StepError::permanent(format!(
-                            "{} (giving up: {why})",
-                            e.message
-                        )))
+                        break Err(StepError {
+                            message: format!("{} (giving up: {why})", e.message),
+                            retryable: false,
+                            not_applied: e.not_applied,
+                        })
                     }
                 }
             }

@@ -118,6 +118,7 @@ impl Actor {
                 attempt,
                 result: Err(e),
             } => {
+                let not_applied = e.not_applied;
                 let (error, retryable, retry_at) = schedule_retry(live, &step, e);
                 match retry_at {
                     Some(at) => {
@@ -133,6 +134,7 @@ impl Actor {
                     error,
                     retryable,
                     retry_at,
+                    not_applied,
                 })
             }
             TaskResult::Verified {
