@@ -22,6 +22,11 @@ pub struct EngineMetrics {
     pub run_active: IntGaugeVec,
     /// `failoverd_leader`: 1 while this process holds leadership.
     pub leader: IntGauge,
+    /// `failoverd_step_retries_total{plan,step}`: attempts that failed retryably and were
+    /// scheduled again (an API erroring, throttling or timing out under a step).
+    pub step_retries: IntCounterVec,
+    /// `failoverd_steps_retrying`: steps of live runs waiting to try again now.
+    pub steps_retrying: IntGauge,
 }
 
 impl EngineMetrics {
@@ -55,12 +60,27 @@ impl EngineMetrics {
         registry.register(Box::new(runs_total.clone()))?;
         registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(run_active.clone()))?;
+        let step_retries = IntCounterVec::new(
+            Opts::new(
+                "failoverd_step_retries_total",
+                "Step attempts that failed with a retryable error and were scheduled again, by plan and step.",
+            ),
+            &["plan", "step"],
+        )?;
+        let steps_retrying = IntGauge::new(
+            "failoverd_steps_retrying",
+            "Steps of live runs waiting to try again after a retryable error.",
+        )?;
         registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(step_retries.clone()))?;
+        registry.register(Box::new(steps_retrying.clone()))?;
         Ok(Self {
             runs_total,
             step_duration,
             run_active,
             leader,
+            step_retries,
+            steps_retrying,
         })
     }
 

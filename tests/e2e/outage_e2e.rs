@@ -124,6 +124,14 @@ fn a_route53_outage_is_waited_out_and_an_abort_acts_at_once() {
         "during the outage: dns-apply-50 failed {} attempts, engine: {engine_error}",
         retrying["attempts"]
     );
+    let metrics = api.metrics();
+    assert!(
+        metrics.contains(
+            "failoverd_step_retries_total{plan=\"dns-switchover\",step=\"dns-apply-50\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("failoverd_steps_retrying 1"), "{metrics}");
     let run = api.finished(&id, 300);
     let total = outage_started.elapsed();
     assert_eq!(run["status"], "succeeded", "{run:#}");

@@ -59,12 +59,14 @@ impl Actor {
                 }));
             }
             Command::Status { reply } => {
+                let retrying = self.retrying();
+                self.metrics.steps_retrying.set(retrying.len() as i64);
                 let _ = reply.send(RunnerStatus {
                     region_pair: self.config.region_pair.clone(),
                     leader: self.lease.is_some(),
                     fencing_token: self.token(),
                     active_run: self.active_run(),
-                    retrying: self.retrying(),
+                    retrying,
                 });
             }
             Command::Shutdown { reply } => {

@@ -120,6 +120,12 @@ impl Actor {
             } => {
                 let not_applied = e.not_applied;
                 let (error, retryable, retry_at) = schedule_retry(live, &step, e);
+                if retry_at.is_some() {
+                    self.metrics
+                        .step_retries
+                        .with_label_values(&[live.state.record.plan.as_str(), step.as_str()])
+                        .inc();
+                }
                 match retry_at {
                     Some(at) => {
                         tracing::warn!(run = %id, %step, attempt, %error, next_attempt_at = %at, "step failed; retrying")
