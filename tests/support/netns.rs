@@ -19,6 +19,8 @@ pub struct PartitionedTarget {
     ns_if: String,
     pub addr: SocketAddr,
     server: Option<Child>,
+    /// What the server serves (removed once it is stopped).
+    www: Option<tempfile::TempDir>,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -49,6 +51,7 @@ impl PartitionedTarget {
             addr: SocketAddr::from((Ipv4Addr::new(10, 213, subnet, 2), 8080)),
             ns,
             server: None,
+            www: None,
         };
         // Left over from a crashed run of this pid: remove first (errors ignored).
         let _ = ip(&["netns", "del", &target.ns]);
@@ -75,28 +78,9 @@ impl PartitionedTarget {
         ip(&["link", "set", &self.ns_if, "netns", &self.ns])?;
         ip(&["addr", "add", &host_ip, "dev", &self.host_if])?;
         ip(&["link", "set", &self.host_if, "up"])?;
-        ip(&[
-            "netns",
-            "exec",
-            &self.ns,
-            "ip",
-            "addr",
-            "add",
-            &ns_ip,
-            "dev",
-            &self.ns_if,
-        ])?;
-        ip(&[
-            "netns",
-            "exec",
-            &self.ns,
-            "ip",
-            "link",
-            "set",
-            &self.ns_if,
-            "up",
-        ])?;
-        ip(&["netns", "exec", &self.ns, "ip", "link", "set", "lo", "up"])?;
+        self.in_ns(&["addr", "add", &ns_ip, "dev", &self.ns_if])?;
+        self.in_ns(&["link", "set", &self.ns_if, "up"])?;
+        self.in_ns(&["link", "set", "lo", "up"])?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         std::fs::write(dir.path().join("healthz"), "ok\n").map_err(|e| e.to_string())?;
         let server = Command::new("ip")
@@ -116,8 +100,7 @@ impl PartitionedTarget {
             .spawn()
             .map_err(|e| format!("starting the server in the namespace: {e}"))?;
         self.server = Some(server);
-        // The directory must outlive the server: leak it into the namespace's lifetime.
-        std::mem::forget(dir);
+        self.www = Some(dir);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
             if Instant::now() > deadline {
@@ -138,32 +121,24 @@ impl PartitionedTarget {
 
     /// Cuts the link: the target's side goes down, packets towards it are dropped.
     pub fn cut(&self) {
-        ip(&[
-            "netns",
-            "exec",
-            &self.ns,
-            "ip",
-            "link",
-            "set",
-            &self.ns_if,
-            "down",
-        ])
-        .expect("cut the link");
+        self.set_link("down");
     }
 
     /// Heals the cut.
     pub fn heal(&self) {
-        ip(&[
-            "netns",
-            "exec",
-            &self.ns,
-            "ip",
-            "link",
-            "set",
-            &self.ns_if,
-            "up",
-        ])
-        .expect("heal the link");
+        self.set_link("up");
+    }
+
+    fn set_link(&self, state: &str) {
+        self.in_ns(&["link", "set", &self.ns_if, state])
+            .unwrap_or_else(|e| panic!("set the target's link {state}: {e}"));
+    }
+
+    /// `ip ARGS` inside the namespace.
+    fn in_ns(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["netns", "exec", &self.ns, "ip"];
+        all.extend_from_slice(args);
+        ip(&all)
     }
 
     /// Whether a TCP connection to the target completes within `timeout`.
@@ -178,6 +153,7 @@ impl Drop for PartitionedTarget {
             let _ = server.kill();
             let _ = server.wait();
         }
+        self.www = None;
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.ns]);
     }
