@@ -10,6 +10,12 @@ Loaded into the moto server process by ``tests/support/moto_server.py``:
 * RDS ``RemoveFromGlobalCluster`` across regions — :mod:`failoverd_moto.rds`
 * CloudWatch over Smithy RPC v2 CBOR (the AWS SDK for Rust's protocol for CloudWatch), bridged to
   moto's CloudWatch — :mod:`failoverd_moto.cloudwatch`
+* CloudWatch metric alarms that evaluate their metric (on ``PutMetricData`` and when read, with
+  ``TreatMissingData`` and ``DatapointsToAlarm``), on a clock tests can freeze, and
+  ``DescribeAlarmHistory`` — :mod:`failoverd_moto.alarms`
+* Route 53 ``CLOUDWATCH_METRIC`` health checks (``AlarmIdentifier``,
+  ``InsufficientDataHealthStatus``, a ``GetHealthCheckStatus`` that follows the alarm) and
+  ``TestDNSAnswer`` for simple, failover and weighted records — :mod:`failoverd_moto.route53`
 * test-only seeding endpoints under ``/_failoverd/`` — :mod:`failoverd_moto.admin`
 
 Every operation answers through moto's botocore-model-driven serialisers (``ActionResult``), and
@@ -22,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import backup, cognito, rds
+from . import alarms, backup, cognito, rds, route53
 from .admin import AdminMiddleware
 from .cloudwatch import RpcV2CborMiddleware
 
@@ -34,6 +40,8 @@ def install() -> None:
     rds.install()
     backup.install()
     cognito.install()
+    alarms.install()
+    route53.install()
 
 
 def wrap(
