@@ -47,6 +47,16 @@ impl ErrorKind {
         )
     }
 
+    /// Whether the service refused the request without acting on it (rate-limited, invalid,
+    /// denied, no such resource): a write that failed this way changed nothing. A 5xx, a timeout
+    /// or a dropped connection may have been acted on.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Self::Throttled | Self::Invalid | Self::AccessDenied | Self::NotFound
+        )
+    }
+
     /// Fixed, low-cardinality label for metrics (`failoverd_aws_errors_total{kind=...}`).
     pub fn metric_label(self) -> &'static str {
         match self {

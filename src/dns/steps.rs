@@ -127,13 +127,7 @@ impl DnsSwitchoverDeps {
                 .await
                 .map_err(|e| {
                     // Route 53 refused the first batch outright: nothing was written.
-                    let refused = matches!(
-                        e.kind,
-                        crate::port::ErrorKind::Throttled
-                            | crate::port::ErrorKind::Invalid
-                            | crate::port::ErrorKind::AccessDenied
-                            | crate::port::ErrorKind::NotFound
-                    );
+                    let refused = e.kind.is_refusal();
                     let error = StepError::from(e);
                     if refused && ids.is_empty() {
                         error.nothing_applied()

@@ -59,6 +59,16 @@ impl StepError {
         }
     }
 
+    /// This retryable error made final because its retry budget is spent (`why`, from
+    /// [`RetryPolicy::next_attempt`]), saying so in its message.
+    pub fn given_up(self, why: &str) -> Self {
+        Self {
+            message: format!("{} (giving up: {why})", self.message),
+            retryable: false,
+            not_applied: self.not_applied,
+        }
+    }
+
     /// This error, known to have changed nothing (see [`StepError::not_applied`]).
     pub fn nothing_applied(mut self) -> Self {
         self.not_applied = true;

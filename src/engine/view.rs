@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::event::{
     Event, JournalEntry, Mode, Outcome, Reversibility, RunId, RunRecord, StepDescription, StepId,
 };
-use super::state::{RunState, RunStatus, StepStatus};
+use super::state::{RunState, RunStatus, StepState, StepStatus};
 
 /// A run with everything an operator wants to see.
 #[derive(Clone, Debug, Serialize)]
@@ -172,15 +172,22 @@ fn seconds(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Option<f
     Some((to? - from?).as_seconds_f64().max(0.0))
 }
 
-impl RunView {
-    /// The steps waiting to try again, with what they wait for.
-    pub fn retrying(&self) -> impl Iterator<Item = (&StepId, &RetryView)> {
-        self.phases
-            .iter()
-            .flat_map(|p| p.steps.iter())
-            .filter_map(|s| Some((&s.id, s.retry.as_ref()?)))
+impl RetryView {
+    /// The wait before a step's next attempt, from the journal (`StepFailed::retry_at`).
+    pub fn of_execute(s: &StepState) -> Option<RetryView> {
+        match (s.status, s.retry_at) {
+            (StepStatus::Failed, Some(at)) => Some(RetryView {
+                operation: RetriedOperation::Execute,
+                attempts: s.failures,
+                next_attempt_at: at,
+                last_error: s.last_error.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        }
     }
+}
 
+impl RunView {
     /// The view of `state`, whose journal is `journal`.
     pub fn new(state: &RunState, journal: &[JournalEntry]) -> Self {
         let r = &state.record;
@@ -224,15 +231,7 @@ impl RunView {
                             verified: s.verified,
                             not_applied: s.not_applied,
                             description: s.description.clone(),
-                            retry: match (s.status, s.retry_at) {
-                                (StepStatus::Failed, Some(at)) => Some(RetryView {
-                                    operation: RetriedOperation::Execute,
-                                    attempts: s.failures,
-                                    next_attempt_at: at,
-                                    last_error: s.last_error.clone().unwrap_or_default(),
-                                }),
-                                _ => None,
-                            },
+                            retry: RetryView::of_execute(s),
                         })
                     })
                     .collect(),

@@ -16,10 +16,7 @@ use serde_json::json;
 
 #[test]
 fn lab_status_dns_switchover_and_aurora_switchover() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::lab_support::runtime();
     let bed = rt.block_on(TestBed::start());
     rt.block_on(seed(&bed));
     let clusters = rt.block_on(Clusters::start());
@@ -224,10 +221,7 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
 /// operator, the operator approves, the writer and the traffic move.
 #[test]
 fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::lab_support::runtime();
     let bed = rt.block_on(TestBed::start());
     rt.block_on(seed(&bed));
     let clusters = rt.block_on(Clusters::start());

@@ -96,6 +96,14 @@ impl Clusters {
     }
 }
 
+/// The multi-threaded runtime a blocking e2e test drives its emulators and clients on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("build the test's runtime")
+}
+
 /// config/lab.yaml, pointed at this test's emulators and directory, with the DNS holds shortened.
 pub fn lab_config(endpoint: &str, clusters: &Clusters) -> String {
     let text = clusters.apply(&std::fs::read_to_string(root().join("config/lab.yaml")).unwrap());

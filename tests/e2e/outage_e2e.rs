@@ -57,12 +57,20 @@ fn event<'a>(run: &'a Value, kind: &str, step: Option<&str>) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} event for {step:?} in {run:#}"))
 }
 
+/// Starts a `dns-switchover` to `target` and waits until its first hold (the 10 % stage applied).
+fn switch_until_first_hold(api: &Api, target: &str, reason: &str) -> String {
+    let id = api.start(json!({
+        "plan": "dns-switchover",
+        "reason": reason,
+        "params": {"target_region": target}
+    }));
+    wait_step_running(api, &id, "dns-hold-10", 60);
+    id
+}
+
 #[test]
 fn a_route53_outage_is_waited_out_and_an_abort_acts_at_once() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::lab_support::runtime();
     let bed = rt.block_on(TestBed::start());
     rt.block_on(seed(&bed));
     let hot = Endpoint::start(&rt);
@@ -89,12 +97,7 @@ fn a_route53_outage_is_waited_out_and_an_abort_acts_at_once() {
     // (a) A switchover whose 50 % stage meets a two-minute Route 53 outage.
     let d = Daemon::start(&base.replace("hold: 0s", "hold: 5s"));
     let api = Api { d: &d, rt: &rt };
-    let id = api.start(json!({
-        "plan": "dns-switchover",
-        "reason": "e2e outage",
-        "params": {"target_region": COLD}
-    }));
-    wait_step_running(&api, &id, "dns-hold-10", 60);
+    let id = switch_until_first_hold(&api, COLD, "e2e outage");
     let outage = Duration::from_secs(120);
     let outage_started = Instant::now();
     bed.proxy
@@ -160,12 +163,7 @@ fn a_route53_outage_is_waited_out_and_an_abort_acts_at_once() {
     let dir = d.kill9();
     let d = Daemon::start_in(dir, &base.replace("hold: 0s", "hold: 60s"));
     let api = Api { d: &d, rt: &rt };
-    let id = api.start(json!({
-        "plan": "dns-switchover",
-        "reason": "e2e abort in an outage",
-        "params": {"target_region": HOT}
-    }));
-    wait_step_running(&api, &id, "dns-hold-10", 60);
+    let id = switch_until_first_hold(&api, HOT, "e2e abort in an outage");
     assert!(
         !all_traffic_in(&rt, &moto, COLD),
         "the 10 % stage is applied"

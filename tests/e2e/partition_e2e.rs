@@ -44,10 +44,7 @@ fn runs(api: &Api) -> Vec<Value> {
 
 #[test]
 fn a_partition_seen_from_one_vantage_point_does_not_start_a_failover() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::lab_support::runtime();
     let target = PartitionedTarget::start();
     let bed = rt.block_on(TestBed::start());
     rt.block_on(seed(&bed));

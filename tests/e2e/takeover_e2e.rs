@@ -51,10 +51,7 @@ struct World {
 
 impl World {
     fn start() -> World {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::lab_support::runtime();
         let bed = rt.block_on(TestBed::start());
         rt.block_on(seed(&bed));
         let hot = Endpoint::start(&rt);

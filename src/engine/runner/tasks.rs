@@ -163,13 +163,7 @@ where
                         );
                         tokio::time::sleep(delay).await;
                     }
-                    Err(why) => {
-                        break Err(StepError {
-                            message: format!("{} (giving up: {why})", e.message),
-                            retryable: false,
-                            not_applied: e.not_applied,
-                        })
-                    }
+                    Err(why) => break Err(e.given_up(&why)),
                 }
             }
             other => break other,

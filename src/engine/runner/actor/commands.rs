@@ -83,14 +83,11 @@ impl Actor {
             .values()
             .flat_map(|live| {
                 let run = live.state.record.id;
-                let view = live.view();
-                view.retrying()
-                    .map(|(step, retry)| RetryingStep {
-                        run,
-                        step: step.clone(),
-                        retry: retry.clone(),
-                    })
-                    .collect::<Vec<_>>()
+                live.retrying().map(move |(step, retry)| RetryingStep {
+                    run,
+                    step: step.clone(),
+                    retry,
+                })
             })
             .collect();
         out.sort_by_key(|r| r.retry.next_attempt_at);

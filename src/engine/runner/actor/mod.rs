@@ -32,7 +32,7 @@ use crate::engine::state::{IllegalTransition, RunState};
 use crate::engine::step::{AbortSignal, Step, StepContext};
 use crate::engine::store::{FencingToken, RunFilter, Store, StoreError};
 use crate::engine::updates::EngineEvents;
-use crate::engine::view::RunView;
+use crate::engine::view::{RetryView, RunView};
 
 struct LiveRun {
     /// `None` when the plan can no longer be built (the run is then stopped for an operator).
@@ -69,6 +69,14 @@ impl LiveRun {
             }
         }
         view
+    }
+
+    /// The steps waiting to try again: the journal's execute retries and the in-task ones.
+    fn retrying(&self) -> impl Iterator<Item = (&StepId, RetryView)> + '_ {
+        self.state.steps.iter().filter_map(|(id, s)| {
+            let retry = self.retries.get(id).or_else(|| RetryView::of_execute(s))?;
+            Some((id, retry))
+        })
     }
 
     fn context(&self, attempt: u32) -> StepContext {

@@ -19,12 +19,18 @@ fn schedule_retry(
     live: &super::LiveRun,
     step: &crate::engine::event::StepId,
     e: StepError,
-) -> (String, bool, Option<time::OffsetDateTime>) {
+) -> (StepError, Option<time::OffsetDateTime>) {
     if !e.retryable {
-        return (e.message, false, None);
+        return (e, None);
     }
     let Some(s) = live.step(step) else {
-        return (e.message, false, None);
+        return (
+            StepError {
+                retryable: false,
+                ..e
+            },
+            None,
+        );
     };
     let now = time::OffsetDateTime::now_utc();
     let (failures, first) = live
@@ -44,8 +50,8 @@ fn schedule_retry(
         .unwrap_or_default();
     let elapsed = wall.max(runtime);
     match s.retry_policy().next_attempt(failures, elapsed) {
-        Ok(delay) => (e.message, true, Some(now + delay)),
-        Err(why) => (format!("{} (giving up: {why})", e.message), false, None),
+        Ok(delay) => (e, Some(now + delay)),
+        Err(why) => (e.given_up(&why), None),
     }
 }
 
@@ -118,8 +124,7 @@ impl Actor {
                 attempt,
                 result: Err(e),
             } => {
-                let not_applied = e.not_applied;
-                let (error, retryable, retry_at) = schedule_retry(live, &step, e);
+                let (e, retry_at) = schedule_retry(live, &step, e);
                 if retry_at.is_some() {
                     self.metrics
                         .step_retries
@@ -128,19 +133,19 @@ impl Actor {
                 }
                 match retry_at {
                     Some(at) => {
-                        tracing::warn!(run = %id, %step, attempt, %error, next_attempt_at = %at, "step failed; retrying")
+                        tracing::warn!(run = %id, %step, attempt, error = %e, next_attempt_at = %at, "step failed; retrying")
                     }
                     None => {
-                        tracing::warn!(run = %id, %step, attempt, %error, retryable, "step failed")
+                        tracing::warn!(run = %id, %step, attempt, error = %e, retryable = e.retryable, "step failed")
                     }
                 }
                 Some(EventKind::StepFailed {
                     step: step.clone(),
                     attempt,
-                    error,
-                    retryable,
+                    error: e.message,
+                    retryable: e.retryable,
                     retry_at,
-                    not_applied,
+                    not_applied: e.not_applied,
                 })
             }
             TaskResult::Verified {
