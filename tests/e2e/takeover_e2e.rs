@@ -768,11 +768,17 @@ fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
         "gitrepositories/platform",
         "kustomizations/infra",
         "kustomizations/apps",
-        "deployments/api/scale",
         "statefulsets/worker/scale",
     ] {
         assert_eq!(w.patches(COLD, suffix), 1, "PATCH {suffix}");
     }
+    // The api Deployment has an HPA, raised before the scale: a kill between the two leaves the
+    // HPA to scale it, and the resumed step finds it done. Never twice, and at its target.
+    assert!(
+        w.patches(COLD, "deployments/api/scale") <= 1,
+        "PATCH deployments/api/scale"
+    );
+    assert_eq!(w.replicas(COLD, API), 4, "the api Deployment at its target");
     let syncs =
         w.rt.block_on(w.clusters.cold.requests())
             .iter()
