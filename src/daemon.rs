@@ -208,12 +208,20 @@ pub async fn serve(
     let dns_plan = match &config.dns {
         Some(dns) => {
             let verifier = ProbeVerifier::from_ports(&config.health.probes, health_ports.clone())?;
-            Some(DnsPlanDeps::new(
+            let deps = DnsPlanDeps::new(
                 Arc::new(dns.clone()),
                 pair.clone(),
                 Arc::new(aws.dns()),
                 Arc::new(verifier),
-            ))
+            );
+            Some(match data_plane_signals(&config, &pair, &aws) {
+                Some(signals) => deps.with_data_plane(crate::dns::dataplane::DataPlaneDeps {
+                    signals,
+                    status: Arc::new(aws.dns()),
+                    budget: config.failover.lost_region_budget.get(),
+                }),
+                None => deps,
+            })
         }
         None => None,
     };
@@ -421,6 +429,37 @@ pub async fn serve(
     };
     tracing::info!("failoverd stopped");
     result
+}
+
+/// The data-plane DNS signal (`dns.mode: data_plane`): CloudWatch in both regions, Route 53's
+/// health checks. `None` in `api` mode.
+fn data_plane_signals(
+    config: &Config,
+    pair: &RegionPair,
+    aws: &AwsClients,
+) -> Option<crate::dns::signal::Signals> {
+    let dns = config.dns.as_ref()?;
+    if dns.mode != cfg::DnsMode::DataPlane {
+        return None;
+    }
+    let dp = dns.data_plane.as_ref()?;
+    Some(crate::dns::signal::Signals {
+        config: Arc::new(dp.clone()),
+        pair: pair.clone(),
+        pair_name: config.pair.clone(),
+        cloudwatch: aws
+            .regions()
+            .iter()
+            .map(|r| {
+                (
+                    r.region().to_owned(),
+                    Arc::new(r.cloudwatch()) as Arc<dyn crate::dns::signal::SignalApi>,
+                )
+            })
+            .collect(),
+        health_checks: Arc::new(aws.dns()),
+        poll_interval: Duration::from_secs(5),
+    })
 }
 
 /// Reports the engine in `/v1/status` and `failoverd_component_up{component="engine"}`: its

@@ -1,5 +1,6 @@
 //! CloudWatch adapter: implements [`LagMetricsApi`] (Aurora global database lag) and
-//! [`AlarmStateApi`] (alarm state for the health probes).
+//! [`AlarmStateApi`] (alarm state for the health probes) and [`SignalApi`] (the data-plane DNS
+//! signal).
 //!
 //! Lag is read with `GetMetricData` rather than `GetMetricStatistics` because it pages and returns
 //! the series already sorted, and it is the API AWS recommends for bulk reads.
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use super::error::{from_sdk, Error, ErrorKind, Result, Service};
 use super::time_conv::{to_offset, to_sdk};
+use crate::dns::signal::{SignalAlarm, SignalApi, SignalMetric};
 use crate::health::port::{AlarmObservation, AlarmState, AlarmStateApi};
 use crate::replication::port::{LagMetric, LagMetricsApi, LagSample, MetricWindow};
 
@@ -192,6 +194,81 @@ fn observation(
         },
         reason: reason.map(str::to_owned),
         updated_at: updated.and_then(to_offset),
+    }
+}
+
+/// The data-plane DNS signal: `PutMetricData` of one value (stamped by CloudWatch on receipt, so
+/// this host's clock does not matter) and the alarm that follows it.
+#[async_trait]
+impl SignalApi for CloudWatchMetrics {
+    async fn publish(&self, metric: &SignalMetric, value: f64) -> Result<()> {
+        const OP: &str = "PutMetricData";
+        let mut datum = sdk::MetricDatum::builder()
+            .metric_name(&metric.metric)
+            .value(value)
+            .unit(sdk::StandardUnit::None);
+        for (name, value) in &metric.dimensions {
+            datum = datum.dimensions(sdk::Dimension::builder().name(name).value(value).build());
+        }
+        self.client
+            .put_metric_data()
+            .namespace(&metric.namespace)
+            .metric_data(datum.build())
+            .send()
+            .await
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
+        Ok(())
+    }
+
+    async fn signal_alarm(&self, name: &str) -> Result<SignalAlarm> {
+        const OP: &str = "DescribeAlarms";
+        let output = self
+            .client
+            .describe_alarms()
+            .alarm_names(name)
+            .alarm_types(sdk::AlarmType::MetricAlarm)
+            .send()
+            .await
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
+        let a = output
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(name))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    SERVICE,
+                    OP,
+                    format!("metric alarm {name} does not exist"),
+                )
+            })?;
+        let seen = observation(
+            name,
+            a.state_value(),
+            a.state_reason(),
+            a.state_updated_timestamp(),
+        );
+        Ok(SignalAlarm {
+            name: name.to_owned(),
+            state: seen.state,
+            reason: seen.reason,
+            namespace: a.namespace().map(str::to_owned),
+            metric: a.metric_name().map(str::to_owned),
+            dimensions: a
+                .dimensions()
+                .iter()
+                .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
+                .collect(),
+            statistic: a.statistic().map(|s| s.as_str().to_owned()),
+            extended_statistic: a.extended_statistic().map(str::to_owned),
+            metric_math: !a.metrics().is_empty(),
+            comparison: a.comparison_operator().map(|c| c.as_str().to_owned()),
+            threshold: a.threshold(),
+            period_seconds: a.period(),
+            evaluation_periods: a.evaluation_periods(),
+            datapoints_to_alarm: a.datapoints_to_alarm(),
+            treat_missing_data: a.treat_missing_data().map(str::to_owned),
+        })
     }
 }
 

@@ -335,6 +335,37 @@ impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
     }
 }
 
+/// The wiring of the data-plane DNS signal: which alarm a health check follows.
+#[async_trait]
+impl crate::dns::signal::HealthCheckConfigApi for Route53Dns {
+    async fn health_check_config(
+        &self,
+        health_check_id: &str,
+    ) -> Result<crate::dns::signal::HealthCheckConfig> {
+        const OP: &str = "GetHealthCheck";
+        let output = self
+            .client
+            .get_health_check()
+            .health_check_id(health_check_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
+        let config = output.health_check().and_then(|h| h.health_check_config());
+        let alarm = config.and_then(|c| c.alarm_identifier());
+        Ok(crate::dns::signal::HealthCheckConfig {
+            id: health_check_id.to_owned(),
+            kind: config.map_or_else(String::new, |c| c.r#type().as_str().to_owned()),
+            alarm_region: alarm.map(|a| a.region().as_str().to_owned()),
+            alarm_name: alarm.map(|a| a.name().to_owned()),
+            inverted: config.and_then(|c| c.inverted()).unwrap_or(false),
+            disabled: config.and_then(|c| c.disabled()).unwrap_or(false),
+            insufficient_data: config
+                .and_then(|c| c.insufficient_data_health_status())
+                .map(|s| s.as_str().to_owned()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -361,6 +361,71 @@ pub struct DnsConfig {
     /// Names of `health.probes` (in the target region) that must pass during each hold.
     #[serde(default)]
     pub verify_probes: Vec<String>,
+    /// How an ungraceful move shifts the traffic: `api` writes the records through Route 53's
+    /// control plane; `data_plane` sets a signal in the target region that the records' health
+    /// checks follow, with no Route 53 call (see `data_plane`).
+    #[serde(default)]
+    pub mode: DnsMode,
+    /// The signals of `mode: data_plane`; required with it.
+    #[serde(default)]
+    pub data_plane: Option<DataPlaneConfig>,
+}
+
+/// See [`DnsConfig::mode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsMode {
+    #[default]
+    Api,
+    DataPlane,
+}
+
+/// The data-plane traffic signal (`dns.mode: data_plane`). Each region's record sets carry a
+/// Route 53 `CLOUDWATCH_METRIC` health check on an alarm kept in the *other* region, which
+/// follows a metric failoverd publishes there (`namespace`/`metric`, dimensions `Pair` and
+/// `Region`): 1 drains the region (its sets turn unhealthy and Route 53 answers with the other
+/// region's), 0 serves it. Moving the traffic towards a region then needs only `PutMetricData` in
+/// that region.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DataPlaneConfig {
+    #[serde(default = "default_signal_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_signal_metric")]
+    pub metric: String,
+    /// By region of the pair: the alarm (in the other region) and the health check its sets use.
+    pub signals: BTreeMap<String, SignalConfig>,
+    /// How long a step waits for the alarm to follow the published value.
+    #[serde(default = "default_alarm_timeout")]
+    pub alarm_timeout: Duration,
+    /// How long the signal step waits for Route 53's checkers to report the drained region
+    /// unhealthy before it reports the shift as not confirmed by Route 53 (it does not fail).
+    #[serde(default = "default_confirm_timeout")]
+    pub confirm_timeout: Duration,
+}
+
+/// One region's signal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignalConfig {
+    /// Name of the CloudWatch alarm, in the other region of the pair.
+    pub alarm: String,
+    /// Id of the Route 53 health check on that alarm, used by this region's record sets.
+    pub health_check: String,
+}
+
+fn default_signal_namespace() -> String {
+    "Failoverd".to_owned()
+}
+
+fn default_signal_metric() -> String {
+    "RegionDrained".to_owned()
+}
+
+fn default_alarm_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_stages() -> Vec<u8> {
@@ -537,6 +602,8 @@ pub struct RetryConfig {
     pub cognito: Duration,
     /// The GitOps steps.
     pub kubernetes: Duration,
+    /// The data-plane traffic signal (`PutMetricData` in the target region).
+    pub cloudwatch: Duration,
 }
 
 impl Default for RetryConfig {
@@ -548,6 +615,7 @@ impl Default for RetryConfig {
             aurora: Duration(d.aurora),
             cognito: Duration(d.cognito),
             kubernetes: Duration(d.kubernetes),
+            cloudwatch: Duration(d.cloudwatch),
         }
     }
 }
@@ -560,6 +628,7 @@ impl RetryConfig {
             aurora: self.aurora.get(),
             cognito: self.cognito.get(),
             kubernetes: self.kubernetes.get(),
+            cloudwatch: self.cloudwatch.get(),
         }
     }
 }

@@ -444,6 +444,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 );
             }
         }
+        validate_data_plane(&mut c, dns);
     }
 
     // Replication.
@@ -531,6 +532,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         ("aurora", r.aurora),
         ("cognito", r.cognito),
         ("kubernetes", r.kubernetes),
+        ("cloudwatch", r.cloudwatch),
     ] {
         c.bounded(
             format!("failover.retry.{key}"),
@@ -543,6 +545,60 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     let t = &config.topology;
     c.positive("topology.observe_interval", t.observe_interval);
     c.positive("topology.read_timeout", t.read_timeout);
+}
+
+/// `dns.mode: data_plane` and its signals.
+fn validate_data_plane(c: &mut Checker, dns: &crate::config::DnsConfig) {
+    use crate::config::DnsMode;
+    let Some(dp) = &dns.data_plane else {
+        if dns.mode == DnsMode::DataPlane {
+            c.err("dns.data_plane", "required when dns.mode is data_plane");
+        }
+        return;
+    };
+    if dns.mode != DnsMode::DataPlane {
+        c.err(
+            "dns.data_plane",
+            "set, but dns.mode is api: set dns.mode to data_plane or remove this section",
+        );
+    }
+    // CloudWatch: namespaces and metric names are 1..=255 characters, and `AWS/` is reserved.
+    for (key, value) in [("namespace", &dp.namespace), ("metric", &dp.metric)] {
+        let at = format!("dns.data_plane.{key}");
+        if value.trim().is_empty() {
+            c.err(at, "must not be empty");
+        } else if value.len() > 255 {
+            c.err(at, "CloudWatch allows at most 255 characters");
+        } else if key == "namespace" && value.starts_with("AWS/") {
+            c.err(at, "the AWS/ namespaces are reserved for AWS services");
+        }
+    }
+    c.per_region("dns.data_plane.signals", &dp.signals);
+    let mut alarms = BTreeSet::new();
+    for (region, signal) in &dp.signals {
+        let at = |k: &str| format!("dns.data_plane.signals.{region}.{k}");
+        c.non_empty(at("alarm"), &signal.alarm);
+        if signal.alarm.len() > 255 {
+            c.err(at("alarm"), "CloudWatch alarm names are at most 255 characters");
+        }
+        c.non_empty(at("health_check"), &signal.health_check);
+        if !signal.health_check.is_empty() && !alarms.insert(signal.health_check.as_str()) {
+            c.err(
+                at("health_check"),
+                "the same health check for both regions: each region's sets need their own",
+            );
+        }
+    }
+    c.bounded(
+        "dns.data_plane.alarm_timeout",
+        dp.alarm_timeout,
+        Duration::from_secs(3600),
+    );
+    c.bounded(
+        "dns.data_plane.confirm_timeout",
+        dp.confirm_timeout,
+        Duration::from_secs(3600),
+    );
 }
 
 /// A Kubernetes label selector in its string form: comma-separated requirements `k=v`, `k==v`,

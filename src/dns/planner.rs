@@ -602,9 +602,19 @@ pub fn plan_switchover(
     target: &str,
     stages: &[u8],
 ) -> Result<SwitchoverPlan, PlanRefused> {
+    plan_from(pair, current_routing(dns, pair, live)?, target, stages)
+}
+
+/// Plan the whole switchover to `target` through `stages`, from the routing `original` (the live
+/// one, or what Route 53 effectively answers when a region is drained by the data-plane signal).
+pub fn plan_from(
+    pair: &RegionPair,
+    original: Vec<SetRouting>,
+    target: &str,
+    stages: &[u8],
+) -> Result<SwitchoverPlan, PlanRefused> {
     check_target(pair, target)?;
     check_stages(stages)?;
-    let original = current_routing(dns, pair, live)?;
     let stages = stages
         .iter()
         .map(|p| {

@@ -98,10 +98,13 @@ pub struct DnsSwitchoverDeps {
     pub api: Arc<dyn DnsApi>,
     pub verifier: Arc<dyn StageVerifier>,
     pub timings: DnsTimings,
+    /// The data-plane signal (`dns.mode: data_plane`): the routing a switchover starts from is
+    /// what Route 53 effectively answers, drained regions included.
+    pub data_plane: Option<super::dataplane::DataPlaneDeps>,
 }
 
 impl DnsSwitchoverDeps {
-    async fn read_live(&self) -> Result<LiveRecords, StepError> {
+    pub(crate) async fn read_live(&self) -> Result<LiveRecords, StepError> {
         let mut live = LiveRecords::new();
         for zone_id in planner::zone_ids(&self.dns) {
             let sets = self
@@ -222,17 +225,33 @@ impl DnsPreflight {
         }
     }
 
-    async fn plan(&self) -> Result<(LiveRecords, SwitchoverPlan), StepError> {
+    /// The live records, the plan, and the regions drained by the data-plane signal.
+    async fn plan(&self) -> Result<(LiveRecords, SwitchoverPlan, Vec<String>), StepError> {
         let live = self.deps.read_live().await?;
-        let plan = planner::plan_switchover(
-            &self.deps.dns,
-            &self.deps.pair,
-            &live,
-            &self.target,
-            &self.stages,
-        )
-        .map_err(refused)?;
-        Ok((live, plan))
+        let mut original =
+            current_routing(&self.deps.dns, &self.deps.pair, &live).map_err(refused)?;
+        let mut drained = Vec::new();
+        if let Some(signals) = self.deps.data_plane.as_ref().map(|d| &d.signals) {
+            let drains = signals.drains(self.deps.timings.verify_timeout).await;
+            for (region, drain) in &drains {
+                match drain {
+                    super::signal::Drain::Unknown(why) => {
+                        return Err(StepError::retryable(format!(
+                            "cannot read the data-plane signal of {region} (alarm {} in {}): {why}",
+                            signals.of(region).0,
+                            signals.home(region)
+                        )))
+                    }
+                    super::signal::Drain::Drained => drained.push(region.clone()),
+                    super::signal::Drain::Served => {}
+                }
+            }
+            original =
+                super::signal::drained_routing(&original, &super::signal::drained_regions(&drains));
+        }
+        let plan = planner::plan_from(&self.deps.pair, original, &self.target, &self.stages)
+            .map_err(refused)?;
+        Ok((live, plan, drained))
     }
 
     /// Graceful runs only send traffic to sets whose Route 53 health check (if any) is healthy
@@ -241,6 +260,7 @@ impl DnsPreflight {
         &self,
         live: &LiveRecords,
         plan: &SwitchoverPlan,
+        drained: &[String],
     ) -> Result<Vec<String>, StepError> {
         let mut seen = Vec::new();
         let mut unhealthy = Vec::new();
@@ -249,6 +269,18 @@ impl DnsPreflight {
             else {
                 continue;
             };
+            // A drained target's signal is cleared once its first stage is in sync: its health
+            // check follows the signal, not the region's health.
+            if let Some(signals) = self.deps.data_plane.as_ref().map(|d| &d.signals) {
+                if drained.contains(&self.target) && signals.of(&self.target).1 == id {
+                    seen.push(format!(
+                        "{}: health check {id} follows the data-plane signal, which drains {} until the first stage",
+                        set.label(),
+                        self.target
+                    ));
+                    continue;
+                }
+            }
             let status = self
                 .deps
                 .api
@@ -299,9 +331,9 @@ impl Step for DnsPreflight {
     }
 
     async fn describe(&self, ctx: &StepContext) -> Result<StepDescription, StepError> {
-        let (live, plan) = self.plan().await?;
+        let (live, plan, drained) = self.plan().await?;
         if ctx.mode == Mode::Graceful {
-            self.check_target_health(&live, &plan).await?;
+            self.check_target_health(&live, &plan, &drained).await?;
         }
         let active = planner::active_region(&plan.original, &self.deps.pair)
             .unwrap_or_else(|| "split evenly".to_owned());
@@ -320,9 +352,9 @@ impl Step for DnsPreflight {
     }
 
     async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
-        let (live, plan) = self.plan().await?;
+        let (live, plan, drained) = self.plan().await?;
         if ctx.mode == Mode::Graceful {
-            let health = self.check_target_health(&live, &plan).await?;
+            let health = self.check_target_health(&live, &plan, &drained).await?;
             tracing::info!(target_region = %self.target, ?health, "target health checks pass");
         }
         tracing::info!(target_region = %self.target, original = ?routing_lines(&plan.original), "dns switchover planned");

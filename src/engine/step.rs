@@ -182,6 +182,7 @@ pub enum OutageApi {
     Aurora,
     Cognito,
     Kubernetes,
+    CloudWatch,
 }
 
 /// How long the steps that act on each API keep retrying transient errors (throttling, 5xx,
@@ -194,6 +195,7 @@ pub struct OutageRetry {
     pub aurora: Duration,
     pub cognito: Duration,
     pub kubernetes: Duration,
+    pub cloudwatch: Duration,
 }
 
 impl Default for OutageRetry {
@@ -206,6 +208,7 @@ impl Default for OutageRetry {
             aurora: Duration::from_secs(15 * 60),
             cognito: Duration::from_secs(15 * 60),
             kubernetes: Duration::from_secs(15 * 60),
+            cloudwatch: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -218,6 +221,7 @@ impl OutageRetry {
             OutageApi::Aurora => self.aurora,
             OutageApi::Cognito => self.cognito,
             OutageApi::Kubernetes => self.kubernetes,
+            OutageApi::CloudWatch => self.cloudwatch,
         };
         RetryPolicy::until(deadline, self.max_backoff)
     }

@@ -26,7 +26,11 @@ use serde_json::Value;
 use super::params::{self, TARGET_REGION};
 use super::{PlanInfo, PlanRegistry};
 use crate::config::DnsConfig;
+use crate::dns::dataplane::{
+    DataPlaneDeps, DnsSignal, SignalClear, SignalPreflight, SIGNAL_CLEAR_STEP, SIGNAL_STEP,
+};
 use crate::dns::port::DnsApi;
+use crate::health::port::HealthCheckStatusApi;
 use crate::dns::rate_limit::{RateLimitedDns, Route53Limits};
 use crate::dns::steps::{
     DnsApplyStage, DnsAwaitSync, DnsHoldAndVerify, DnsPreflight, DnsSwitchoverDeps, DnsTimings,
@@ -51,6 +55,9 @@ pub struct DnsPlanDeps {
     pub verifier: Arc<dyn StageVerifier>,
     pub timings: DnsTimings,
     pub limits: Route53Limits,
+    /// `dns.mode: data_plane`: the signal (its Route 53 status reads go through the same token
+    /// bucket as the rest).
+    pub data_plane: Option<DataPlaneDeps>,
 }
 
 impl DnsPlanDeps {
@@ -68,7 +75,14 @@ impl DnsPlanDeps {
             verifier,
             timings: DnsTimings::default(),
             limits: Route53Limits::default(),
+            data_plane: None,
         }
+    }
+
+    /// The data-plane signal (`dns.mode: data_plane`).
+    pub fn with_data_plane(mut self, data_plane: DataPlaneDeps) -> Self {
+        self.data_plane = Some(data_plane);
+        self
     }
 
     /// Explicit timings (tests, the lab).
@@ -86,12 +100,17 @@ impl DnsPlanDeps {
     /// The steps' shared dependencies, Route 53 behind one token bucket: build this once and use
     /// it for every plan of the registry, so that all runs share the account's rate.
     pub fn steps(&self) -> DnsSwitchoverDeps {
+        let api: Arc<dyn DnsApi> = Arc::new(RateLimitedDns::new(Arc::clone(&self.api), self.limits));
         DnsSwitchoverDeps {
             dns: Arc::clone(&self.dns),
             pair: self.pair.clone(),
-            api: Arc::new(RateLimitedDns::new(Arc::clone(&self.api), self.limits)),
+            api: Arc::clone(&api),
             verifier: Arc::clone(&self.verifier),
             timings: self.timings,
+            data_plane: self.data_plane.clone().map(|mut d| {
+                d.status = api as Arc<dyn HealthCheckStatusApi>;
+                d
+            }),
         }
     }
 }
@@ -148,14 +167,33 @@ pub fn phases(mode: Mode, target: &str, deps: &DnsSwitchoverDeps) -> Result<Vec<
         message: e.to_string(),
     })?;
     let target = target.to_owned();
-    let mut phases = vec![Phase::steps(
-        PREFLIGHT_STEP,
-        vec![Arc::new(DnsPreflight::new(
+    if let Some(dp) = &deps.data_plane {
+        let check =
+            Arc::new(SignalPreflight::new(dp.clone(), deps.clone(), target.clone())) as Arc<dyn Step>;
+        if mode == Mode::Ungraceful {
+            // No Route 53 call: the signal in the target region moves the traffic.
+            return Ok(vec![
+                Phase::steps(PREFLIGHT_STEP, vec![check]),
+                Phase::steps(
+                    SIGNAL_STEP,
+                    vec![Arc::new(DnsSignal::new(dp.clone(), target)) as Arc<dyn Step>],
+                ),
+            ]);
+        }
+    }
+    let mut preflight = vec![Arc::new(DnsPreflight::new(
+        deps.clone(),
+        target.clone(),
+        stages.clone(),
+    )) as Arc<dyn Step>];
+    if let Some(dp) = &deps.data_plane {
+        preflight.push(Arc::new(SignalPreflight::new(
+            dp.clone(),
             deps.clone(),
             target.clone(),
-            stages.clone(),
-        )) as Arc<dyn Step>],
-    )];
+        )));
+    }
+    let mut phases = vec![Phase::steps(PREFLIGHT_STEP, preflight)];
     let mut previous = None;
     for &percent in &stages {
         phases.push(Phase::steps(
@@ -171,6 +209,13 @@ pub fn phases(mode: Mode, target: &str, deps: &DnsSwitchoverDeps) -> Result<Vec<
             format!("dns-stage-{percent}-sync"),
             vec![Arc::new(DnsAwaitSync::new(deps.clone(), percent))],
         ));
+        if let (Some(dp), None) = (&deps.data_plane, previous) {
+            // The first stage is in sync: the weights now say where the traffic goes.
+            phases.push(Phase::steps(
+                SIGNAL_CLEAR_STEP,
+                vec![Arc::new(SignalClear::new(dp.clone(), deps.timings.verify_timeout))],
+            ));
+        }
         if mode == Mode::Graceful {
             phases.push(Phase::steps(
                 format!("dns-stage-{percent}-hold"),

@@ -183,6 +183,8 @@ fn config(hold: Duration, wait_ttl: bool) -> DnsConfig {
         hold: CfgDuration(hold),
         wait_ttl_after_insync: wait_ttl,
         verify_probes: vec!["app-west".into()],
+        mode: Default::default(),
+        data_plane: None,
     }
 }
 

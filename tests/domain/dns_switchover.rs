@@ -247,6 +247,8 @@ fn config_for(zone: &str) -> DnsConfig {
         hold: CfgDuration::from_secs(0),
         wait_ttl_after_insync: false,
         verify_probes: vec!["app-us-west-2".into(), "app-us-east-1".into()],
+        mode: Default::default(),
+        data_plane: None,
     }
 }
 

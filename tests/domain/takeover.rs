@@ -176,6 +176,7 @@ impl World {
                 aurora: Duration::from_secs(10),
                 cognito: Duration::from_secs(10),
                 kubernetes: Duration::from_secs(10),
+                cloudwatch: Duration::from_secs(10),
             },
         });
         World {

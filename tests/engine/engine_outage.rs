@@ -139,6 +139,7 @@ fn retry(deadline: Duration) -> OutageRetry {
         aurora: deadline,
         cognito: deadline,
         kubernetes: deadline,
+        cloudwatch: deadline,
     }
 }
 

@@ -51,6 +51,8 @@ fn config(records: Vec<DnsRecordConfig>) -> DnsConfig {
         hold: CfgDuration::from_secs(0),
         wait_ttl_after_insync: false,
         verify_probes: vec![],
+        mode: Default::default(),
+        data_plane: None,
     }
 }
 
