@@ -557,7 +557,13 @@ fn topology_components(
     if let Some(dns) = &config.dns {
         let api = Arc::new(aws.dns());
         let dns =
-            crate::dns::observed::TrafficObservation::new(Arc::new(dns.clone()), pair.clone(), api);
+            crate::dns::observed::TrafficObservation::new(Arc::new(dns.clone()), pair.clone(), api)
+                .map(|d| {
+                    d.with_signals(
+                        data_plane_signals(config, pair, aws),
+                        config.topology.read_timeout.get() / 2,
+                    )
+                });
         out.extend(dns.map(|d| Arc::new(d) as Arc<dyn ObservedComponent>));
     }
     for a in &config.replication.aurora {

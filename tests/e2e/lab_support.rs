@@ -30,9 +30,16 @@ fn root() -> PathBuf {
 
 /// Seeds the lab world into the bed's moto (directly, not through the proxy).
 pub async fn seed(bed: &TestBed) {
+    seed_with(bed, &[]).await;
+}
+
+/// Seeds the lab world with `lab_world.py`'s extra arguments; returns the document it prints
+/// (every identifier it created).
+pub async fn seed_with(bed: &TestBed, args: &[&str]) -> Value {
     let out = tokio::process::Command::new(root().join(".venv/bin/python"))
         .arg(root().join("tests/support/lab_world.py"))
         .args(["--endpoint", &bed.moto.endpoint_url()])
+        .args(args)
         .output()
         .await
         .expect("run lab_world.py (tests/support/setup.sh creates .venv)");
@@ -41,6 +48,7 @@ pub async fn seed(bed: &TestBed) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    serde_json::from_slice(&out.stdout).expect("lab_world.py prints its world as JSON")
 }
 
 /// The lab's two emulated clusters (`make lab` serves the same seeds on 6443 and 6444): HTTPS

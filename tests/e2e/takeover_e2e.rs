@@ -20,12 +20,18 @@
 //!   for `INSYNC` resumes after each restart and succeeds, with exactly one
 //!   `SwitchoverGlobalCluster` and one `ChangeResourceRecordSets` per stage reaching AWS.
 //!
+//! * [`data_plane_failover_with_route53_down_then_failback`]: `dns.mode: data_plane` — with
+//!   us-east-1 blackholed *including Route 53's control plane*, the ungraceful failover moves the
+//!   traffic through the signal in us-west-2 alone (the answers Route 53's name servers give move,
+//!   no Route 53 request reaches AWS during the run); the graceful failback converges the records'
+//!   weights and clears the signal.
+//!
 //! No timing is asserted; the run durations are printed (`--nocapture`) for the record.
 
 use std::time::{Duration, Instant};
 
 use crate::lab_support::{
-    all_traffic_in, aurora_topology, lab_config, phase_names, pool_users, put_lag, seed,
+    all_traffic_in, aurora_topology, lab_config, phase_names, pool_users, put_lag,
     set_transition_seconds, started, step, wait_step_running, weights, with_health_and_policy, Api,
     Clusters, Endpoint, COLD_POOL, LAB_USERS,
 };
@@ -47,13 +53,20 @@ struct World {
     /// The lab's emulated EKS clusters (the takeover's GitOps phases act on them).
     clusters: Clusters,
     config: String,
+    /// What `lab_world.py` created.
+    seeded: Value,
 }
 
 impl World {
     fn start() -> World {
+        Self::start_with(&[])
+    }
+
+    /// A world seeded with `lab_world.py`'s extra arguments.
+    fn start_with(seed_args: &[&str]) -> World {
         let rt = crate::lab_support::runtime();
         let bed = rt.block_on(TestBed::start());
-        rt.block_on(seed(&bed));
+        let seeded = rt.block_on(crate::lab_support::seed_with(&bed, seed_args));
         let hot = Endpoint::start(&rt);
         let cold = Endpoint::start(&rt);
         let clusters = rt.block_on(Clusters::start());
@@ -75,6 +88,7 @@ impl World {
             _cold: cold,
             clusters,
             config,
+            seeded,
         }
     }
 
@@ -791,4 +805,144 @@ fn data_loss_bound_refuses_and_kill9_resumes_without_double_effects() {
         LAB_USERS,
         "the final sync, resumed, copied every user once"
     );
+}
+
+/// What Route 53's name servers answer for `name` (`type`) over 200 queries, read from moto's
+/// emulation of them (`/_failoverd/route53/resolve`): value → count.
+fn resolved(w: &World, name: &str, rtype: &str) -> std::collections::BTreeMap<String, u64> {
+    let url = format!(
+        "{}/_failoverd/route53/resolve?zone={}&name={name}&type={rtype}&samples=200",
+        w.moto(),
+        crate::lab_support::ZONE
+    );
+    let body: Value = w.rt.block_on(async {
+        reqwest::get(&url)
+            .await
+            .expect("resolve")
+            .json()
+            .await
+            .expect("resolve JSON")
+    });
+    serde_json::from_value(body["answers"].clone()).unwrap_or_else(|e| panic!("{e}: {body:#}"))
+}
+
+/// The lab's app record answers only with `region`'s address.
+fn answers_only(w: &World, region: &str, context: &str) {
+    let address = if region == HOT {
+        "192.0.2.10"
+    } else {
+        "198.51.100.10"
+    };
+    let answers = resolved(w, "app.lab.failoverd.test.", "A");
+    assert_eq!(
+        answers.keys().collect::<Vec<_>>(),
+        vec![address],
+        "answers for app ({context}): {answers:?}"
+    );
+}
+
+#[test]
+fn data_plane_failover_with_route53_down_then_failback() {
+    let mut w = World::start_with(&["--dns-mode", "data_plane"]);
+    let signals = &w.seeded["signals"]["regions"].clone();
+    let block = format!(
+        "  mode: data_plane\n  data_plane:\n    alarm_timeout: 2m\n    confirm_timeout: 5s\n    signals:\n      us-east-1: {{alarm: {}, health_check: {}}}\n      us-west-2: {{alarm: {}, health_check: {}}}\n",
+        signals[HOT]["alarm"].as_str().unwrap(),
+        signals[HOT]["health_check"].as_str().unwrap(),
+        signals[COLD]["alarm"].as_str().unwrap(),
+        signals[COLD]["health_check"].as_str().unwrap(),
+    );
+    let anchor = "  wait_ttl_after_insync: false\n";
+    assert!(w.config.contains(anchor), "config/lab.yaml changed shape");
+    w.config = w.config.replace(anchor, &format!("{anchor}{block}"));
+    let d = Daemon::start(&w.config);
+    let api = w.api(&d);
+    wait_ready(&api, COLD);
+    answers_only(&w, HOT, "before");
+
+    // The readiness evaluation checks the signal's wiring in both modes, while both regions answer.
+    let readiness = api.wait("the data-plane wiring checked", 60, || {
+        let s = api.get("/v1/status");
+        let checks = s["readiness"]["modes"]["ungraceful"]["checks"].as_array()?.clone();
+        let wiring = checks.iter().find(|c| c["id"] == "dns-signal-preflight")?.clone();
+        (wiring["result"] == "pass").then_some(s["readiness"].clone())
+    });
+    assert_eq!(readiness["modes"]["ungraceful"]["ready"], true, "{readiness:#}");
+    assert_eq!(readiness["modes"]["graceful"]["ready"], true, "{readiness:#}");
+
+    // us-east-1 is lost, and with it Route 53's control plane (signed for us-east-1): every
+    // request blackholed.
+    let route53 = Scope::default().service("route53");
+    w.bed
+        .proxy
+        .fail_scoped(Scope::region(HOT), FaultPlan::Always(Fault::Blackhole));
+    let route53_before = w.reached(&route53);
+    let started_at = Instant::now();
+    let run = api.run_to_end(
+        json!({"plan": "failover", "mode": "ungraceful", "reason": "e2e us-east-1 and Route 53 lost"}),
+    );
+    println!(
+        "data-plane ungraceful failover with us-east-1 and Route 53 blackholed: {:.1}s (report {:.1}s)",
+        started_at.elapsed().as_secs_f64(),
+        seconds(&run)
+    );
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let phases = phase_names(&run);
+    assert!(
+        phases.contains(&"dns-signal".to_owned())
+            && !phases.iter().any(|p| p.starts_with("dns-stage-")),
+        "the data-plane shift writes no record: {phases:?}"
+    );
+    let signal = &step(&run, "dns-signal")["output"];
+    println!("dns-signal: {signal:#}");
+    assert_eq!(signal["drained_region"], HOT, "{signal:#}");
+    assert_eq!(signal["alarm"]["state"], "Alarm", "{signal:#}");
+    // Route 53's API did not answer, so its checkers' view could not be read: said, not hidden.
+    assert_eq!(signal["route53_confirmed"], false, "{signal:#}");
+    assert!(
+        signal["route53"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not confirmed by Route 53")),
+        "{signal:#}"
+    );
+    let wiring = &step(&run, "dns-signal-preflight")["output"];
+    assert!(
+        !wiring["not_confirmed"].as_array().unwrap().is_empty(),
+        "the parts in us-east-1 and Route 53 are reported unconfirmed: {wiring:#}"
+    );
+    assert_eq!(
+        w.reached(&route53),
+        route53_before,
+        "no Route 53 request reached AWS during the data-plane failover"
+    );
+    assert!(w.bed.proxy.stats().blackholed > 0, "{:?}", w.bed.proxy.stats());
+    // What resolvers get has moved, though the weights still say us-east-1.
+    answers_only(&w, COLD, "after the data-plane failover");
+    assert!(w.traffic_in(HOT), "the weights were not written: {:?}", weights(&w.rt, &w.moto()));
+    assert_eq!(w.writer().as_deref(), Some(COLD));
+    // The observed topology follows the signal, with Route 53's API out: no drift.
+    let topology = api.wait("the signal observed", 30, || {
+        let s = api.get("/v1/status");
+        let dns = s["topology"]["observations"]
+            .as_array()?
+            .iter()
+            .find(|c| c["component"] == "dns")?
+            .clone();
+        (dns["says"]["value"] == COLD).then_some(s["topology"].clone())
+    });
+    assert_eq!(topology["drift"], json!([]), "{topology:#}");
+    println!("observed during the outage: {topology:#}");
+
+    // us-east-1 and Route 53 come back; the failback is graceful, through the records' weights:
+    // its first stage converges them and serves us-east-1 again.
+    w.bed.proxy.clear();
+    put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
+    wait_lag_from(&api, HOT);
+    let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e us-east-1 is back"}));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let cleared = &step(&run, "dns-signal-clear")["output"];
+    assert_eq!(cleared["served"], json!([HOT]), "{cleared:#}");
+    w.assert_all_in(&api, HOT, "after the failback");
+    answers_only(&w, HOT, "after the failback");
+    println!("failback: {:.1}s", seconds(&run));
 }

@@ -2,7 +2,8 @@
 """Seed a realistic two-region failoverd world into a fresh moto server (with failoverd_moto).
 
     .venv/bin/python tests/support/lab_world.py --endpoint http://127.0.0.1:PORT \\
-        [--hot us-east-1] [--cold us-west-2] [--seed 20261128] [--out FILE]
+        [--hot us-east-1] [--cold us-west-2] [--seed 20261128] [--dns-mode api|data_plane]
+        [--out FILE]
 
 What it creates (``lab/README.md`` describes the shape):
 
@@ -18,6 +19,12 @@ What it creates (``lab/README.md`` describes the shape):
 * CloudWatch ``AWS/RDS`` ``AuroraGlobalDBReplicationLag`` and ``AuroraGlobalDBRPOLag``
   (milliseconds, dimension ``DBClusterIdentifier=lab-cold``, cold region), one point a minute
   for the last 15 minutes.
+* The data-plane DNS signal (``dns.mode: data_plane``, ``docs/architecture.md``): for each region
+  R, the alarm ``lab-R-drained`` in the *other* region on ``Failoverd/RegionDrained`` with
+  dimensions ``Pair=lab, Region=R`` (Maximum over 60 s, 1 of 1, ``>= 1``, missing data ignored),
+  and a ``CLOUDWATCH_METRIC`` health check on it (``InsufficientDataHealthStatus``
+  ``LastKnownStatus``). With ``--dns-mode data_plane`` the records' sets carry these health checks
+  instead of the HTTPS ones.
 
 IDs are deterministic: moto's random source is seeded first (``POST /moto-api/seed``), and every
 call is made in a fixed order, so a fresh moto always yields the same hosted zone ID, pool IDs,
@@ -54,6 +61,8 @@ GROUPS = [
 TENANTS = ["acme", "globex", "initech", "umbrella"]
 PLANS = ["free", "pro", "enterprise"]
 LAG_MINUTES = 15
+PAIR = "lab"
+SIGNAL_NAMESPACE, SIGNAL_METRIC = "Failoverd", "RegionDrained"
 
 
 class Lab:
@@ -237,6 +246,57 @@ class Lab:
             "initial_change_id": change["Id"].split("/")[-1],
         }
 
+    # ------------------------------------------------------------------ data-plane signal
+
+    def signals(self, route53: dict[str, Any], attach: bool) -> dict[str, Any]:
+        """Each region's drain alarm (in the other region) and the health check following it."""
+        r53 = self.client("route53", self.hot)
+        other = {self.hot: self.cold, self.cold: self.hot}
+        out: dict[str, Any] = {}
+        for region in (self.hot, self.cold):
+            alarm = f"lab-{region}-drained"
+            self.client("cloudwatch", other[region]).put_metric_alarm(
+                AlarmName=alarm,
+                AlarmDescription=f"failoverd: ALARM drains {region} (its records turn unhealthy)",
+                Namespace=SIGNAL_NAMESPACE,
+                MetricName=SIGNAL_METRIC,
+                Dimensions=[
+                    {"Name": "Pair", "Value": PAIR},
+                    {"Name": "Region", "Value": region},
+                ],
+                Statistic="Maximum",
+                Period=60,
+                EvaluationPeriods=1,
+                DatapointsToAlarm=1,
+                Threshold=1.0,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                TreatMissingData="ignore",
+            )
+            check = r53.create_health_check(
+                CallerReference=f"failoverd-lab-signal-{region}",
+                HealthCheckConfig={
+                    "Type": "CLOUDWATCH_METRIC",
+                    "AlarmIdentifier": {"Region": other[region], "Name": alarm},
+                    "InsufficientDataHealthStatus": "LastKnownStatus",
+                },
+            )["HealthCheck"]["Id"]
+            out[region] = {"alarm": alarm, "alarm_region": other[region], "health_check": check}
+        if attach:
+            sets = r53.list_resource_record_sets(HostedZoneId=route53["hosted_zone_id"])
+            changes = [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {**rrset, "HealthCheckId": out[rrset["SetIdentifier"]]["health_check"]},
+                }
+                for rrset in sets["ResourceRecordSets"]
+                if rrset.get("SetIdentifier") in out
+            ]
+            r53.change_resource_record_sets(
+                HostedZoneId=route53["hosted_zone_id"],
+                ChangeBatch={"Comment": "failoverd lab: data-plane signal", "Changes": changes},
+            )
+        return {"attached": attach, "namespace": SIGNAL_NAMESPACE, "metric": SIGNAL_METRIC, "regions": out}
+
     # ------------------------------------------------------------------ cognito
 
     @staticmethod
@@ -418,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hot", default="us-east-1", help="active region (default us-east-1)")
     parser.add_argument("--cold", default="us-west-2", help="standby region (default us-west-2)")
     parser.add_argument("--seed", type=int, default=20261128, help="moto random seed (default 20261128)")
+    parser.add_argument(
+        "--dns-mode",
+        choices=["api", "data_plane"],
+        default="api",
+        help="data_plane: the records' sets carry the data-plane signal's health checks",
+    )
     parser.add_argument("--out", help="also write the JSON document to this file")
     args = parser.parse_args(argv)
     if args.hot == args.cold:
@@ -436,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         "backup": lab.backup(aurora["clusters"][args.hot]["arn"]),
         "cloudwatch": lab.cloudwatch(),
     }
+    # Last, so that every identifier above stays what it was before the signal existed.
+    world["signals"] = lab.signals(world["route53"], args.dns_mode == "data_plane")
     text = json.dumps(world, indent=2, sort_keys=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
