@@ -97,9 +97,8 @@ impl DataPlaneDeps {
         let started = tokio::time::Instant::now();
         let mut last;
         loop {
-            match tokio::time::timeout(ROUTE53_READ_BUDGET, self.status.health_check_status(id))
-                .await
-            {
+            let budget = ROUTE53_READ_BUDGET.min(timeout.saturating_sub(started.elapsed()));
+            match tokio::time::timeout(budget, self.status.health_check_status(id)).await {
                 Ok(Ok(status)) => {
                     let unhealthy = status.checkers_total() - status.checkers_healthy();
                     last = format!(
@@ -111,9 +110,7 @@ impl DataPlaneDeps {
                     }
                 }
                 Ok(Err(e)) => last = format!("GetHealthCheckStatus {id}: {e}"),
-                Err(_) => {
-                    last = format!("GetHealthCheckStatus {id}: no answer within {ROUTE53_READ_BUDGET:?}")
-                }
+                Err(_) => last = format!("GetHealthCheckStatus {id}: no answer within {budget:?}"),
             }
             if started.elapsed() >= timeout || ctx.abort.is_requested() {
                 return (
@@ -349,16 +346,22 @@ impl Step for DnsSignal {
         tracing::info!(drained = %left, target_region = %self.target, "data-plane signal set");
         // The target's own signal lives in the region left: serve it if that region answers (a
         // target drained too would leave Route 53 answering as if both were healthy).
-        let target_signal = match bounded(self.deps.budget, s.publish(&self.target, SERVED)).await
-        {
-            Ok(()) => format!("the signal of {} set to {SERVED} in {left}", self.target),
-            Err(e) => format!(
-                "the signal of {} could not be set in {left}: {e}",
-                self.target
-            ),
+        // Concurrently with the wait for the alarm, so a blackholed region costs nothing.
+        let serve_target = async {
+            match bounded(self.deps.budget, s.publish(&self.target, SERVED)).await {
+                Ok(()) => format!("the signal of {} set to {SERVED} in {left}", self.target),
+                Err(e) => format!(
+                    "the signal of {} could not be set in {left}: {e}",
+                    self.target
+                ),
+            }
         };
-        let state = self.deps.await_alarm(ctx, &left, true).await?;
-        let alarm_seconds = started.elapsed().as_secs_f64();
+        let alarm = async {
+            let state = self.deps.await_alarm(ctx, &left, true).await;
+            (state, started.elapsed().as_secs_f64())
+        };
+        let (target_signal, (state, alarm_seconds)) = tokio::join!(serve_target, alarm);
+        let state = state?;
         let (confirmed, route53) = self.deps.confirm_unhealthy(ctx, &left).await;
         if !confirmed {
             tracing::warn!(%route53, "the data-plane shift is not confirmed by Route 53");

@@ -826,6 +826,21 @@ fn resolved(w: &World, name: &str, rtype: &str) -> std::collections::BTreeMap<St
     serde_json::from_value(body["answers"].clone()).unwrap_or_else(|e| panic!("{e}: {body:#}"))
 }
 
+/// Freezes the clock moto evaluates CloudWatch alarms by at `at` (`None`: the real time again).
+fn set_alarm_clock(w: &World, at: Option<time::OffsetDateTime>) {
+    let now = at.map(|t| t.unix_timestamp());
+    let status = w.rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/_failoverd/clock", w.moto()))
+            .json(&json!({ "now": now }))
+            .send()
+            .await
+            .expect("set the alarm clock")
+            .status()
+    });
+    assert!(status.is_success(), "{status}");
+}
+
 /// The lab's app record answers only with `region`'s address.
 fn answers_only(w: &World, region: &str, context: &str) {
     let address = if region == HOT {
@@ -861,14 +876,19 @@ fn data_plane_failover_with_route53_down_then_failback() {
     answers_only(&w, HOT, "before");
 
     // The readiness evaluation checks the signal's wiring in both modes, while both regions answer.
-    let readiness = api.wait("the data-plane wiring checked", 60, || {
+    api.wait("both modes ready, the data-plane wiring checked", 60, || {
         let s = api.get("/v1/status");
-        let checks = s["readiness"]["modes"]["ungraceful"]["checks"].as_array()?.clone();
-        let wiring = checks.iter().find(|c| c["id"] == "dns-signal-preflight")?.clone();
-        (wiring["result"] == "pass").then_some(s["readiness"].clone())
+        let ready = |mode: &str| {
+            let m = &s["readiness"]["modes"][mode];
+            m["ready"] == true
+                && m["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["id"] == "dns-signal-preflight" && c["result"] == "pass")
+        };
+        (ready("graceful") && ready("ungraceful")).then_some(())
     });
-    assert_eq!(readiness["modes"]["ungraceful"]["ready"], true, "{readiness:#}");
-    assert_eq!(readiness["modes"]["graceful"]["ready"], true, "{readiness:#}");
 
     // us-east-1 is lost, and with it Route 53's control plane (signed for us-east-1): every
     // request blackholed.
@@ -876,6 +896,8 @@ fn data_plane_failover_with_route53_down_then_failback() {
     w.bed
         .proxy
         .fail_scoped(Scope::region(HOT), FaultPlan::Always(Fault::Blackhole));
+    // Requests already on their way when the region went may still land: let them.
+    std::thread::sleep(Duration::from_secs(2));
     let route53_before = w.reached(&route53);
     let started_at = Instant::now();
     let run = api.run_to_end(
@@ -928,17 +950,33 @@ fn data_plane_failover_with_route53_down_then_failback() {
             .iter()
             .find(|c| c["component"] == "dns")?
             .clone();
-        (dns["says"]["value"] == COLD).then_some(s["topology"].clone())
+        (dns["says"]["value"] == COLD && s["topology"]["active"] == COLD)
+            .then_some(s["topology"].clone())
     });
-    assert_eq!(topology["drift"], json!([]), "{topology:#}");
-    println!("observed during the outage: {topology:#}");
+    assert!(
+        !topology["drift"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["component"] == "dns"),
+        "{topology:#}"
+    );
+    println!(
+        "DNS observed during the outage: {}",
+        topology["observations"][0]["detail"]
+    );
 
     // us-east-1 and Route 53 come back; the failback is graceful, through the records' weights:
     // its first stage converges them and serves us-east-1 again.
     w.bed.proxy.clear();
     put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
     wait_lag_from(&api, HOT);
+    // The drain's 1 must leave the alarm's 60 s window before it can clear (on AWS, up to two
+    // minutes with the evaluation interval): CloudWatch's clock in the emulator is moved on by
+    // that much instead of waiting for it.
+    set_alarm_clock(&w, Some(time::OffsetDateTime::now_utc() + Duration::from_secs(130)));
     let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e us-east-1 is back"}));
+    set_alarm_clock(&w, None);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let cleared = &step(&run, "dns-signal-clear")["output"];
     assert_eq!(cleared["served"], json!([HOT]), "{cleared:#}");
