@@ -579,7 +579,10 @@ fn validate_data_plane(c: &mut Checker, dns: &crate::config::DnsConfig) {
         let at = |k: &str| format!("dns.data_plane.signals.{region}.{k}");
         c.non_empty(at("alarm"), &signal.alarm);
         if signal.alarm.len() > 255 {
-            c.err(at("alarm"), "CloudWatch alarm names are at most 255 characters");
+            c.err(
+                at("alarm"),
+                "CloudWatch alarm names are at most 255 characters",
+            );
         }
         c.non_empty(at("health_check"), &signal.health_check);
         if !signal.health_check.is_empty() && !alarms.insert(signal.health_check.as_str()) {

@@ -90,7 +90,9 @@ impl DataPlaneDeps {
     }
 
     /// Route 53's checkers on `region`'s health check, until at least half see it unhealthy or
-    /// `confirm_timeout` passes. Never fails: returns whether it was confirmed, and how.
+    /// `confirm_timeout` passes; a read that fails or does not answer ends it at once (Route 53's
+    /// API being out is what this mode is for). Never fails: returns whether it was confirmed,
+    /// and how.
     async fn confirm_unhealthy(&self, ctx: &StepContext, region: &str) -> (bool, String) {
         let (_, id) = self.signals.of(region);
         let timeout = self.signals.config.confirm_timeout.get();
@@ -109,8 +111,21 @@ impl DataPlaneDeps {
                         return (true, last);
                     }
                 }
-                Ok(Err(e)) => last = format!("GetHealthCheckStatus {id}: {e}"),
-                Err(_) => last = format!("GetHealthCheckStatus {id}: no answer within {budget:?}"),
+                // Route 53's API is out (the reason for this mode): nothing to wait for.
+                Ok(Err(e)) => {
+                    return (
+                        false,
+                        format!("not confirmed by Route 53: GetHealthCheckStatus {id}: {e}"),
+                    )
+                }
+                Err(_) => {
+                    return (
+                        false,
+                        format!(
+                            "not confirmed by Route 53: GetHealthCheckStatus {id}: no answer within {budget:?}"
+                        ),
+                    )
+                }
             }
             if started.elapsed() >= timeout || ctx.abort.is_requested() {
                 return (
@@ -119,7 +134,10 @@ impl DataPlaneDeps {
                 );
             }
             if ctx.abort.sleep(self.signals.poll_interval).await.is_err() {
-                return (false, format!("not confirmed by Route 53 (aborted): {last}"));
+                return (
+                    false,
+                    format!("not confirmed by Route 53 (aborted): {last}"),
+                );
             }
         }
     }
@@ -195,18 +213,27 @@ impl SignalPreflight {
                 Ok(())
             }
         };
+        // Read concurrently: each may wait its whole budget on a region that is lost.
+        let (target_alarm, left_check, target_check) = tokio::join!(
+            bounded(budget, s.alarm_wiring(&self.target)),
+            bounded(budget, s.health_check_wiring(&left)),
+            bounded(budget, s.health_check_wiring(&self.target)),
+        );
         other(
             format!(
                 "alarm {} in {left} (the signal of {})",
                 s.of(&self.target).0,
                 self.target
             ),
-            bounded(budget, s.alarm_wiring(&self.target)).await,
+            target_alarm,
         )?;
-        for region in [left.as_str(), self.target.as_str()] {
+        for (region, result) in [
+            (left.as_str(), left_check),
+            (self.target.as_str(), target_check),
+        ] {
             other(
                 format!("health check {} (the sets of {region})", s.of(region).1),
-                bounded(budget, s.health_check_wiring(region)).await,
+                result,
             )?;
         }
         if graceful {
@@ -214,11 +241,12 @@ impl SignalPreflight {
             let routing = super::planner::current_routing(&self.dns.dns, &self.dns.pair, &live)
                 .map_err(|e| StepError::permanent(format!("dns switchover refused: {e}")))?;
             problems.extend(super::signal::record_wiring_problems(
-                &routing,
-                &live,
-                &s.config,
+                &routing, &live, &s.config,
             ));
-            checked.push(format!("the health checks of {} record set(s)", routing.len()));
+            checked.push(format!(
+                "the health checks of {} record set(s)",
+                routing.len()
+            ));
         }
         if !problems.is_empty() {
             return Err(StepError::permanent(format!(
@@ -250,7 +278,11 @@ impl Step for SignalPreflight {
             changes: checked
                 .into_iter()
                 .map(|c| format!("checked: {c}"))
-                .chain(unconfirmed.into_iter().map(|u| format!("not confirmed: {u}")))
+                .chain(
+                    unconfirmed
+                        .into_iter()
+                        .map(|u| format!("not confirmed: {u}")),
+                )
                 .collect(),
         })
     }
@@ -258,7 +290,10 @@ impl Step for SignalPreflight {
     async fn execute(&self, ctx: &StepContext) -> Result<Value, StepError> {
         let (checked, unconfirmed) = self.check(ctx.mode).await?;
         if !unconfirmed.is_empty() {
-            tracing::warn!(?unconfirmed, "parts of the data-plane signal could not be checked");
+            tracing::warn!(
+                ?unconfirmed,
+                "parts of the data-plane signal could not be checked"
+            );
         }
         Ok(json!({ "checked": checked, "not_confirmed": unconfirmed }))
     }

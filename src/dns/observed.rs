@@ -65,8 +65,6 @@ impl TrafficObservation {
     }
 }
 
-
-
 #[async_trait]
 impl ObservedComponent for TrafficObservation {
     fn component(&self) -> String {
@@ -81,7 +79,10 @@ impl ObservedComponent for TrafficObservation {
                     tokio::time::timeout(self.budget, self.routing())
                         .await
                         .unwrap_or_else(|_| {
-                            Err(format!("the records were not read within {:?}", self.budget))
+                            Err(format!(
+                                "the records were not read within {:?}",
+                                self.budget
+                            ))
                         })
                 };
                 let (routing, drains) = tokio::join!(records, signals.drains(self.budget));

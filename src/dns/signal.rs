@@ -126,7 +126,10 @@ fn breaches(comparison: &str, value: f64, threshold: f64) -> Option<bool> {
 pub fn alarm_problems(alarm: &SignalAlarm, metric: &SignalMetric) -> Vec<String> {
     let mut out = Vec::new();
     if alarm.metric_math {
-        out.push("it is a metric-math alarm; Route 53 health checks follow only alarms on one metric".to_owned());
+        out.push(
+            "it is a metric-math alarm; Route 53 health checks follow only alarms on one metric"
+                .to_owned(),
+        );
     }
     if alarm.namespace.as_deref() != Some(metric.namespace.as_str())
         || alarm.metric.as_deref() != Some(metric.metric.as_str())
@@ -214,7 +217,8 @@ pub fn health_check_problems(
             check.kind
         ));
     }
-    if check.alarm_region.as_deref() != Some(alarm_region) || check.alarm_name.as_deref() != Some(alarm)
+    if check.alarm_region.as_deref() != Some(alarm_region)
+        || check.alarm_name.as_deref() != Some(alarm)
     {
         out.push(format!(
             "it follows alarm {} in {}, not {alarm} in {alarm_region}",
@@ -226,7 +230,10 @@ pub fn health_check_problems(
         out.push("it is inverted: draining would send the traffic to the region".to_owned());
     }
     if check.disabled {
-        out.push("it is disabled: Route 53 would consider the sets healthy whatever the signal".to_owned());
+        out.push(
+            "it is disabled: Route 53 would consider the sets healthy whatever the signal"
+                .to_owned(),
+        );
     }
     match check.insufficient_data.as_deref() {
         None | Some("LastKnownStatus") => {}
@@ -439,7 +446,10 @@ pub fn record_wiring_problems(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for set in routing {
-        let want = signals.signals.get(&set.region).map(|s| s.health_check.as_str());
+        let want = signals
+            .signals
+            .get(&set.region)
+            .map(|s| s.health_check.as_str());
         let have = super::planner::live_set(live, set).and_then(|l| l.health_check_id.as_deref());
         if have != want {
             out.push(format!(
@@ -601,7 +611,9 @@ mod tests {
         let routing = vec![set("east", w(100)), set("west", w(0))];
         let both = BTreeSet::from(["east".to_owned(), "west".to_owned()]);
         assert_eq!(drained_routing(&routing, &both), routing);
-        let primary = ManagedRouting::Failover { role: Role::Primary };
+        let primary = ManagedRouting::Failover {
+            role: Role::Primary,
+        };
         let secondary = ManagedRouting::Failover {
             role: Role::Secondary,
         };

@@ -30,7 +30,6 @@ use crate::dns::dataplane::{
     DataPlaneDeps, DnsSignal, SignalClear, SignalPreflight, SIGNAL_CLEAR_STEP, SIGNAL_STEP,
 };
 use crate::dns::port::DnsApi;
-use crate::health::port::HealthCheckStatusApi;
 use crate::dns::rate_limit::{RateLimitedDns, Route53Limits};
 use crate::dns::steps::{
     DnsApplyStage, DnsAwaitSync, DnsHoldAndVerify, DnsPreflight, DnsSwitchoverDeps, DnsTimings,
@@ -38,6 +37,7 @@ use crate::dns::steps::{
 };
 use crate::dns::verify::StageVerifier;
 use crate::engine::{Mode, Phase, Plan, PlanError, Step};
+use crate::health::port::HealthCheckStatusApi;
 use crate::topology::RegionPair;
 
 pub const NAME: &str = "dns-switchover";
@@ -100,7 +100,8 @@ impl DnsPlanDeps {
     /// The steps' shared dependencies, Route 53 behind one token bucket: build this once and use
     /// it for every plan of the registry, so that all runs share the account's rate.
     pub fn steps(&self) -> DnsSwitchoverDeps {
-        let api: Arc<dyn DnsApi> = Arc::new(RateLimitedDns::new(Arc::clone(&self.api), self.limits));
+        let api: Arc<dyn DnsApi> =
+            Arc::new(RateLimitedDns::new(Arc::clone(&self.api), self.limits));
         DnsSwitchoverDeps {
             dns: Arc::clone(&self.dns),
             pair: self.pair.clone(),
@@ -168,8 +169,11 @@ pub fn phases(mode: Mode, target: &str, deps: &DnsSwitchoverDeps) -> Result<Vec<
     })?;
     let target = target.to_owned();
     if let Some(dp) = &deps.data_plane {
-        let check =
-            Arc::new(SignalPreflight::new(dp.clone(), deps.clone(), target.clone())) as Arc<dyn Step>;
+        let check = Arc::new(SignalPreflight::new(
+            dp.clone(),
+            deps.clone(),
+            target.clone(),
+        )) as Arc<dyn Step>;
         if mode == Mode::Ungraceful {
             // No Route 53 call: the signal in the target region moves the traffic.
             return Ok(vec![
@@ -213,7 +217,10 @@ pub fn phases(mode: Mode, target: &str, deps: &DnsSwitchoverDeps) -> Result<Vec<
             // The first stage is in sync: the weights now say where the traffic goes.
             phases.push(Phase::steps(
                 SIGNAL_CLEAR_STEP,
-                vec![Arc::new(SignalClear::new(dp.clone(), deps.timings.verify_timeout))],
+                vec![Arc::new(SignalClear::new(
+                    dp.clone(),
+                    deps.timings.verify_timeout,
+                ))],
             ));
         }
         if mode == Mode::Graceful {

@@ -83,6 +83,31 @@ fn bad_configs_name_path_and_problem() {
             ],
         ),
         (
+            "data-plane DNS mode without its signals",
+            with("dns:\n  zones: [{name: z, id: Z1}]\n  records: [{zone: z, name: a., type: A, set_identifiers: {us-east-1: a, us-west-2: b}}]\n  mode: data_plane\n"),
+            vec!["dns.data_plane: required when dns.mode is data_plane"],
+        ),
+        (
+            "data-plane signals: unused, reserved namespace, missing region, one health check for both",
+            with("dns:\n  zones: [{name: z, id: Z1}]\n  records: [{zone: z, name: a., type: A, set_identifiers: {us-east-1: a, us-west-2: b}}]\n  data_plane:\n    namespace: AWS/Route53\n    metric: ''\n    signals:\n      eu-west-1: {alarm: x, health_check: hc-1}\n      us-east-1: {alarm: '', health_check: hc-1}\n    alarm_timeout: 0s\n    confirm_timeout: 2h\n"),
+            vec![
+                "dns.data_plane: set, but dns.mode is api: set dns.mode to data_plane or remove this section",
+                "dns.data_plane.namespace: the AWS/ namespaces are reserved for AWS services",
+                "dns.data_plane.metric: must not be empty",
+                "dns.data_plane.signals: no entry for region us-west-2",
+                "dns.data_plane.signals.eu-west-1: region eu-west-1 is not one of the pair (us-east-1, us-west-2)",
+                "dns.data_plane.signals.us-east-1.alarm: must not be empty",
+                "dns.data_plane.signals.us-east-1.health_check: the same health check for both regions: each region's sets need their own",
+                "dns.data_plane.alarm_timeout: must be greater than zero",
+                "dns.data_plane.confirm_timeout: 2h is longer than the maximum of 1h",
+            ],
+        ),
+        (
+            "data-plane signal with an unknown key",
+            with("dns:\n  zones: [{name: z, id: Z1}]\n  records: [{zone: z, name: a., type: A, set_identifiers: {us-east-1: a, us-west-2: b}}]\n  mode: data_plane\n  data_plane:\n    signals:\n      us-east-1: {alarm: a, health_check: hc-1, region: us-west-2}\n      us-west-2: {alarm: b, health_check: hc-2}\n"),
+            vec!["dns.data_plane.signals.us-east-1.region: unknown key"],
+        ),
+        (
             "unknown retry key",
             with("failover:\n  retry:\n    dns: 5m\n"),
             vec!["failover.retry.dns: unknown key"],

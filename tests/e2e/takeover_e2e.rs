@@ -876,19 +876,23 @@ fn data_plane_failover_with_route53_down_then_failback() {
     answers_only(&w, HOT, "before");
 
     // The readiness evaluation checks the signal's wiring in both modes, while both regions answer.
-    api.wait("both modes ready, the data-plane wiring checked", 60, || {
-        let s = api.get("/v1/status");
-        let ready = |mode: &str| {
-            let m = &s["readiness"]["modes"][mode];
-            m["ready"] == true
-                && m["checks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["id"] == "dns-signal-preflight" && c["result"] == "pass")
-        };
-        (ready("graceful") && ready("ungraceful")).then_some(())
-    });
+    api.wait(
+        "both modes ready, the data-plane wiring checked",
+        60,
+        || {
+            let s = api.get("/v1/status");
+            let ready = |mode: &str| {
+                let m = &s["readiness"]["modes"][mode];
+                m["ready"] == true
+                    && m["checks"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["id"] == "dns-signal-preflight" && c["result"] == "pass")
+            };
+            (ready("graceful") && ready("ungraceful")).then_some(())
+        },
+    );
 
     // us-east-1 is lost, and with it Route 53's control plane (signed for us-east-1): every
     // request blackholed.
@@ -937,10 +941,18 @@ fn data_plane_failover_with_route53_down_then_failback() {
         route53_before,
         "no Route 53 request reached AWS during the data-plane failover"
     );
-    assert!(w.bed.proxy.stats().blackholed > 0, "{:?}", w.bed.proxy.stats());
+    assert!(
+        w.bed.proxy.stats().blackholed > 0,
+        "{:?}",
+        w.bed.proxy.stats()
+    );
     // What resolvers get has moved, though the weights still say us-east-1.
     answers_only(&w, COLD, "after the data-plane failover");
-    assert!(w.traffic_in(HOT), "the weights were not written: {:?}", weights(&w.rt, &w.moto()));
+    assert!(
+        w.traffic_in(HOT),
+        "the weights were not written: {:?}",
+        weights(&w.rt, &w.moto())
+    );
     assert_eq!(w.writer().as_deref(), Some(COLD));
     // The observed topology follows the signal, with Route 53's API out: no drift.
     let topology = api.wait("the signal observed", 30, || {
@@ -974,7 +986,10 @@ fn data_plane_failover_with_route53_down_then_failback() {
     // The drain's 1 must leave the alarm's 60 s window before it can clear (on AWS, up to two
     // minutes with the evaluation interval): CloudWatch's clock in the emulator is moved on by
     // that much instead of waiting for it.
-    set_alarm_clock(&w, Some(time::OffsetDateTime::now_utc() + Duration::from_secs(130)));
+    set_alarm_clock(
+        &w,
+        Some(time::OffsetDateTime::now_utc() + Duration::from_secs(130)),
+    );
     let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e us-east-1 is back"}));
     set_alarm_clock(&w, None);
     assert_eq!(run["status"], "succeeded", "{run:#}");
