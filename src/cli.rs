@@ -52,6 +52,11 @@ pub enum Command {
         /// The configuration file.
         #[arg(env = "FAILOVERD_CONFIG")]
         config: PathBuf,
+        /// Also check, read-only against AWS, what the configuration relies on there: with
+        /// `dns.mode: data_plane`, the signal's alarms, health checks and records (exit 2 when
+        /// something is not wired, 1 when AWS cannot be read).
+        #[arg(long)]
+        aws: bool,
     },
     /// Print the SHA-256 of a token for the tokens file (reads the token from stdin), or
     /// generate a new token with --generate.
@@ -228,7 +233,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Validate { config } => validate(&config),
+        Command::Validate { config, aws } => validate(&config, aws),
         Command::HashToken(args) => hash_token_command(&args),
         Command::Serve(args) => serve(args),
         Command::Status { api } => client_command(&api, |client| async move {
@@ -334,8 +339,42 @@ fn parse_params(params: &[String]) -> Result<serde_json::Map<String, serde_json:
     Ok(map)
 }
 
-fn validate(path: &std::path::Path) -> u8 {
+fn validate(path: &std::path::Path, aws: bool) -> u8 {
     match config::load_file(path) {
+        Ok(cfg) if aws => {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return EXIT_FAILURE;
+                }
+            };
+            match rt.block_on(crate::daemon::check_aws_wiring(&cfg)) {
+                Err(e) => {
+                    eprintln!("{}: cannot check against AWS: {e}", path.display());
+                    EXIT_FAILURE
+                }
+                Ok(w) => {
+                    for line in &w.checked {
+                        println!("checked: {line}");
+                    }
+                    for line in &w.unreadable {
+                        eprintln!("not read: {line}");
+                    }
+                    for line in &w.problems {
+                        eprintln!("not wired: {line}");
+                    }
+                    if !w.problems.is_empty() {
+                        EXIT_INVALID
+                    } else if !w.unreadable.is_empty() {
+                        EXIT_FAILURE
+                    } else {
+                        println!("{}: ok — wired in AWS as configured", path.display());
+                        EXIT_OK
+                    }
+                }
+            }
+        }
         Ok(cfg) => {
             println!(
                 "{}: ok — pair {}: {} (hot) / {} (cold); {} probe(s); {} DNS record(s); {} Aurora global cluster(s); {} backup vault(s); Cognito {}; {} Kubernetes cluster(s); policy {:?}",

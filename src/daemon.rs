@@ -431,6 +431,78 @@ pub async fn serve(
     result
 }
 
+/// What `failoverd validate --aws` found.
+#[derive(Debug, Default)]
+pub struct AwsWiring {
+    /// What was read and found as configured.
+    pub checked: Vec<String>,
+    /// What is not wired as the configuration needs, one sentence each.
+    pub problems: Vec<String>,
+    /// What could not be read (with the error).
+    pub unreadable: Vec<String>,
+}
+
+/// `failoverd validate --aws`: what the configuration relies on in AWS, read-only — with
+/// `dns.mode: data_plane`, each region's alarm (in the other region), its health check, and the
+/// health check of every record set. The same checks as the `dns-signal-preflight` step.
+pub async fn check_aws_wiring(config: &Config) -> Result<AwsWiring, ClientBuildError> {
+    let pair = RegionPair::from_config(config);
+    let aws = AwsClients::new(&aws_settings(&config.aws), pair.regions()).await?;
+    let mut out = AwsWiring::default();
+    let (Some(dns), Some(signals)) = (&config.dns, data_plane_signals(config, &pair, &aws)) else {
+        out.checked
+            .push("nothing to check: dns.mode is not data_plane".to_owned());
+        return Ok(out);
+    };
+    let mut take = |what: String, result: crate::port::Result<Vec<String>>| match result {
+        Ok(p) if p.is_empty() => out.checked.push(what),
+        Ok(p) => out.problems.extend(p),
+        Err(e) => out.unreadable.push(format!("{what}: {e}")),
+    };
+    for region in pair.regions() {
+        let (alarm, check) = signals.of(region);
+        take(
+            format!(
+                "alarm {alarm} in {} (the signal of {region})",
+                signals.home(region)
+            ),
+            signals.alarm_wiring(region).await,
+        );
+        take(
+            format!("health check {check} (the sets of {region})"),
+            signals.health_check_wiring(region).await,
+        );
+    }
+    let api = aws.dns();
+    let mut live = crate::dns::planner::LiveRecords::new();
+    for zone in crate::dns::planner::zone_ids(dns) {
+        match crate::dns::DnsApi::list_record_sets(&api, &zone).await {
+            Ok(sets) => {
+                live.insert(zone, sets);
+            }
+            Err(e) => {
+                out.unreadable
+                    .push(format!("the record sets of hosted zone {zone}: {e}"));
+                return Ok(out);
+            }
+        }
+    }
+    match crate::dns::planner::current_routing(dns, &pair, &live) {
+        Err(e) => out.problems.push(format!("dns.records: {e}")),
+        Ok(routing) => {
+            let p = crate::dns::signal::record_wiring_problems(&routing, &live, &signals.config);
+            if p.is_empty() {
+                out.checked.push(format!(
+                    "the health checks of {} record set(s)",
+                    routing.len()
+                ));
+            }
+            out.problems.extend(p);
+        }
+    }
+    Ok(out)
+}
+
 /// The data-plane DNS signal (`dns.mode: data_plane`): CloudWatch in both regions, Route 53's
 /// health checks. `None` in `api` mode.
 fn data_plane_signals(

@@ -875,6 +875,53 @@ fn data_plane_failover_with_route53_down_then_failback() {
     wait_ready(&api, COLD);
     answers_only(&w, HOT, "before");
 
+    // `failoverd validate --aws` reads the same wiring: as seeded, then with the two regions'
+    // health checks swapped (each region's sets then carry the other's signal).
+    let validate = |file: &std::path::Path| {
+        let out = std::process::Command::new(crate::support::harness::binary())
+            .args(["validate", "--aws"])
+            .arg(file)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("run failoverd validate --aws");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = validate(&d.path().join("config.yaml"));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.matches("checked: ").count(), 5, "{stdout}");
+    println!("validate --aws:\n{stdout}");
+    let (east, west) = (
+        signals[HOT]["health_check"].as_str().unwrap(),
+        signals[COLD]["health_check"].as_str().unwrap(),
+    );
+    let swapped = w
+        .config
+        .replace(east, "EAST")
+        .replace(west, east)
+        .replace("EAST", west);
+    let miswired = d.path().join("miswired.yaml");
+    std::fs::write(&miswired, swapped).expect("write the mis-wired config");
+    let (code, stdout, stderr) = validate(&miswired);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "not wired: health check {west} (the sets of us-east-1): it follows alarm lab-us-west-2-drained in us-east-1, not lab-us-east-1-drained in us-west-2"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "record set app.lab.failoverd.test. A [us-east-1] (us-east-1) has health check"
+        ),
+        "{stderr}"
+    );
+
     // The readiness evaluation checks the signal's wiring in both modes, while both regions answer.
     api.wait(
         "both modes ready, the data-plane wiring checked",
