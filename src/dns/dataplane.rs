@@ -59,13 +59,15 @@ impl DataPlaneDeps {
         self.pair().other(target).unwrap_or_default().to_owned()
     }
 
-    /// Wait until `region`'s alarm is in (`drained`) or out of `ALARM`, within `alarm_timeout`;
-    /// an abort interrupts the wait.
+    /// Wait until `region`'s alarm is in (`drained`) or out of `ALARM`, within `alarm_timeout`.
+    /// An abort interrupts the wait of an execution; an undo (which is what an abort runs) waits
+    /// to the end.
     async fn await_alarm(
         &self,
         ctx: &StepContext,
         region: &str,
         drained: bool,
+        undo: bool,
     ) -> Result<AlarmState, StepError> {
         let timeout = self.signals.config.alarm_timeout.get();
         let started = tokio::time::Instant::now();
@@ -85,7 +87,11 @@ impl DataPlaneDeps {
                     alarm.reason.unwrap_or_default()
                 )));
             }
-            ctx.abort.sleep(self.signals.poll_interval).await?;
+            if undo {
+                tokio::time::sleep(self.signals.poll_interval).await;
+            } else {
+                ctx.abort.sleep(self.signals.poll_interval).await?;
+            }
         }
     }
 
@@ -392,7 +398,7 @@ impl Step for DnsSignal {
             }
         };
         let alarm = async {
-            let state = self.deps.await_alarm(ctx, &left, true).await;
+            let state = self.deps.await_alarm(ctx, &left, true, false).await;
             (state, started.elapsed().as_secs_f64())
         };
         let (target_signal, (state, alarm_seconds)) = tokio::join!(serve_target, alarm);
@@ -445,7 +451,7 @@ impl Step for DnsSignal {
             .publish(&left, SERVED)
             .await
             .map_err(StepError::from)?;
-        self.deps.await_alarm(ctx, &left, false).await?;
+        self.deps.await_alarm(ctx, &left, false, true).await?;
         Ok(())
     }
 
@@ -523,7 +529,7 @@ impl Step for SignalClear {
                         .publish(region, SERVED)
                         .await
                         .map_err(StepError::from)?;
-                    self.deps.await_alarm(ctx, region, false).await?;
+                    self.deps.await_alarm(ctx, region, false, false).await?;
                     tracing::info!(%region, "data-plane signal cleared");
                     served.push(region.clone());
                 }

@@ -1031,18 +1031,75 @@ fn data_plane_failover_with_route53_down_then_failback() {
     put_lag(&w.moto(), HOT, "lab-hot", 150.0, 600.0);
     wait_lag_from(&api, HOT);
     // The drain's 1 must leave the alarm's 60 s window before it can clear (on AWS, up to two
-    // minutes with the evaluation interval): CloudWatch's clock in the emulator is moved on by
-    // that much instead of waiting for it.
-    set_alarm_clock(
-        &w,
-        Some(time::OffsetDateTime::now_utc() + Duration::from_secs(130)),
-    );
+    // minutes with the evaluation interval): the clock the emulator evaluates alarms by is moved
+    // on by that much instead of waiting for it — and only ever forward, as time goes.
+    let mut alarm_clock = time::OffsetDateTime::now_utc();
+    let mut two_minutes_later = || {
+        alarm_clock += Duration::from_secs(130);
+        set_alarm_clock(&w, Some(alarm_clock));
+    };
+    two_minutes_later();
     let run = api.run_to_end(json!({"plan": "failback", "reason": "e2e us-east-1 is back"}));
-    set_alarm_clock(&w, None);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let cleared = &step(&run, "dns-signal-clear")["output"];
     assert_eq!(cleared["served"], json!([HOT]), "{cleared:#}");
     w.assert_all_in(&api, HOT, "after the failback");
     answers_only(&w, HOT, "after the failback");
     println!("failback: {:.1}s", seconds(&run));
+
+    // Everything up: the data-plane move (the DNS plan alone) is confirmed by Route 53's checkers.
+    let shift = |target: &str, mode: &str, reason: &str| {
+        json!({"plan": "dns-switchover", "mode": mode, "reason": reason,
+               "params": {"target_region": target}})
+    };
+    let run = api.run_to_end(shift(COLD, "ungraceful", "e2e data-plane shift, all up"));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let signal = &step(&run, "dns-signal")["output"];
+    assert_eq!(signal["route53_confirmed"], true, "{signal:#}");
+    assert_eq!(
+        signal["target_signal"],
+        format!("the signal of {COLD} set to 0 in {HOT}"),
+        "{signal:#}"
+    );
+    println!("confirmed: {}", signal["route53"]);
+    assert!(
+        signal["route53"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("8 of 8 Route 53 checkers report")),
+        "{signal:#}"
+    );
+    answers_only(&w, COLD, "after the data-plane shift");
+    two_minutes_later();
+    let run = api.run_to_end(shift(HOT, "graceful", "e2e back through the weights"));
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    answers_only(&w, HOT, "after the graceful shift back");
+    assert!(w.traffic_in(HOT), "{:?}", weights(&w.rt, &w.moto()));
+
+    // An abort while the drain retries a failing PutMetricData in us-west-2 (a 503 may have been
+    // acted on): the drain is undone — 0 published once CloudWatch answers again, the alarm
+    // awaited — and the run ends aborted.
+    w.bed.proxy.fail_scoped(
+        Scope {
+            action: Some("PutMetricData".into()),
+            ..Scope::region(COLD).service("monitoring")
+        },
+        FaultPlan::Always(Fault::ServerError(503)),
+    );
+    let id = api.start(shift(COLD, "ungraceful", "e2e abort during the drain"));
+    api.wait("dns-signal retrying", 60, || {
+        let run = api.get(&format!("/v1/runs/{id}"));
+        (step(&run, "dns-signal")["retry"]["attempts"].as_u64() >= Some(1)).then_some(())
+    });
+    let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/abort"));
+    assert!(code == 200 || code == 202, "{code} {body}");
+    api.wait("the undo retrying", 60, || {
+        let run = api.get(&format!("/v1/runs/{id}"));
+        (step(&run, "dns-signal")["retry"]["operation"] == "compensate").then_some(())
+    });
+    w.bed.proxy.clear();
+    let run = api.finished(&id, 120);
+    assert_eq!(run["status"], "aborted", "{run:#}");
+    assert_eq!(step(&run, "dns-signal")["status"], "compensated", "{run:#}");
+    answers_only(&w, HOT, "after the aborted drain");
+    set_alarm_clock(&w, None);
 }
