@@ -7,6 +7,9 @@
 #    token lab-kube-token, CA under .lab/kube/<region>/, seeded from lab/kube/<region>.json):
 #    us-east-1 on 127.0.0.1:6443, us-west-2 on 127.0.0.1:6444;
 # 4. builds and runs failoverd on config/lab.yaml (API on http://127.0.0.1:8080).
+# LAB_DNS_MODE=data_plane: the records' health checks follow the data-plane DNS signal
+# (docs/architecture.md), and failoverd runs on .lab/lab-data-plane.yaml: config/lab.yaml with
+# dns.mode data_plane and the seeded signals.
 # Ctrl-C stops failoverd and the emulators.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +72,29 @@ for cluster in $KUBE_CLUSTERS; do
 done
 
 echo "lab: seeding the two-region world"
-.venv/bin/python tests/support/lab_world.py --endpoint "http://127.0.0.1:$MOTO_PORT" --out .lab/world.json > /dev/null
+LAB_DNS_MODE=${LAB_DNS_MODE:-api}
+.venv/bin/python tests/support/lab_world.py --endpoint "http://127.0.0.1:$MOTO_PORT" \
+  --dns-mode "$LAB_DNS_MODE" --out .lab/world.json > /dev/null
+CONFIG=config/lab.yaml
+if [ "$LAB_DNS_MODE" = data_plane ]; then
+  CONFIG=.lab/lab-data-plane.yaml
+  .venv/bin/python - .lab/world.json config/lab.yaml "$CONFIG" <<'PY'
+import json, sys
+world, base, out = sys.argv[1:]
+signals = json.load(open(world))["signals"]["regions"]
+text = open(base).read()
+# The same files, seen from .lab/ instead of config/.
+text = (text.replace("../.lab/", "")
+        .replace("tokens_file: lab-tokens.yaml", "tokens_file: ../config/lab-tokens.yaml")
+        .replace("{file: lab-kube-token}", "{file: ../config/lab-kube-token}"))
+block = "  mode: data_plane\n  data_plane:\n    signals:\n" + "".join(
+    f"      {region}: {{alarm: {s['alarm']}, health_check: {s['health_check']}}}\n"
+    for region, s in sorted(signals.items()))
+anchor = "  wait_ttl_after_insync: false\n"
+assert anchor in text, "config/lab.yaml changed shape"
+open(out, "w").write(text.replace(anchor, anchor + block))
+PY
+fi
 
 echo "lab: starting the regions' application endpoints (hot :8081, cold :8082) and the lag feed"
 .venv/bin/python lab/endpoint.py --port 8081 & echo $! > .lab/endpoint-hot.pid
@@ -99,4 +124,4 @@ cat <<INFO
   Ctrl-C stops everything.
 
 INFO
-"$FAILOVERD" serve --config config/lab.yaml
+"$FAILOVERD" serve --config "$CONFIG"
