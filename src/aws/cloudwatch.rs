@@ -25,7 +25,24 @@ impl CloudWatchMetrics {
     pub(crate) fn new(client: aws_sdk_cloudwatch::Client) -> Self {
         Self { client }
     }
+
+    /// `DescribeAlarms` of the alarm `name`, of the given types.
+    async fn describe_alarm(
+        &self,
+        name: &str,
+        types: &[sdk::AlarmType],
+    ) -> Result<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput> {
+        self.client
+            .describe_alarms()
+            .alarm_names(name)
+            .set_alarm_types(Some(types.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk(SERVICE, DESCRIBE_ALARMS, &e))
+    }
 }
+
+const DESCRIBE_ALARMS: &str = "DescribeAlarms";
 
 const SERVICE: Service = Service::CloudWatch;
 
@@ -130,16 +147,12 @@ fn millis_to_duration(millis: f64) -> Duration {
 #[async_trait]
 impl AlarmStateApi for CloudWatchMetrics {
     async fn alarm_state(&self, name: &str) -> Result<AlarmObservation> {
-        const OP: &str = "DescribeAlarms";
         let output = self
-            .client
-            .describe_alarms()
-            .alarm_names(name)
-            .alarm_types(sdk::AlarmType::MetricAlarm)
-            .alarm_types(sdk::AlarmType::CompositeAlarm)
-            .send()
-            .await
-            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
+            .describe_alarm(
+                name,
+                &[sdk::AlarmType::MetricAlarm, sdk::AlarmType::CompositeAlarm],
+            )
+            .await?;
         let metric = output
             .metric_alarms()
             .iter()
@@ -170,7 +183,7 @@ impl AlarmStateApi for CloudWatchMetrics {
             Error::new(
                 ErrorKind::NotFound,
                 SERVICE,
-                OP,
+                DESCRIBE_ALARMS,
                 format!("alarm {name} does not exist"),
             )
         })
@@ -221,15 +234,9 @@ impl SignalApi for CloudWatchMetrics {
     }
 
     async fn signal_alarm(&self, name: &str) -> Result<SignalAlarm> {
-        const OP: &str = "DescribeAlarms";
         let output = self
-            .client
-            .describe_alarms()
-            .alarm_names(name)
-            .alarm_types(sdk::AlarmType::MetricAlarm)
-            .send()
-            .await
-            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
+            .describe_alarm(name, &[sdk::AlarmType::MetricAlarm])
+            .await?;
         let a = output
             .metric_alarms()
             .iter()
@@ -238,7 +245,7 @@ impl SignalApi for CloudWatchMetrics {
                 Error::new(
                     ErrorKind::NotFound,
                     SERVICE,
-                    OP,
+                    DESCRIBE_ALARMS,
                     format!("metric alarm {name} does not exist"),
                 )
             })?;

@@ -307,19 +307,7 @@ fn to_sdk_record(record: &RecordSet) -> std::result::Result<sdk::ResourceRecordS
 #[async_trait]
 impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
     async fn health_check_inverted(&self, health_check_id: &str) -> Result<bool> {
-        const OP: &str = "GetHealthCheck";
-        let output = self
-            .client
-            .get_health_check()
-            .health_check_id(health_check_id)
-            .send()
-            .await
-            .map_err(|e| from_sdk(SERVICE, OP, &e))?;
-        Ok(output
-            .health_check()
-            .and_then(|h| h.health_check_config())
-            .and_then(|c| c.inverted())
-            .unwrap_or(false))
+        Ok(self.get_health_check(health_check_id).await?.inverted)
     }
 
     async fn set_health_check_inverted(&self, health_check_id: &str, inverted: bool) -> Result<()> {
@@ -339,6 +327,16 @@ impl crate::cognito::replica::HealthCheckSwitch for Route53Dns {
 #[async_trait]
 impl crate::dns::signal::HealthCheckConfigApi for Route53Dns {
     async fn health_check_config(
+        &self,
+        health_check_id: &str,
+    ) -> Result<crate::dns::signal::HealthCheckConfig> {
+        self.get_health_check(health_check_id).await
+    }
+}
+
+impl Route53Dns {
+    /// `GetHealthCheck`: the parts of its configuration failoverd reads.
+    async fn get_health_check(
         &self,
         health_check_id: &str,
     ) -> Result<crate::dns::signal::HealthCheckConfig> {
