@@ -496,9 +496,13 @@ async fn a_blackholed_region_times_out_within_the_operation_timeout() {
 #[tokio::test]
 async fn an_error_burst_ends_with_its_window() {
     let (bed, seeded, clients) = start().await;
+    // Longer than the call with its own retries (3 attempts, backoff of up to 2 s and 4 s), also
+    // on a loaded machine.
+    let window = Duration::from_secs(15);
+    let window_started = Instant::now();
     bed.proxy.fail_scoped_for(
         Scope::default().service("route53"),
-        Duration::from_secs(2),
+        window,
         FaultPlan::Always(Fault::ServerError(503)),
     );
     let err = call(&clients, &seeded, Call::Route53)
@@ -508,7 +512,7 @@ async fn an_error_burst_ends_with_its_window() {
     call(&clients, &seeded, Call::Rds)
         .await
         .expect("other services are outside the scope");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep_until((window_started + window + Duration::from_millis(100)).into()).await;
     let before = bed.proxy.stats();
     call(&clients, &seeded, Call::Route53)
         .await
