@@ -55,10 +55,16 @@ pub enum CognitoError {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CognitoSnapshot {
     pub mode: String,
-    /// Source region first: users are copied from the first to the second.
+    /// The direction of the sync, source region first: passes copy users from the first to the
+    /// second. It follows the active region at once; a pass already running finishes in its own
+    /// direction (see `last_pass_regions`).
     pub regions: Vec<String>,
     /// The pools of `regions`, in the same order.
     pub pools: Vec<String>,
+    /// The direction of the last successful pass (source first), which differs from `regions`
+    /// after a failover's final sync or a failback's reverse sync, or while a pass started before
+    /// the direction changed is the last one.
+    pub last_pass_regions: Vec<String>,
     pub paused: bool,
     pub running: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -372,10 +378,8 @@ impl CognitoHandle {
                     report,
                     ended.unix_timestamp_nanos() as f64 / 1e9,
                 );
-                let pools = [pass.hot_pool.clone(), pass.cold_pool.clone()];
                 self.update(|s| {
-                    s.regions = vec![source.clone(), destination.to_owned()];
-                    s.pools = pools.to_vec();
+                    s.last_pass_regions = vec![source.clone(), destination.to_owned()];
                     s.last_success_at = Some(ended);
                     s.last_error = None;
                     s.last_report = Some(report.clone());

@@ -448,12 +448,28 @@ async fn throttling_slows_the_sync_but_never_fails_it() {
 }
 
 /// A cold directory that counts creates and announces when `crash_after` have succeeded, so the
-/// test can drop the pass there (as a crash would stop it).
+/// test can drop the pass there (as a crash would stop it); with `hold`, that create then waits
+/// for `release`, so the test can act while the pass is known to be in flight.
 struct CrashingDirectory {
     inner: Arc<dyn UserDirectory>,
     creates: AtomicU64,
     crash_after: u64,
     crashed: Notify,
+    hold: bool,
+    release: Notify,
+}
+
+impl CrashingDirectory {
+    fn new(inner: Arc<dyn UserDirectory>, crash_after: u64, hold: bool) -> Self {
+        Self {
+            inner,
+            creates: AtomicU64::new(0),
+            crash_after,
+            crashed: Notify::new(),
+            hold,
+            release: Notify::new(),
+        }
+    }
 }
 
 #[async_trait]
@@ -481,6 +497,9 @@ impl UserDirectory for CrashingDirectory {
         let created = self.inner.create_user(pool_id, user).await?;
         if attempt == self.crash_after {
             self.crashed.notify_one();
+            if self.hold {
+                self.release.notified().await;
+            }
         }
         Ok(created)
     }
@@ -535,12 +554,7 @@ async fn a_crash_in_the_middle_resumes_without_redoing_finished_work() {
     let dirs = world.directories().await;
     let state = tempfile::tempdir().unwrap();
     let checkpoint_path = state.path().join("cognito-sync.json");
-    let crashing = Arc::new(CrashingDirectory {
-        inner: dirs.1.clone(),
-        creates: AtomicU64::new(0),
-        crash_after: 150,
-        crashed: Notify::new(),
-    });
+    let crashing = Arc::new(CrashingDirectory::new(dirs.1.clone(), 150, false));
     let h = harness(
         &world,
         (dirs.0.clone(), crashing.clone()),
@@ -780,6 +794,62 @@ async fn the_monitor_syncs_on_its_interval_and_exposes_status_metrics_and_the_pl
         .execute(&step_context(Mode::Graceful))
         .await
         .is_err());
+    trigger.stop();
+    tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
+        .await
+        .expect("the monitor stops");
+}
+
+/// The direction shown follows the active region at once, and a pass that was already running
+/// (it finishes in its own direction) does not turn it back when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_in_flight_when_the_direction_changes_does_not_undo_the_change() {
+    let world = World::start(5).await;
+    let dirs = world.directories().await;
+    let cold = Arc::new(CrashingDirectory::new(dirs.1.clone(), 1, true));
+    let (trigger, stop) = stop_channel();
+    // The first pass starts at once; the next would be an hour later.
+    let handle = CognitoMonitor::spawn(
+        &cognito_config(&world, CognitoMode::Sync, 3600),
+        &RegionPair::new(HOT, COLD),
+        ports(&(dirs.0.clone(), cold.clone() as Arc<dyn UserDirectory>)),
+        &Registry::new(),
+        stop,
+    )
+    .expect("spawn");
+    tokio::time::timeout(std::time::Duration::from_secs(60), cold.crashed.notified())
+        .await
+        .expect("the first pass creates a user");
+    assert!(handle.snapshot().running);
+    handle.set_source(COLD).expect("a region of the pair");
+    assert_eq!(handle.snapshot().regions, [COLD, HOT]);
+    assert_eq!(handle.source_region().as_deref(), Some(COLD));
+
+    cold.release.notify_one();
+    let mut ended = None;
+    for _ in 0..600 {
+        let snap = handle.snapshot();
+        if snap.last_success_at.is_some() && !snap.running {
+            ended = Some(snap);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let snap = ended.unwrap_or_else(|| panic!("the pass ends: {:?}", handle.snapshot()));
+    assert_eq!(
+        snap.last_report.as_ref().map(|r| r.changes.users_created),
+        Some(5)
+    );
+    assert_eq!(
+        snap.last_pass_regions,
+        [HOT, COLD],
+        "the pass ran hot to cold"
+    );
+    assert_eq!(snap.regions, [COLD, HOT], "the direction stays the new one");
+    assert_eq!(
+        snap.pools,
+        [world.cold_pool.clone(), world.hot_pool.clone()]
+    );
     trigger.stop();
     tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
         .await
