@@ -20,7 +20,7 @@ use failoverd::health::{
     Health, HealthHandle, HealthMonitor, HealthPorts, ProbeState, ProbeStatus,
 };
 use prometheus::Registry;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -55,6 +55,9 @@ struct Server {
     addr: SocketAddr,
     behaviour: Behaviour,
     task: Option<JoinHandle<()>>,
+    /// While stopped: a socket bound to the port but not listening, so connections are refused
+    /// and no other test (running in parallel) can be given the port in the meantime.
+    reserved: Option<TcpSocket>,
 }
 
 impl Server {
@@ -65,6 +68,7 @@ impl Server {
             addr,
             behaviour,
             task: Some(serve(listener, behaviour)),
+            reserved: None,
         }
     }
 
@@ -73,15 +77,17 @@ impl Server {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
+            self.reserved = Some(bound(self.addr).expect("reserve the stopped server's port"));
         }
     }
 
     /// Listens again on the same port.
     async fn restart(&mut self) {
         self.stop().await;
+        self.reserved = None;
         let mut attempts = 0;
         let listener = loop {
-            match TcpListener::bind(self.addr).await {
+            match bound(self.addr).and_then(|socket| socket.listen(128)) {
                 Ok(listener) => break listener,
                 Err(e) if attempts < 50 => {
                     attempts += 1;
@@ -105,6 +111,14 @@ impl Drop for Server {
             task.abort();
         }
     }
+}
+
+/// A socket bound to `addr` (with `SO_REUSEADDR`, as a listener is), not yet listening.
+fn bound(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
 }
 
 fn serve(listener: TcpListener, behaviour: Behaviour) -> JoinHandle<()> {
@@ -310,7 +324,7 @@ async fn detect_and_recover(behaviour: Behaviour, kind: ProbeKind) {
         let rounds = checks_at_transition(&down, UNHEALTHY_AFTER) - before;
         assert!(
             (u64::from(UNHEALTHY_AFTER)..=u64::from(UNHEALTHY_AFTER) + 1).contains(&rounds),
-            "round {round}: down after {rounds} checks: {down:?}"
+            "round {round}: down after {rounds} checks (from check {before}): {down:?}"
         );
         let error = down.last_error.clone().unwrap_or_default();
         let expected = match kind {
@@ -328,7 +342,7 @@ async fn detect_and_recover(behaviour: Behaviour, kind: ProbeKind) {
         let rounds = checks_at_transition(&up, HEALTHY_AFTER) - before;
         assert!(
             (u64::from(HEALTHY_AFTER)..=u64::from(HEALTHY_AFTER) + 1).contains(&rounds),
-            "round {round}: up after {rounds} checks: {up:?}"
+            "round {round}: up after {rounds} checks (from check {before}): {up:?}"
         );
         monitor.wait_region(HOT, Health::Healthy).await;
     }

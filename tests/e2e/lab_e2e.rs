@@ -134,13 +134,11 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     assert!(run["report"]["total_duration_seconds"].as_f64().unwrap() > 0.0);
     // The active region follows the traffic, durably; the Cognito sync turns around (the
     // active region's pool is its source).
-    api.wait("active region us-west-2, sync reversed", 30, || {
-        let (_, s) = api.call(None, "/v1/status");
-        (s["regions"]["active"] == "us-west-2"
+    api.wait_status("active region us-west-2, sync reversed", 60, |s| {
+        s["regions"]["active"] == "us-west-2"
             && s["regions"]["standby"] == "us-east-1"
             && s["cognito"]["regions"][0] == "us-west-2"
-            && s["cognito"]["paused"] == false)
-            .then_some(())
+            && s["cognito"]["paused"] == false
     });
     let recorded = std::fs::read_to_string(d.state_dir().join("active-region")).unwrap();
     assert_eq!(recorded.trim(), "us-west-2");
@@ -166,12 +164,10 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
     let run = api.run_to_end(json!({"plan": "dns-switchover", "reason": "lab e2e back", "params": {"target_region": "us-east-1"}}));
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(weights(&rt, &endpoint), before);
-    api.wait("active region back to us-east-1", 30, || {
-        let (_, s) = api.call(None, "/v1/status");
-        (s["regions"]["active"] == "us-east-1"
+    api.wait_status("active region back to us-east-1", 60, |s| {
+        s["regions"]["active"] == "us-east-1"
             && s["cognito"]["regions"][0] == "us-east-1"
-            && s["cognito"]["paused"] == false)
-            .then_some(())
+            && s["cognito"]["paused"] == false
     });
 
     // Cognito: the sync plan fills the (initially empty) cold pool with the hot pool's 64 users.
@@ -341,9 +337,8 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let (_, status) = api.call(None, "/v1/status");
     assert!(status["policy"].is_object(), "{status:#}");
     // The active region is now us-west-2 (healthy): the policy watches it, not the lost one.
-    api.wait("active region us-west-2", 30, || {
-        let (_, s) = api.call(None, "/v1/status");
-        (s["regions"]["active"] == "us-west-2").then_some(())
+    api.wait_status("active region us-west-2", 60, |s| {
+        s["regions"]["active"] == "us-west-2"
     });
     // An operator can acknowledge the failover to clear the cooldown; with the new active
     // region healthy, nothing more starts.

@@ -186,6 +186,23 @@ impl Api<'_> {
         wait(what, secs, f)
     }
 
+    /// Polls `/v1/status` every 200 ms until `done` holds, for at most `secs`, and returns that
+    /// status; a timeout shows the last status seen.
+    pub fn wait_status(&self, what: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (code, status) = self.call(None, "/v1/status");
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the last status ({code}): {status:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Starts a run and returns its id.
     pub fn start(&self, body: Value) -> String {
         let (status, run) = self.call(Some(body), "/v1/runs");
