@@ -164,6 +164,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(e) => {
@@ -180,13 +184,23 @@ where
                 "the request body must be a JSON object",
             ));
         }
+        if !content_type.as_deref().is_some_and(is_json) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                match content_type {
+                    Some(t) => format!("the body is sent as {t:?}; send it as application/json"),
+                    None => "the body has no Content-Type; send it as application/json".into(),
+                },
+            ));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(JsonBody(v)),
             Err(e) => {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                let message = if path == "." || path.is_empty() {
+                let message = if path == "." || path == "?" || path.is_empty() {
                     inner.to_string()
                 } else {
                     format!("{path}: {inner}")
@@ -200,6 +214,20 @@ where
             }
         }
     }
+}
+
+/// `application/json` or a `+json` type, whatever its parameters (`; charset=utf-8`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 /// Kept for handlers that use axum's own `Json` extractor.

@@ -117,9 +117,13 @@ fn v1_routes() -> Router<AppState> {
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
+    // `route_layer` runs on matched routes only; `layer` on everything under `/v1`, the 404 and
+    // 405 answers included, so those come only after a valid token.
     let v1 = v1_routes()
+        .route_layer(axum::middleware::from_fn(middleware::expose_route))
         .fallback(|| async { ApiError::not_found("no such route") })
-        .route_layer(axum::middleware::from_fn_with_state(
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authorize,
         ));
@@ -129,19 +133,21 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/v1", v1)
         .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not accept that method",
-            )
-        })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::deadline,
         ))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
 }
 
 /// The process is alive and serving HTTP. Deliberately checks nothing else: a liveness probe

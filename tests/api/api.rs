@@ -70,6 +70,176 @@ fn unknown_routes_get_the_error_shape() {
     let (status, body) = get(&d, "/v1/nope", Some(VIEWER_TOKEN));
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
+    // Under /v1 the token comes first: without one, an unknown route looks like any other.
+    let (status, body) = get(&d, "/v1/nope", None);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get(&d, "/v1/nope", Some("not-a-token"));
+    assert_eq!(status, 401, "{body}");
+}
+
+/// A request written by hand: (status, body as JSON).
+fn raw(d: &Daemon, request: &str) -> (u16, serde_json::Value) {
+    let addr = d.url.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = request.replace("{addr}", &addr);
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    // Up to the end of the first response (the server may keep the connection open).
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "reading the answer: {e}; so far {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse::<usize>().ok());
+            if length.is_some_and(|n| body.len() >= n) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Every refused mutating request leaves an audit line (with the token's name when it was
+/// recognised); wrong methods and unknown routes answer only after the token; a body that is not
+/// sent as JSON is refused with 415; a declared length over the limit gets 413 at once.
+#[test]
+fn refused_mutating_requests_are_audited_and_routes_answer_only_after_the_token() {
+    let d = Daemon::start(&config_yaml(""));
+    let post = |path: &str, token: Option<&str>, content_type: &str, body: &str| {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        raw(&d, &format!(
+            "POST {path} HTTP/1.1\r\nHost: {{addr}}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let run = r#"{"plan":"selftest","reason":"refusals","params":{"steps":1,"step_seconds":0}}"#;
+    let audit = |what: &str, route: &str, outcome: u16, token: &str| {
+        d.wait_log(what, |v| {
+            v["audit"] == true
+                && v["route"] == route
+                && v["outcome"] == outcome
+                && v["token"] == token
+        })
+    };
+
+    // No token, or a wrong one: 401, audited without a name.
+    assert_eq!(post("/v1/runs", None, "application/json", run).0, 401);
+    audit("401 without a token", "/v1/runs", 401, "-");
+    assert_eq!(
+        post("/v1/runs", Some("wrong"), "application/json", run).0,
+        401
+    );
+    // A wrong method or an unknown route: 401 without a valid token, 405/404 with one.
+    let (status, body) = post("/v1/status", None, "application/json", "{}");
+    assert_eq!(status, 401, "{body}");
+    audit("401 on a wrong method", "/v1/status", 401, "-");
+    let (status, body) = post("/v1/status", Some(OPERATOR_TOKEN), "application/json", "{}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
+    audit("405", "/v1/status", 405, "test-operator");
+    let (status, body) = post("/v1/nope", Some(OPERATOR_TOKEN), "application/json", "{}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    audit("404", "/v1/nope", 404, "test-operator");
+
+    // JSON sent as another type.
+    let (status, body) = post("/v1/runs", Some(OPERATOR_TOKEN), "text/plain", run);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("text/plain"),
+        "{body}"
+    );
+    audit("415", "/v1/runs", 415, "test-operator");
+    // A parameter after the type is fine.
+    let (status, body) = post(
+        "/v1/runs",
+        Some(OPERATOR_TOKEN),
+        "application/json; charset=utf-8",
+        run,
+    );
+    assert_eq!(status, 202, "{body}");
+
+    // A declared length over the limit (64 KiB in the test config): 413 without waiting for
+    // the body, which never comes; the request deadline would have answered 503.
+    let (status, body) = raw(&d, &format!(
+        "POST /v1/runs HTTP/1.1\r\nHost: {{addr}}\r\nAuthorization: Bearer {OPERATOR_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{{\"plan\""
+    ));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10000000"),
+        "{body}"
+    );
+    audit("413", "/v1/runs", 413, "test-operator");
+
+    // The message of a syntax error starts with what is wrong.
+    let (status, body) = post(
+        "/v1/runs",
+        Some(OPERATOR_TOKEN),
+        "application/json",
+        "{\"plan\": ",
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    assert!(
+        !body["error"]["message"].as_str().unwrap().starts_with('?'),
+        "{body}"
+    );
 }
 
 #[test]
