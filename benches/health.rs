@@ -159,7 +159,7 @@ async fn measure(ports: &[u16], probes: usize, window: Duration) -> anyhow::Resu
                     method: None,
                     expect_status: None,
                     body_contains: Some("ok".to_owned()),
-                    tls_verify: true,
+                    tls_verify: None,
                     address: None,
                     hostname: None,
                     expect_address: None,

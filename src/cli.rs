@@ -377,7 +377,7 @@ fn validate(path: &std::path::Path, aws: bool) -> u8 {
         }
         Ok(cfg) => {
             println!(
-                "{}: ok — pair {}: {} (hot) / {} (cold); {} probe(s); {} DNS record(s); {} Aurora global cluster(s); {} backup vault(s); Cognito {}; {} Kubernetes cluster(s); policy {:?}",
+                "{}: ok — pair {}: {} (hot) / {} (cold); {} probe(s); {} DNS record(s); {} Aurora global cluster(s); {} backup vault(s); Cognito {}; {} Kubernetes cluster(s); policy {}",
                 path.display(),
                 cfg.pair,
                 cfg.hot_region(),
@@ -388,7 +388,7 @@ fn validate(path: &std::path::Path, aws: bool) -> u8 {
                 cfg.replication.backup_vaults.len(),
                 if cfg.cognito.is_some() { "on" } else { "off" },
                 cfg.gitops.as_ref().map_or(0, |g| g.clusters.len()),
-                cfg.policy.mode,
+                cfg.policy.mode.as_str(),
             );
             EXIT_OK
         }

@@ -44,6 +44,25 @@ use crate::topology::{
 
 pub use crate::shutdown::StopSignal;
 
+/// Copies the engine's leadership into `to` until `stop`, so components built before the runner
+/// follow it.
+async fn forward_leadership(
+    mut from: tokio::sync::watch::Receiver<Option<bool>>,
+    to: tokio::sync::watch::Sender<Option<bool>>,
+    mut stop: StopSignal,
+) {
+    loop {
+        let now = *from.borrow_and_update();
+        to.send_replace(now);
+        tokio::select! {
+            _ = stop.stopped() => break,
+            changed = from.changed() => if changed.is_err() { break },
+        }
+    }
+    // Stopping: nothing acts any more.
+    to.send_replace(Some(false));
+}
+
 /// The run journal's file name inside `state.dir`.
 pub const JOURNAL_FILE: &str = "runs.sqlite3";
 
@@ -131,6 +150,9 @@ pub async fn serve(
         &registry,
         stop.clone(),
     )?;
+    // Whether this process leads, as the engine finds out (forwarded once the runner exists):
+    // the components that write outside the journal act only while it is `Some(true)`.
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(None::<bool>);
     // Cognito: users kept in step from the hot pool to the cold one (or the native replica watched).
     let cognito = match &config.cognito {
         Some(cognito_config) => Some((
@@ -140,6 +162,7 @@ pub async fn serve(
                 &pair,
                 aws.cognito_ports(&state_dir),
                 &registry,
+                leader_rx.clone(),
                 stop.clone(),
             )?,
         )),
@@ -291,6 +314,11 @@ pub async fn serve(
     components.spawn(report_leadership(
         runner.handle(),
         status.clone(),
+        stop.clone(),
+    ));
+    components.spawn(forward_leadership(
+        runner.handle().leadership(),
+        leader_tx,
         stop.clone(),
     ));
     components.spawn(RunGauges::register(runner.handle(), &registry)?.run(stop.clone()));

@@ -66,6 +66,9 @@ pub struct CognitoSnapshot {
     /// the direction changed is the last one.
     pub last_pass_regions: Vec<String>,
     pub paused: bool,
+    /// Whether this failoverd leads (`None` until it first tries): only the leader's background
+    /// task copies users; a follower's copies nothing and says so here.
+    pub leader: Option<bool>,
     pub running: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_attempt_at: Option<OffsetDateTime>,
@@ -102,11 +105,17 @@ pub struct CognitoMonitor;
 impl CognitoMonitor {
     /// Starts the background task for `config.mode` in the current runtime and registers the
     /// metrics in `registry`, for the region `pair` (the sync copies hot to cold). Runs until `stop`.
+    ///
+    /// `leader` says whether this failoverd holds leadership (the engine's, see
+    /// [`crate::engine::RunnerHandle::leadership`]): the background passes run only while it is
+    /// `Some(true)`, and a pass in flight stops at once when it changes (the next leader resumes
+    /// from the checkpoint).
     pub fn spawn(
         config: &CognitoConfig,
         pair: &RegionPair,
         ports: CognitoPorts,
         registry: &Registry,
+        leader: watch::Receiver<Option<bool>>,
         stop: StopSignal,
     ) -> Result<CognitoHandle, CognitoError> {
         let handle = Self::build(config, pair, ports, registry)?;
@@ -114,7 +123,7 @@ impl CognitoMonitor {
         let task_handle = handle.clone();
         let interval = config.interval.0;
         tokio::spawn(async move {
-            task_handle.run_loop(interval, stop).await;
+            task_handle.run_loop(interval, leader, stop).await;
             let _ = done_tx.send(true);
         });
         Ok(CognitoHandle {
@@ -440,30 +449,75 @@ impl CognitoHandle {
         }
     }
 
-    async fn run_loop(&self, interval: std::time::Duration, mut stop: StopSignal) {
+    async fn run_loop(
+        &self,
+        interval: std::time::Duration,
+        mut leader: watch::Receiver<Option<bool>>,
+        mut stop: StopSignal,
+    ) {
         let mut ticker = tokio::time::interval(interval.max(std::time::Duration::from_secs(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate: the first pass (or replica reading) is due at once.
+        ticker.tick().await;
+        let mut due = true;
+        let mut was_leader = None;
         loop {
-            tokio::select! {
-                biased;
-                _ = stop.stopped() => return,
-                _ = ticker.tick() => {}
+            let is_leader = *leader.borrow_and_update();
+            self.update(|s| s.leader = is_leader);
+            if is_leader != was_leader && self.inner.mode == CognitoMode::Sync {
+                match is_leader {
+                    Some(true) => tracing::info!("leader: the Cognito sync runs here"),
+                    Some(false) => {
+                        tracing::info!("follower: the Cognito sync runs on the leader, not here")
+                    }
+                    None => {}
+                }
+            }
+            // A new leader syncs at once instead of waiting out an interval.
+            if is_leader == Some(true) && was_leader != Some(true) {
+                due = true;
+            }
+            was_leader = is_leader;
+            if !std::mem::take(&mut due) {
+                tokio::select! {
+                    biased;
+                    _ = stop.stopped() => return,
+                    _ = ticker.tick() => {}
+                    // Leadership changed: look again (a follower that becomes leader syncs now).
+                    Ok(()) = leader.changed() => continue,
+                }
             }
             let work = async {
                 match self.inner.mode {
                     CognitoMode::Sync => {
-                        if !self.is_paused() {
+                        if is_leader == Some(true) && !self.is_paused() {
                             // Errors are recorded in the snapshot and metrics by `sync_now`.
                             let _ = self.sync_now().await;
                         }
                     }
+                    // Read-only: every replica reports what it sees.
                     CognitoMode::NativeReplica => self.observe_replicas().await,
+                }
+            };
+            // Leadership lost: the pass stops here, and whoever leads next resumes it from the
+            // checkpoint.
+            let lost = async {
+                loop {
+                    if leader.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                    if *leader.borrow() != Some(true) {
+                        return;
+                    }
                 }
             };
             tokio::select! {
                 biased;
                 // A pass stopped here resumes from its checkpoint at the next start.
                 _ = stop.stopped() => return,
+                _ = lost, if self.inner.mode == CognitoMode::Sync && is_leader == Some(true) => {
+                    tracing::warn!("leadership lost: the Cognito pass in flight stops here");
+                }
                 _ = work => {}
             }
         }

@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct Duration(pub std::time::Duration);
 
 impl Duration {
+    /// No duration is read past this (each setting has its own, lower, maximum): added to a
+    /// clock or a date it can never overflow.
+    pub const CEILING: Self = Self::from_secs(3650 * 86_400);
+
     pub const fn from_secs(secs: u64) -> Self {
         Self(std::time::Duration::from_secs(secs))
     }
@@ -37,9 +41,40 @@ impl From<Duration> for std::time::Duration {
     }
 }
 
+/// Days as the largest unit (`400days`, `1day 2h`, `1h 30m`, `250ms`): months and years are not
+/// whole numbers of days, and "1year 18h" reads worse than "366days". Parses back.
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        let secs = self.0.as_secs();
+        let nanos = self.0.subsec_nanos();
+        if secs == 0 && nanos == 0 {
+            return f.write_str("0s");
+        }
+        let parts = [
+            (secs / 86_400, "day"),
+            (secs % 86_400 / 3600, "h"),
+            (secs % 3600 / 60, "m"),
+            (secs % 60, "s"),
+            (u64::from(nanos / 1_000_000), "ms"),
+            (u64::from(nanos / 1000 % 1000), "us"),
+            (u64::from(nanos % 1000), "ns"),
+        ];
+        let mut first = true;
+        for (n, unit) in parts {
+            if n == 0 {
+                continue;
+            }
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            match unit {
+                "day" if n == 1 => f.write_str("1day")?,
+                "day" => write!(f, "{n}days")?,
+                _ => write!(f, "{n}{unit}")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -68,12 +103,17 @@ impl FromStr for Duration {
                 reason: "a unit is required".to_owned(),
             });
         }
-        humantime::parse_duration(trimmed)
-            .map(Duration)
-            .map_err(|e| ParseDurationError {
+        let d = humantime::parse_duration(trimmed).map_err(|e| ParseDurationError {
+            input: s.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if d > Duration::CEILING.0 {
+            return Err(ParseDurationError {
                 input: s.to_owned(),
-                reason: e.to_string(),
-            })
+                reason: "longer than 3650 days, more than any setting allows".to_owned(),
+            });
+        }
+        Ok(Duration(d))
     }
 }
 
@@ -145,11 +185,20 @@ mod tests {
         assert!("".parse::<Duration>().is_err());
         assert!("5x".parse::<Duration>().is_err());
         assert!("-5s".parse::<Duration>().is_err());
+        for huge in ["20000y", "580000000000y", "3651days"] {
+            let e = huge.parse::<Duration>().unwrap_err().to_string();
+            assert!(e.contains(huge), "{e}");
+        }
+        assert!("3650days".parse::<Duration>().is_ok());
     }
 
     #[test]
     fn displays_round_trip() {
-        let d: Duration = "1m30s".parse().unwrap();
-        assert_eq!(d.to_string().parse::<Duration>().unwrap(), d);
+        for text in ["1m30s", "400days", "1day 2h", "250ms", "0s", "1h 1ms 5ns"] {
+            let d: Duration = text.parse().unwrap();
+            assert_eq!(d.to_string().parse::<Duration>().unwrap(), d, "{text}");
+        }
+        assert_eq!(Duration::from_secs(366 * 86_400).to_string(), "366days");
+        assert_eq!(Duration::from_secs(5400).to_string(), "1h 30m");
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::model::*;
@@ -63,9 +64,19 @@ impl fmt::Display for ConfigErrors {
 /// state directory, secret files) are resolved against the file's own directory, so the same
 /// file works whatever the working directory of the process.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let fail = |message: String| ConfigErrors {
         file: Some(path.to_owned()),
-        errors: vec![ConfigError::new("", format!("cannot read file: {e}"))],
+        errors: vec![ConfigError::new("", message)],
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let (line, column) = line_column(&bytes[..at]);
+        fail(format!(
+            "the file is not UTF-8: byte {:#04x} at line {line}, column {column} (offset {at})",
+            bytes[at]
+        ))
     })?;
     let mut config = parse_str(&text).map_err(|mut e| {
         e.file = Some(path.to_owned());
@@ -74,6 +85,17 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     resolve_relative_paths(&mut config, base);
     Ok(config)
+}
+
+/// The 1-based line and column just past `before` (columns count characters).
+fn line_column(before: &[u8]) -> (usize, usize) {
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let last_line = match before.iter().rposition(|b| *b == b'\n') {
+        Some(i) => &before[i + 1..],
+        None => before,
+    };
+    let column = String::from_utf8_lossy(last_line).chars().count() + 1;
+    (line, column)
 }
 
 fn resolve_relative_paths(config: &mut Config, base: &Path) {
@@ -136,13 +158,13 @@ const SECTIONS: &[&str] = &[
 /// Parses and validates configuration text.
 pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors { file: None, errors };
-    let root: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-            .unwrap_or_default();
-        fail(vec![ConfigError::new("", format!("invalid YAML{at}: {e}"))])
-    })?;
+    let root =
+        read_one_document(text).map_err(|message| fail(vec![ConfigError::new("", message)]))?;
+    let mut tags = secondary_tags(text);
+    find_tags(&root, String::new(), &mut tags);
+    if !tags.is_empty() {
+        return Err(fail(tags));
+    }
     let map = match root {
         Value::Mapping(map) => map,
         Value::Null => Mapping::new(),
@@ -162,11 +184,18 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
                 k,
                 format!("unknown key (expected one of: {})", SECTIONS.join(", ")),
             )),
-            None => errors.push(ConfigError::new("", "section names must be strings")),
+            None => errors.push(ConfigError::new(
+                "",
+                format!(
+                    "section names must be strings, found {}",
+                    serde_yaml_ng::to_string(key).unwrap_or_default().trim_end()
+                ),
+            )),
         }
     }
 
     let mut reader = SectionReader {
+        text,
         map: &map,
         errors: &mut errors,
         failed: Vec::new(),
@@ -227,7 +256,206 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// The file's one YAML document, or why it cannot be read (with the line and column where
+/// known).
+fn read_one_document(text: &str) -> Result<Value, String> {
+    let located = |e: &serde_yaml_ng::Error| {
+        let message = clean_message(&e.to_string());
+        match e.location() {
+            Some(l) => format!(
+                "invalid YAML (line {}, column {}): {message}",
+                l.line(),
+                l.column()
+            ),
+            None => format!("invalid YAML: {message}"),
+        }
+    };
+    let mut documents = serde_yaml_ng::Deserializer::from_str(text);
+    let root = match documents.next() {
+        None => Value::Null,
+        Some(first) => Value::deserialize(first).map_err(|e| {
+            if e.to_string().contains("repetition limit exceeded") {
+                let alias = first_alias(text)
+                    .map(|(l, c)| format!(" (the first alias is at line {l}, column {c})"))
+                    .unwrap_or_default();
+                format!(
+                    "invalid YAML: its anchors and aliases expand to too many nodes{alias}; write the values out"
+                )
+            } else {
+                located(&e)
+            }
+        })?,
+    };
+    if let Some(second) = documents.next() {
+        // Reading the next document also reports a syntax error in it.
+        let at = second_document_line(text)
+            .map(|l| format!(" (the second starts at line {l})"))
+            .unwrap_or_default();
+        if let Err(e) = Value::deserialize(second) {
+            if e.location().is_some() {
+                return Err(located(&e));
+            }
+        }
+        return Err(format!(
+            "the file holds more than one YAML document{at}; failoverd reads exactly one"
+        ));
+    }
+    Ok(root)
+}
+
+/// The line of the `---` that starts a second document.
+fn second_document_line(text: &str) -> Option<usize> {
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        let marker = line == "---" || line.starts_with("--- ") || line == "...";
+        if marker && content {
+            return Some(i + 1);
+        }
+        let t = line.trim_start();
+        if !marker && !t.is_empty() && !t.starts_with('#') && !t.starts_with('%') {
+            content = true;
+        }
+    }
+    None
+}
+
+/// Line and column of the first `*alias` outside a comment.
+fn first_alias(text: &str) -> Option<(usize, usize)> {
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        let mut prev = ' ';
+        for (j, ch) in code.chars().enumerate() {
+            if ch == '*' && matches!(prev, ' ' | '[' | ',' | '{' | ':' | '-') {
+                return Some((i + 1, j + 1));
+            }
+            prev = ch;
+        }
+    }
+    None
+}
+
+/// The `!!` tags (`!!binary`, `!!timestamp`…) where a node starts: the parser drops those it
+/// does not resolve without a trace, so they are found in the text, with their line and column.
+fn secondary_tags(text: &str) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut prev = ' ';
+        let mut in_quote: Option<char> = None;
+        let chars: Vec<char> = line.chars().collect();
+        for (j, &ch) in chars.iter().enumerate() {
+            match in_quote {
+                Some(q) if ch == q => in_quote = None,
+                Some(_) => {}
+                None if ch == '#' && (j == 0 || chars[j - 1] == ' ') => break,
+                None if ch == '\'' || ch == '"' => in_quote = Some(ch),
+                None if ch == '!'
+                    && chars.get(j + 1) == Some(&'!')
+                    && matches!(prev, ' ' | ':' | '-' | '[' | '{' | ',')
+                    && (j == 0 || matches!(chars[j - 1], ' ' | '[' | '{' | ',')) =>
+                {
+                    let tag: String = chars[j..]
+                        .iter()
+                        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}'))
+                        .collect();
+                    out.push(ConfigError::new(
+                        "",
+                        format!(
+                            "YAML tags are not supported (found {tag} at line {}, column {}): write a plain value",
+                            i + 1,
+                            j + 1
+                        ),
+                    ));
+                }
+                None => {}
+            }
+            if !ch.is_whitespace() {
+                prev = ch;
+            }
+        }
+    }
+    out
+}
+
+/// Every YAML tag (`!!binary`, `!Ref`): failoverd reads plain values only, and a tag dropped
+/// silently would change what the file says.
+fn find_tags(value: &Value, path: String, out: &mut Vec<ConfigError>) {
+    match value {
+        Value::Tagged(t) => out.push(ConfigError::new(
+            path,
+            format!(
+                "YAML tags are not supported (found {}): write a plain value",
+                t.tag
+            ),
+        )),
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_tags(item, format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    other => serde_yaml_ng::to_string(other)
+                        .unwrap_or_default()
+                        .trim_end()
+                        .to_owned(),
+                };
+                if let Value::Tagged(t) = k {
+                    out.push(ConfigError::new(
+                        path.clone(),
+                        format!("YAML tags are not supported (found {} on a key)", t.tag),
+                    ));
+                }
+                let child = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                find_tags(v, child, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where, in the original text, section `key` fails to deserialise as `T`: the same section
+/// read straight from the text, so the parser's marks are the file's.
+fn locate_shape_error<T: DeserializeOwned>(text: &str, key: &str) -> Option<(usize, usize)> {
+    struct Section<'k, T> {
+        key: &'k str,
+        _t: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Section<'_, T> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping of sections")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(k) = map.next_key::<Value>()? {
+                if k.as_str() == Some(self.key) {
+                    map.next_value::<T>()?;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    let section = Section::<T> {
+        key,
+        _t: std::marker::PhantomData,
+    };
+    match serde::Deserializer::deserialize_map(de, section) {
+        Ok(()) => None,
+        Err(e) => e.location().map(|l| (l.line(), l.column())),
+    }
+}
+
 struct SectionReader<'a> {
+    /// The file's text, to locate a shape error.
+    text: &'a str,
     map: &'a Mapping,
     errors: &'a mut Vec<ConfigError>,
     /// Sections whose shape was wrong.
@@ -277,8 +505,13 @@ impl SectionReader<'_> {
             Err(e) => {
                 self.failed.push(key);
                 let path = join_path(key, &track.path());
-                self.errors
-                    .push(ConfigError::new(path, clean_message(&e.to_string())));
+                let at = locate_shape_error::<T>(self.text, key)
+                    .map(|(l, c)| format!(" (line {l}, column {c})"))
+                    .unwrap_or_default();
+                self.errors.push(ConfigError::new(
+                    path,
+                    format!("{}{at}", clean_message(&e.to_string())),
+                ));
                 None
             }
         }

@@ -20,3 +20,4 @@ pub use duration::{Duration, ParseDurationError};
 pub use load::{load_file, parse_str, ConfigError, ConfigErrors};
 pub use model::*;
 pub use secret::{SecretError, SecretRef};
+pub use validate::provided_plans;

@@ -227,9 +227,8 @@ pub struct ProbeConfig {
     pub expect_status: Option<[u16; 2]>,
     /// http: a substring the body must contain.
     pub body_contains: Option<String>,
-    /// http: verify the server's TLS certificate (on by default).
-    #[serde(default = "default_true")]
-    pub tls_verify: bool,
+    /// http: verify the server's TLS certificate (on when not set).
+    pub tls_verify: Option<bool>,
     /// tcp: `host:port`.
     pub address: Option<String>,
     /// dns: the name to resolve.
@@ -292,6 +291,17 @@ pub enum PolicyMode {
     Automatic,
 }
 
+impl PolicyMode {
+    /// As the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyMode::Off => "off",
+            PolicyMode::ApprovalRequired => "approval_required",
+            PolicyMode::Automatic => "automatic",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PolicyConfig {
@@ -301,6 +311,10 @@ pub struct PolicyConfig {
     pub min_unhealthy_for: Duration,
     pub cooldown: Duration,
     pub max_data_loss: Duration,
+    /// What bounds the data loss of an automatic failover: the Aurora replication lag (the
+    /// default), or nothing because the pair keeps no replicated database (`none`, refused when
+    /// `replication.aurora` is configured).
+    pub data_loss_bound: DataLossBound,
 }
 
 impl Default for PolicyConfig {
@@ -311,8 +325,20 @@ impl Default for PolicyConfig {
             min_unhealthy_for: Duration::from_secs(120),
             cooldown: Duration::from_secs(3600),
             max_data_loss: Duration::from_secs(60),
+            data_loss_bound: DataLossBound::ReplicationLag,
         }
     }
+}
+
+/// See [`PolicyConfig::data_loss_bound`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DataLossBound {
+    /// The last known Aurora replication lag must be within `max_data_loss`.
+    #[default]
+    ReplicationLag,
+    /// The pair keeps no replicated database: there is no data loss to bound.
+    None,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

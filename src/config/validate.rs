@@ -66,6 +66,13 @@ impl Checker<'_> {
         }
     }
 
+    /// At most `max`; zero allowed.
+    fn at_most(&mut self, path: impl Into<String>, d: Duration, max: Duration) {
+        if d > max {
+            self.err(path, format!("{d} is longer than the maximum of {max}"));
+        }
+    }
+
     fn range_u32(&mut self, path: impl Into<String>, v: u32, lo: u32, hi: u32) {
         if v < lo || v > hi {
             self.err(path, format!("{v} is out of range {lo}..={hi}"));
@@ -98,20 +105,81 @@ fn vantage(kind: ProbeKind) -> &'static str {
     }
 }
 
-/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`…
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`, `cn-north-1`…: an area AWS
+/// names regions by, an optional partition (`gov`, `iso`…), a direction and a number.
 fn looks_like_region(name: &str) -> bool {
+    const AREAS: &[&str] = &["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
+    const PARTITIONS: &[&str] = &["gov", "iso", "isob", "isoe", "isof"];
+    const DIRECTIONS: &[&str] = &[
+        "central",
+        "north",
+        "south",
+        "east",
+        "west",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
+    ];
     let parts: Vec<&str> = name.split('-').collect();
-    if parts.len() < 3 || parts.len() > 4 {
-        return false;
-    }
-    let Some((last, rest)) = parts.split_last() else {
-        return false;
+    let (area, partition, direction, number) = match parts.as_slice() {
+        [a, d, n] => (*a, None, *d, *n),
+        [a, p, d, n] => (*a, Some(*p), *d, *n),
+        _ => return false,
     };
-    !last.is_empty()
-        && last.chars().all(|c| c.is_ascii_digit())
-        && rest
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+    AREAS.contains(&area)
+        && partition.is_none_or(|p| PARTITIONS.contains(&p))
+        && DIRECTIONS.contains(&direction)
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.chars().all(|c| c.is_ascii_digit())
+        && !number.starts_with('0')
+}
+
+/// A Route 53 hosted zone id as the API returns it without its `/hostedzone/` prefix.
+fn looks_like_zone_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// An RDS cluster identifier (DB cluster or global cluster): 1..=63 letters, digits and
+/// hyphens, starting with a letter, no trailing hyphen, no two hyphens in a row.
+fn looks_like_rds_identifier(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+}
+
+/// A Cognito user pool id is `<region>_<id>`: the region it lives in, `_`, letters and digits.
+fn check_pool_id(region: &str, id: &str) -> Result<(), String> {
+    let Some((prefix, rest)) = id.split_once('_') else {
+        return Err(format!(
+            "{id:?} is not a user pool id (like {region}_AbC123xyz)"
+        ));
+    };
+    if id.len() > 55 || rest.is_empty() || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{id:?} is not a user pool id (like {region}_AbC123xyz)"
+        ));
+    }
+    if prefix != region {
+        return Err(format!(
+            "{id:?} is a pool of region {prefix}, not of {region}"
+        ));
+    }
+    Ok(())
+}
+
+/// The longest a few kinds of setting may be (see docs/configuration.md, "Bounds").
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3600;
+const DAY: u64 = 86_400;
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 fn valid_http_url(url: &str) -> bool {
@@ -119,6 +187,32 @@ fn valid_http_url(url: &str) -> bool {
         Ok(uri) => matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some(),
         Err(_) => false,
     }
+}
+
+/// The plans a configuration provides, by name, and whether each moves the traffic, sorted by
+/// name: what `policy.plan` is checked against. `crate::plans::configured` builds the same list
+/// from the plans' own metadata, and a test there keeps the two equal (the plans module is above
+/// this one, so validation cannot ask it).
+pub fn provided_plans(config: &Config) -> Vec<(&'static str, bool)> {
+    let mut out = vec![("selftest", false), ("aurora-switchover", false)];
+    if config.dns.is_some() {
+        out.extend([
+            ("dns-switchover", true),
+            ("failover", true),
+            ("failback", true),
+        ]);
+    }
+    if let Some(c) = &config.cognito {
+        out.push(match c.mode {
+            CognitoMode::Sync => ("cognito-sync", false),
+            CognitoMode::NativeReplica => ("cognito-replica-failover", false),
+        });
+    }
+    if config.gitops.is_some() {
+        out.push(("gitops-resync", false));
+    }
+    out.sort();
+    out
 }
 
 pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
@@ -183,7 +277,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             format!("{} is out of range 1024..=16777216", s.body_limit_bytes),
         );
     }
-    c.positive("server.shutdown_grace", s.shutdown_grace);
+    c.bounded("server.shutdown_grace", s.shutdown_grace, secs(10 * MINUTE));
 
     // Logging.
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&config.log.level) {
@@ -204,9 +298,9 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             c.err("aws.endpoint_url", format!("{url:?} is not an http(s) URL"));
         }
     }
-    c.positive("aws.connect_timeout", a.connect_timeout);
-    c.positive("aws.operation_timeout", a.operation_timeout);
-    c.positive("aws.attempt_timeout", a.attempt_timeout);
+    c.bounded("aws.connect_timeout", a.connect_timeout, secs(HOUR));
+    c.bounded("aws.operation_timeout", a.operation_timeout, secs(HOUR));
+    c.bounded("aws.attempt_timeout", a.attempt_timeout, secs(HOUR));
     if a.attempt_timeout > a.operation_timeout {
         c.err(
             "aws.attempt_timeout",
@@ -224,7 +318,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             ("operation_timeout", operation),
             ("attempt_timeout", attempt),
         ] {
-            c.bounded(format!("{path}.{key}"), d, Duration::from_secs(3600));
+            c.bounded(format!("{path}.{key}"), d, secs(HOUR));
         }
         if attempt > operation {
             c.err(
@@ -248,7 +342,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             c.err(at("name"), format!("probe name {} is used twice", p.name));
         }
         c.region(at("region"), &p.region);
-        c.positive(at("interval"), p.interval);
+        c.bounded(at("interval"), p.interval, secs(HOUR));
         c.positive(at("timeout"), p.timeout);
         if p.timeout > p.interval {
             c.err(at("timeout"), "must not exceed the probe's interval");
@@ -266,7 +360,13 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             }
         }
         let allowed: &[&str] = match p.kind {
-            ProbeKind::Http => &["url", "method", "expect_status", "body_contains"],
+            ProbeKind::Http => &[
+                "url",
+                "method",
+                "expect_status",
+                "body_contains",
+                "tls_verify",
+            ],
             ProbeKind::Tcp => &["address"],
             ProbeKind::Dns => &["hostname", "expect_address"],
             ProbeKind::Route53HealthCheck => &["health_check_id", "min_healthy_fraction"],
@@ -277,6 +377,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             ("method", p.method.is_some()),
             ("expect_status", p.expect_status.is_some()),
             ("body_contains", p.body_contains.is_some()),
+            ("tls_verify", p.tls_verify.is_some()),
             ("address", p.address.is_some()),
             ("hostname", p.hostname.is_some()),
             ("expect_address", p.expect_address.is_some()),
@@ -338,7 +439,52 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     // Policy.
     let p = &config.policy;
     c.non_empty("policy.plan", &p.plan);
-    c.positive("policy.min_unhealthy_for", p.min_unhealthy_for);
+    c.bounded("policy.min_unhealthy_for", p.min_unhealthy_for, secs(DAY));
+    c.at_most("policy.cooldown", p.cooldown, secs(30 * DAY));
+    c.at_most("policy.max_data_loss", p.max_data_loss, secs(DAY));
+    if p.data_loss_bound == DataLossBound::None && !config.replication.aurora.is_empty() {
+        c.err(
+            "policy.data_loss_bound",
+            "none, but replication.aurora is configured: its replication lag bounds the data loss",
+        );
+    }
+    if p.mode != PolicyMode::Off {
+        let plans = provided_plans(config);
+        match plans.iter().find(|(name, _)| *name == p.plan) {
+            None => {
+                let names: Vec<&str> = plans.iter().map(|(name, _)| *name).collect();
+                let hint = if p.plan == "failover" {
+                    " (the failover plan needs the dns section)"
+                } else {
+                    ""
+                };
+                c.err(
+                    "policy.plan",
+                    format!(
+                        "unknown plan {:?}{hint}; this configuration has: {}",
+                        p.plan,
+                        names.join(", ")
+                    ),
+                );
+            }
+            Some((_, moves_traffic)) if !moves_traffic => c.err(
+                "policy.plan",
+                format!(
+                    "plan {} does not move the traffic, so it cannot take over from a lost region (use failover)",
+                    p.plan
+                ),
+            ),
+            Some(_) => {}
+        }
+        if p.data_loss_bound == DataLossBound::ReplicationLag
+            && config.replication.aurora.is_empty()
+        {
+            c.err(
+                "policy.data_loss_bound",
+                "the policy bounds the data loss by the Aurora replication lag, but replication.aurora is empty, so it could never fail over on its own: configure replication.aurora, or set data_loss_bound: none if the pair keeps no replicated database",
+            );
+        }
+    }
     if p.mode != PolicyMode::Off {
         let hot = config.hot_region().to_owned();
         if !h.probes.iter().any(|probe| probe.region == hot) {
@@ -383,13 +529,41 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                     format!("zone {} is declared twice", z.name),
                 );
             }
-            c.non_empty(format!("dns.zones[{i}].id"), &z.id);
+            if !looks_like_zone_id(&z.id) {
+                let hint = if z.id.starts_with("/hostedzone/") {
+                    " (write it without /hostedzone/)"
+                } else {
+                    ""
+                };
+                c.err(
+                    format!("dns.zones[{i}].id"),
+                    format!(
+                        "{:?} is not a Route 53 hosted zone id (like Z0123456789ABC){hint}",
+                        z.id
+                    ),
+                );
+            }
         }
         if dns.records.is_empty() {
             c.err("dns.records", "at least one record is required");
         }
+        let mut record_keys = BTreeMap::new();
         for (i, r) in dns.records.iter().enumerate() {
             let at = |k: &str| format!("dns.records[{i}].{k}");
+            let key = (
+                r.zone.clone(),
+                r.name.trim_end_matches('.').to_ascii_lowercase(),
+                r.record_type.clone(),
+            );
+            if let Some(first) = record_keys.insert(key, i) {
+                c.err(
+                    format!("dns.records[{i}]"),
+                    format!(
+                        "{} {} in zone {} is already listed as dns.records[{first}]",
+                        r.name, r.record_type, r.zone
+                    ),
+                );
+            }
             if !zone_names.contains(r.zone.as_str()) {
                 let known: Vec<&str> = zone_names.iter().copied().collect();
                 c.err(
@@ -418,6 +592,18 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 );
             }
             c.per_region(&at("set_identifiers"), &r.set_identifiers);
+            let mut by_value: BTreeMap<&str, &str> = BTreeMap::new();
+            for (region, id) in &r.set_identifiers {
+                let path = format!("dns.records[{i}].set_identifiers.{region}");
+                if id.is_empty() || id.chars().count() > 128 {
+                    c.err(path, "a set identifier is 1..=128 characters");
+                } else if let Some(other) = by_value.insert(id.as_str(), region.as_str()) {
+                    c.err(
+                        path,
+                        format!("{id:?} is also the set identifier of {other}: each region's record set needs its own"),
+                    );
+                }
+            }
         }
         if dns.stages.is_empty() {
             c.err("dns.stages", "at least one stage is required");
@@ -436,6 +622,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         if dns.stages.last().is_some_and(|w| *w != 100) {
             c.err("dns.stages", "the last stage must be 100");
         }
+        c.at_most("dns.hold", dns.hold, secs(HOUR));
         for (i, name) in dns.verify_probes.iter().enumerate() {
             if !h.probes.iter().any(|p| &p.name == name) {
                 c.err(
@@ -449,13 +636,26 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
 
     // Replication.
     let rep = &config.replication;
-    c.positive("replication.interval", rep.interval);
+    c.bounded("replication.interval", rep.interval, secs(HOUR));
     for (i, a) in rep.aurora.iter().enumerate() {
         let at = |k: &str| format!("replication.aurora[{i}].{k}");
-        c.non_empty(at("global_cluster"), &a.global_cluster);
+        if !looks_like_rds_identifier(&a.global_cluster) {
+            c.err(
+                at("global_cluster"),
+                format!("{:?} is not a global cluster identifier (letters, digits and single hyphens, starting with a letter, at most 63)", a.global_cluster),
+            );
+        }
         c.per_region(&at("clusters"), &a.clusters);
-        c.positive(at("max_lag"), a.max_lag);
-        c.positive(at("stale_after"), a.stale_after);
+        for (region, id) in &a.clusters {
+            if !looks_like_rds_identifier(id) {
+                c.err(
+                    format!("{}.{region}", at("clusters")),
+                    format!("{id:?} is not a DB cluster identifier (letters, digits and single hyphens, starting with a letter, at most 63)"),
+                );
+            }
+        }
+        c.bounded(at("max_lag"), a.max_lag, secs(DAY));
+        c.bounded(at("stale_after"), a.stale_after, secs(7 * DAY));
         match (&a.lag_source, &a.heartbeat) {
             (LagSource::Heartbeat, None) => {
                 c.err(at("heartbeat"), "required when lag_source is heartbeat")
@@ -470,7 +670,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             c.per_region(&at("heartbeat.endpoints"), &hb.endpoints);
             c.non_empty(at("heartbeat.database"), &hb.database);
             c.non_empty(at("heartbeat.user"), &hb.user);
-            c.positive(at("heartbeat.interval"), hb.interval);
+            c.bounded(at("heartbeat.interval"), hb.interval, secs(5 * MINUTE));
             let table_ok = !hb.table.is_empty()
                 && hb
                     .table
@@ -486,17 +686,35 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     }
     for (i, v) in rep.backup_vaults.iter().enumerate() {
         c.region(format!("replication.backup_vaults[{i}].region"), &v.region);
-        c.non_empty(format!("replication.backup_vaults[{i}].name"), &v.name);
-        c.positive(
+        let name_ok = (2..=50).contains(&v.name.len())
+            && v.name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !name_ok {
+            c.err(
+                format!("replication.backup_vaults[{i}].name"),
+                format!(
+                    "{:?} is not a backup vault name (2..=50 letters, digits, - and _)",
+                    v.name
+                ),
+            );
+        }
+        c.bounded(
             format!("replication.backup_vaults[{i}].max_copy_age"),
             v.max_copy_age,
+            secs(366 * DAY),
         );
     }
 
     // Cognito.
     if let Some(cog) = &config.cognito {
         c.per_region("cognito.pools", &cog.pools);
-        c.positive("cognito.interval", cog.interval);
+        for (region, id) in &cog.pools {
+            if let Err(e) = check_pool_id(region, id) {
+                c.err(format!("cognito.pools.{region}"), e);
+            }
+        }
+        c.bounded("cognito.interval", cog.interval, secs(DAY));
         c.fraction("cognito.max_delete_fraction", cog.max_delete_fraction, true);
         c.fraction("cognito.quota_share", cog.quota_share, false);
         match (cog.mode, &cog.replica_health_check_id) {
@@ -517,9 +735,10 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     }
 
     // Failover and readiness.
-    c.positive(
+    c.bounded(
         "failover.lost_region_budget",
         config.failover.lost_region_budget,
+        secs(HOUR),
     );
     let r = &config.failover.retry;
     c.bounded(
@@ -540,11 +759,11 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             Duration::from_secs(24 * 3600),
         );
     }
-    c.positive("evaluation.interval", config.evaluation.interval);
+    c.bounded("evaluation.interval", config.evaluation.interval, secs(DAY));
     // Topology.
     let t = &config.topology;
-    c.positive("topology.observe_interval", t.observe_interval);
-    c.positive("topology.read_timeout", t.read_timeout);
+    c.bounded("topology.observe_interval", t.observe_interval, secs(HOUR));
+    c.bounded("topology.read_timeout", t.read_timeout, secs(5 * MINUTE));
 }
 
 /// `dns.mode: data_plane` and its signals.
@@ -787,7 +1006,11 @@ fn validate_gitops(c: &mut Checker<'_>, g: &GitOpsConfig) {
                     &app.namespace,
                 );
             }
-            c.positive(format!("{at}.argocd.refresh_after"), a.refresh_after);
+            c.bounded(
+                format!("{at}.argocd.refresh_after"),
+                a.refresh_after,
+                secs(HOUR),
+            );
         }
         if let Some(w) = &cl.workloads {
             let p = format!("{at}.workloads");
@@ -859,10 +1082,25 @@ mod tests {
             "eu-central-2",
             "us-gov-west-1",
             "ap-southeast-4",
+            "cn-north-1",
+            "us-iso-east-1",
+            "mx-central-1",
+            "il-central-1",
         ] {
             assert!(looks_like_region(ok), "{ok}");
         }
-        for bad in ["us-east", "US-EAST-1", "useast1", "us--1", "us-east-1a", ""] {
+        for bad in [
+            "us-east",
+            "US-EAST-1",
+            "useast1",
+            "us--1",
+            "us-east-1a",
+            "",
+            "zz-fake-9",
+            "us-up-1",
+            "us-foo-east-1",
+            "us-east-01",
+        ] {
             assert!(!looks_like_region(bad), "{bad}");
         }
     }

@@ -602,7 +602,7 @@ mod tests {
             method: None,
             expect_status: None,
             body_contains: None,
-            tls_verify: true,
+            tls_verify: None,
             address: None,
             hostname: None,
             expect_address: None,

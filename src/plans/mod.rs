@@ -166,6 +166,26 @@ pub struct TakeoverParts {
     pub lost_region_budget: std::time::Duration,
 }
 
+/// The plans a configuration gives the daemon, as [`register_all`] registers them from the
+/// dependencies the daemon builds from it: what `validate` checks `policy.plan` against.
+pub fn configured(config: &crate::config::Config) -> Vec<PlanInfo> {
+    let mut out = vec![selftest::info(), aurora::info()];
+    if config.dns.is_some() {
+        out.extend([dns::info(), failover::info(), failback::info()]);
+    }
+    if let Some(c) = &config.cognito {
+        out.push(match c.mode {
+            crate::config::CognitoMode::Sync => cognito::sync_info(),
+            crate::config::CognitoMode::NativeReplica => cognito::replica_failover_info(),
+        });
+    }
+    if config.gitops.is_some() {
+        out.push(gitops::resync_info());
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// Every plan whose dependencies are configured.
 pub fn register_all(deps: PlanDeps) -> PlanRegistry {
     let PlanDeps {
@@ -276,6 +296,33 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Validation checks `policy.plan` against `config::provided_plans`; it must say what the
+    /// plans' own metadata says, for every shape of configuration in the shipped files and the
+    /// configuration corpus.
+    #[test]
+    fn validation_knows_the_plans_each_configuration_provides() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![
+            root.join("config/example.yaml"),
+            root.join("config/lab.yaml"),
+        ];
+        for entry in std::fs::read_dir(root.join("tests/fuzz/corpus")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        for file in files {
+            let config = crate::config::load_file(&file).unwrap();
+            let from_metadata: Vec<(String, bool)> = configured(&config)
+                .into_iter()
+                .map(|i| (i.name, i.moves_traffic))
+                .collect();
+            let from_validation: Vec<(String, bool)> = crate::config::provided_plans(&config)
+                .into_iter()
+                .map(|(n, m)| (n.to_owned(), m))
+                .collect();
+            assert_eq!(from_validation, from_metadata, "{}", file.display());
+        }
+    }
 
     #[test]
     fn an_unknown_plan_lists_the_known_ones() {

@@ -127,6 +127,9 @@ pub struct PolicyRules {
     pub min_unhealthy_for: Duration,
     pub cooldown: Duration,
     pub max_data_loss: Duration,
+    /// The replication lag bounds the data loss (`policy.data_loss_bound`); without it the lag
+    /// is not looked at.
+    pub bound_data_loss: bool,
 }
 
 impl PolicyRules {
@@ -137,6 +140,7 @@ impl PolicyRules {
             min_unhealthy_for: config.min_unhealthy_for.get(),
             cooldown: config.cooldown.get(),
             max_data_loss: config.max_data_loss.get(),
+            bound_data_loss: config.data_loss_bound == crate::config::DataLossBound::ReplicationLag,
         }
     }
 }
@@ -235,6 +239,7 @@ pub fn decide(rules: &PolicyRules, input: &PolicyInput<'_>) -> Decision {
         blockers.push((Reason::TopologyDrift, format!("topology drift: {drift}")));
     }
     match input.replication_lag {
+        _ if !rules.bound_data_loss => {}
         None => blockers.push((
             Reason::ReplicationLagUnknown,
             "replication lag is unknown, so the data loss of a failover cannot be bounded"
@@ -336,7 +341,12 @@ pub fn decide(rules: &PolicyRules, input: &PolicyInput<'_>) -> Decision {
                 .join("; ")
         })
         .unwrap_or_default();
-    let lag = input.replication_lag.map(|l| l.lag).unwrap_or_default();
+    let data_loss = if rules.bound_data_loss {
+        let lag = input.replication_lag.map(|l| l.lag).unwrap_or_default();
+        format!("last known replication lag {}", secs(lag))
+    } else {
+        "no replicated database (policy.data_loss_bound: none)".to_owned()
+    };
     Decision {
         action: Action::Start {
             approval_required: rules.mode == PolicyMode::ApprovalRequired,
@@ -345,9 +355,8 @@ pub fn decide(rules: &PolicyRules, input: &PolicyInput<'_>) -> Decision {
         reason: Reason::HotRegionUnhealthy,
         blockers: Vec::new(),
         detail: format!(
-            "hot region {hot} unhealthy for {}, last known replication lag {}; down: {evidence}",
+            "hot region {hot} unhealthy for {}, {data_loss}; down: {evidence}",
             secs(held),
-            secs(lag)
         ),
     }
 }
@@ -372,6 +381,7 @@ mod tests {
             min_unhealthy_for: Duration::from_secs(120),
             cooldown: Duration::from_secs(3600),
             max_data_loss: Duration::from_secs(60),
+            bound_data_loss: true,
         }
     }
 
@@ -609,6 +619,34 @@ mod tests {
         let d = world.decide(PolicyMode::Automatic);
         assert_eq!(hold(&d), Reason::TopologyDrift);
         assert!(d.detail.contains("Aurora writer"), "{}", d.detail);
+    }
+
+    #[test]
+    fn without_a_data_loss_bound_the_lag_is_not_looked_at() {
+        let t0 = Instant::now();
+        let world = World::failing_hot(t0);
+        let mut r = rules(PolicyMode::Automatic);
+        r.bound_data_loss = false;
+        let input = PolicyInput {
+            now: world.now,
+            hot: world.hot.as_ref(),
+            cold: world.cold.as_ref(),
+            run_active: false,
+            last_failover: None,
+            cooldown_acknowledged: false,
+            replication_lag: None,
+            drift: None,
+            retry_not_before: None,
+        };
+        let d = decide(&r, &input);
+        assert_eq!(
+            d.action,
+            Action::Start {
+                approval_required: false,
+                accept_data_loss: false
+            }
+        );
+        assert!(d.detail.contains("data_loss_bound: none"), "{}", d.detail);
     }
 
     #[test]

@@ -39,6 +39,39 @@ dns:
       set_identifiers: {us-east-1: b-e}
 "#;
 
+/// A valid DNS section (for the cases that need the failover plan).
+const DNS_OK: &str = "dns:\n  zones: [{name: z, id: Z1}]\n  records: [{zone: z, name: a., type: A, set_identifiers: {us-east-1: a, us-west-2: b}}]\n";
+
+/// The "billion laughs": nine levels of nine aliases each.
+fn billion_laughs() -> String {
+    let mut y = String::from("pair: t\na0: &a0 [lol]\n");
+    for i in 1..10 {
+        let prev = format!("*a{}", i - 1);
+        let items = vec![prev; 9].join(", ");
+        y.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+    }
+    y
+}
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        b"pair: t\nregions:\n  - {name: us-\xffeast-1, role: hot}\n",
+    )
+    .unwrap();
+    let e = failoverd::config::load_file(&path).unwrap_err();
+    assert_eq!(
+        e.errors
+            .iter()
+            .map(ConfigError::to_string)
+            .collect::<Vec<_>>(),
+        ["the file is not UTF-8: byte 0xff at line 3, column 15 (offset 31)"]
+    );
+}
+
 #[test]
 fn base_is_valid() {
     assert_eq!(errors(BASE), Vec::<String>::new());
@@ -148,12 +181,12 @@ fn bad_configs_name_path_and_problem() {
         (
             "bad duration",
             with("aws:\n  connect_timeout: 5x\n"),
-            vec!["aws.connect_timeout: invalid duration \"5x\": unknown time unit \"x\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations) (write it like `500ms`, `30s`, `5m` or `1h`)"],
+            vec!["aws.connect_timeout: invalid duration \"5x\": unknown time unit \"x\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations) (write it like `500ms`, `30s`, `5m` or `1h`) (line 9, column 20)"],
         ),
         (
             "duration without a unit",
             with("server:\n  request_timeout: 30\n"),
-            vec!["server.request_timeout: invalid duration 30: a unit is required (write it like `30s` or `30ms`)"],
+            vec!["server.request_timeout: invalid duration 30: a unit is required (write it like `30s` or `30ms`) (line 9, column 20)"],
         ),
         (
             "out-of-range threshold",
@@ -165,13 +198,13 @@ fn bad_configs_name_path_and_problem() {
         ),
         (
             "out-of-range fraction",
-            with("cognito:\n  pools: {us-east-1: p1, us-west-2: p2}\n  max_delete_fraction: 1.5\n"),
+            with("cognito:\n  pools: {us-east-1: us-east-1_P1, us-west-2: us-west-2_P2}\n  max_delete_fraction: 1.5\n"),
             vec!["cognito.max_delete_fraction: 1.5 is out of range (0 <= x <= 1)"],
         ),
         (
             "inline secret",
             with("replication:\n  aurora:\n    - global_cluster: g\n      clusters: {us-east-1: a, us-west-2: b}\n      lag_source: heartbeat\n      heartbeat:\n        endpoints: {us-east-1: 'h1:5432', us-west-2: 'h2:5432'}\n        database: d\n        user: u\n        password: hunter2\n"),
-            vec!["replication.aurora[0].heartbeat.password: inline secrets are not allowed; reference the secret with `{file: PATH}` or `{env: VARIABLE}`"],
+            vec!["replication.aurora[0].heartbeat.password: inline secrets are not allowed; reference the secret with `{file: PATH}` or `{env: VARIABLE}` (line 17, column 19)"],
         ),
         (
             "record missing a region",
@@ -185,7 +218,7 @@ fn bad_configs_name_path_and_problem() {
         ),
         (
             "region outside the pair",
-            with("replication:\n  backup_vaults:\n    - {region: eu-west-1, name: v}\n"),
+            with("replication:\n  backup_vaults:\n    - {region: eu-west-1, name: vault}\n"),
             vec!["replication.backup_vaults[0].region: region eu-west-1 is not one of the pair (us-east-1, us-west-2)"],
         ),
         (
@@ -196,7 +229,11 @@ fn bad_configs_name_path_and_problem() {
         (
             "policy needing two vantage points",
             with("policy:\n  mode: automatic\nhealth:\n  min_failing: 1\n  probes:\n    - {name: a, region: us-east-1, kind: http, url: 'http://a/'}\n    - {name: b, region: us-east-1, kind: tcp, address: 'a:1'}\n    - {name: c, region: us-west-2, kind: http, url: 'http://c/'}\n    - {name: d, region: us-west-2, kind: route53_health_check, health_check_id: x}\n"),
-            vec!["health.require_distinct_kinds: region us-east-1 has probes from 1 vantage point(s); with policy.mode automatic it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy"],
+            vec![
+                "policy.plan: unknown plan \"failover\" (the failover plan needs the dns section); this configuration has: aurora-switchover, selftest",
+                "policy.data_loss_bound: the policy bounds the data loss by the Aurora replication lag, but replication.aurora is empty, so it could never fail over on its own: configure replication.aurora, or set data_loss_bound: none if the pair keeps no replicated database",
+                "health.require_distinct_kinds: region us-east-1 has probes from 1 vantage point(s); with policy.mode automatic it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy",
+            ],
         ),
         (
             "topology: unknown key and a zero interval",
@@ -210,7 +247,7 @@ fn bad_configs_name_path_and_problem() {
             "failover and evaluation: a bad rule and a zero interval",
             with("failover:\n  backup_copy_age: maybe\nevaluation:\n  interval: 0s\n"),
             vec![
-                "failover.backup_copy_age: unknown variant `maybe`, expected `gate` or `warning`",
+                "failover.backup_copy_age: unknown variant `maybe`, expected `gate` or `warning` (line 9, column 20)",
                 "evaluation.interval: must be greater than zero",
             ],
         ),
@@ -246,13 +283,98 @@ fn bad_configs_name_path_and_problem() {
                 "      flux:\n        objects: [{kind: Bucket, name: b}]\n        suspend: true\n",
             )),
             vec![
-                "gitops.clusters[0].flux.objects[0].kind: unknown variant `Bucket`, expected one of `GitRepository`, `OCIRepository`, `HelmRepository`, `Kustomization`, `HelmRelease`",
+                "gitops.clusters[0].flux.objects[0].kind: unknown variant `Bucket`, expected one of `GitRepository`, `OCIRepository`, `HelmRepository`, `Kustomization`, `HelmRelease` (line 13, column 26)",
             ],
         ),
         (
             "wrong type",
             with("aws:\n  max_attempts: many\n"),
-            vec!["aws.max_attempts: invalid type: string \"many\", expected u32"],
+            vec!["aws.max_attempts: invalid type: string \"many\", expected u32 (line 9, column 17)"],
+        ),
+        (
+            "durations past what any setting allows",
+            with("replication:\n  aurora:\n    - global_cluster: g\n      clusters: {us-east-1: a, us-west-2: b}\n      stale_after: 20000y\n"),
+            vec!["replication.aurora[0].stale_after: invalid duration \"20000y\": longer than 3650 days, more than any setting allows (write it like `500ms`, `30s`, `5m` or `1h`) (line 12, column 20)"],
+        ),
+        (
+            "durations past each setting's maximum",
+            with("server:\n  shutdown_grace: 3000days\naws:\n  connect_timeout: 2h\n  attempt_timeout: 2h\n  operation_timeout: 2h\nreplication:\n  interval: 2h\n  aurora:\n    - global_cluster: g\n      clusters: {us-east-1: a, us-west-2: b}\n      stale_after: 8days\n  backup_vaults:\n    - {region: us-west-2, name: vault, max_copy_age: 400days}\npolicy:\n  cooldown: 31days\n  max_data_loss: 2days\n"),
+            vec![
+                "server.shutdown_grace: 3000days is longer than the maximum of 10m",
+                "aws.connect_timeout: 2h is longer than the maximum of 1h",
+                "aws.operation_timeout: 2h is longer than the maximum of 1h",
+                "aws.attempt_timeout: 2h is longer than the maximum of 1h",
+                "policy.cooldown: 31days is longer than the maximum of 30days",
+                "policy.max_data_loss: 2days is longer than the maximum of 1day",
+                "replication.interval: 2h is longer than the maximum of 1h",
+                "replication.aurora[0].stale_after: 8days is longer than the maximum of 7days",
+                "replication.backup_vaults[0].max_copy_age: 400days is longer than the maximum of 366days",
+            ],
+        ),
+        (
+            "a policy plan the configuration does not provide, or that moves no traffic",
+            with(&format!("{DNS_OK}policy:\n  mode: approval_required\n  plan: no-such-plan\n  data_loss_bound: none\nhealth:\n  min_failing: 1\n  require_distinct_kinds: false\n  probes: [{{name: p, region: us-east-1, kind: tcp, address: 'a:1'}}]\n")),
+            vec!["policy.plan: unknown plan \"no-such-plan\"; this configuration has: aurora-switchover, dns-switchover, failback, failover, selftest"],
+        ),
+        (
+            "a policy plan that moves no traffic",
+            with(&format!("{DNS_OK}policy:\n  mode: automatic\n  plan: selftest\n  data_loss_bound: none\nhealth:\n  min_failing: 1\n  require_distinct_kinds: false\n  probes: [{{name: p, region: us-east-1, kind: tcp, address: 'a:1'}}]\n")),
+            vec!["policy.plan: plan selftest does not move the traffic, so it cannot take over from a lost region (use failover)"],
+        ),
+        (
+            "no data-loss bound declared while Aurora is configured",
+            with("policy:\n  data_loss_bound: none\nreplication:\n  aurora:\n    - global_cluster: g\n      clusters: {us-east-1: a, us-west-2: b}\n"),
+            vec!["policy.data_loss_bound: none, but replication.aurora is configured: its replication lag bounds the data loss"],
+        ),
+        (
+            "DNS: one set identifier for both regions, a record twice, a zone id that is a path",
+            with("dns:\n  zones: [{name: z, id: '../../../etc/passwd'}, {name: y, id: /hostedzone/Z1}]\n  records:\n    - {zone: z, name: a.example.com., type: A, set_identifiers: {us-east-1: same, us-west-2: same}}\n    - {zone: z, name: A.example.com, type: A, set_identifiers: {us-east-1: a, us-west-2: b}}\n"),
+            vec![
+                "dns.zones[0].id: \"../../../etc/passwd\" is not a Route 53 hosted zone id (like Z0123456789ABC)",
+                "dns.zones[1].id: \"/hostedzone/Z1\" is not a Route 53 hosted zone id (like Z0123456789ABC) (write it without /hostedzone/)",
+                "dns.records[0].set_identifiers.us-west-2: \"same\" is also the set identifier of us-east-1: each region's record set needs its own",
+                "dns.records[1]: A.example.com A in zone z is already listed as dns.records[0]",
+            ],
+        ),
+        (
+            "names of the wrong shape: region, clusters, vault, pools",
+            "pair: t\nregions:\n  - {name: zz-fake-9, role: hot}\n  - {name: us-west-2, role: cold}\nreplication:\n  aurora:\n    - global_cluster: 'my global'\n      clusters: {zz-fake-9: 1abc, us-west-2: 'ok--no'}\n  backup_vaults:\n    - {region: us-west-2, name: 'v/1'}\ncognito:\n  pools: {zz-fake-9: zz-fake-9_Abc, us-west-2: us-east-1_Abc}\n".to_owned(),
+            vec![
+                "regions[0].name: \"zz-fake-9\" is not an AWS region name (like us-east-1)",
+                "replication.aurora[0].global_cluster: \"my global\" is not a global cluster identifier (letters, digits and single hyphens, starting with a letter, at most 63)",
+                "replication.aurora[0].clusters.us-west-2: \"ok--no\" is not a DB cluster identifier (letters, digits and single hyphens, starting with a letter, at most 63)",
+                "replication.aurora[0].clusters.zz-fake-9: \"1abc\" is not a DB cluster identifier (letters, digits and single hyphens, starting with a letter, at most 63)",
+                "replication.backup_vaults[0].name: \"v/1\" is not a backup vault name (2..=50 letters, digits, - and _)",
+                "cognito.pools.us-west-2: \"us-east-1_Abc\" is a pool of region us-east-1, not of us-west-2",
+            ],
+        ),
+        (
+            "a key of another probe kind",
+            with("health:\n  min_failing: 1\n  probes:\n    - {name: p, region: us-east-1, kind: tcp, address: 'a:1', tls_verify: false}\n"),
+            vec!["health.probes[0].tls_verify: does not apply to kind tcp"],
+        ),
+        (
+            "a YAML tag",
+            "pair: !!binary aGVsbG8=\nregions:\n  - {name: us-east-1, role: hot}\n  - {name: us-west-2, role: !cold cold}\n".to_owned(),
+            vec![
+                "YAML tags are not supported (found !!binary at line 1, column 7): write a plain value",
+                "regions[1].role: YAML tags are not supported (found !cold): write a plain value",
+            ],
+        ),
+        (
+            "a second document",
+            format!("{BASE}---\npair: other\n"),
+            vec!["the file holds more than one YAML document (the second starts at line 8); failoverd reads exactly one"],
+        ),
+        (
+            "aliases that expand past the limit",
+            billion_laughs(),
+            vec!["invalid YAML: its anchors and aliases expand to too many nodes (the first alias is at line 3, column 10); write the values out"],
+        ),
+        (
+            "a section name that is not a string",
+            with("1: x\n"),
+            vec!["section names must be strings, found 1"],
         ),
         (
             "invalid YAML",
@@ -261,6 +383,7 @@ fn bad_configs_name_path_and_problem() {
         ),
     ];
 
+    let mut mismatches = Vec::new();
     for (name, yaml, expected) in cases {
         let got = errors(&yaml);
         if name == "invalid YAML" {
@@ -268,8 +391,13 @@ fn bad_configs_name_path_and_problem() {
             assert!(got[0].starts_with("invalid YAML (line "), "{name}: {got:?}");
             continue;
         }
-        assert_eq!(got, expected, "case {name:?}");
+        if got != expected {
+            mismatches.push(format!(
+                "case {name:?}\n  got:      {got:#?}\n  expected: {expected:#?}"
+            ));
+        }
     }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
 #[test]
@@ -283,7 +411,7 @@ fn every_error_is_reported_at_once() {
         got,
         vec![
             "server.colour: unknown key",
-            "aws.max_attempts: invalid type: string \"many\", expected u32",
+            "aws.max_attempts: invalid type: string \"many\", expected u32 (line 9, column 17)",
             "health.unhealthy_after: 0 is out of range 1..=100",
         ],
         "shape errors of every section and meaning errors of the others come together"

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod cli;
+mod config_fuzz;
 mod config_validation;
 mod report_api;
 mod runs_api;

@@ -710,6 +710,7 @@ async fn the_monitor_syncs_on_its_interval_and_exposes_status_metrics_and_the_pl
         &RegionPair::new(HOT, COLD),
         ports(&dirs),
         &registry,
+        tokio::sync::watch::channel(Some(true)).1,
         stop,
     )
     .expect("spawn");
@@ -814,6 +815,7 @@ async fn a_pass_in_flight_when_the_direction_changes_does_not_undo_the_change() 
         &RegionPair::new(HOT, COLD),
         ports(&(dirs.0.clone(), cold.clone() as Arc<dyn UserDirectory>)),
         &Registry::new(),
+        tokio::sync::watch::channel(Some(true)).1,
         stop,
     )
     .expect("spawn");
@@ -850,6 +852,108 @@ async fn a_pass_in_flight_when_the_direction_changes_does_not_undo_the_change() 
         snap.pools,
         [world.cold_pool.clone(), world.hot_pool.clone()]
     );
+    trigger.stop();
+    tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
+        .await
+        .expect("the monitor stops");
+}
+
+/// Only the leader copies users: a follower's background task makes no write, a pass in flight
+/// stops as soon as leadership is lost, and a follower that becomes leader syncs at once (not an
+/// interval later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_syncs_and_a_pass_stops_when_leadership_is_lost() {
+    // More users than one page of ListUsers: a pass held on a create of the first page has not
+    // begun the next pages.
+    const USERS: u64 = 150;
+    let world = World::start(USERS as usize).await;
+    let dirs = world.directories().await;
+    let cold = Arc::new(CrashingDirectory::new(dirs.1.clone(), 2, true));
+    let (leader, leader_rx) = tokio::sync::watch::channel(None::<bool>);
+    let (trigger, stop) = stop_channel();
+    let handle = CognitoMonitor::spawn(
+        &cognito_config(&world, CognitoMode::Sync, 3600),
+        &RegionPair::new(HOT, COLD),
+        ports(&(dirs.0.clone(), cold.clone() as Arc<dyn UserDirectory>)),
+        &Registry::new(),
+        leader_rx,
+        stop,
+    )
+    .expect("spawn");
+
+    // Not known to lead, then a follower: nothing is written.
+    leader.send_replace(Some(false));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let snap = handle.snapshot();
+    assert_eq!(snap.leader, Some(false), "{snap:?}");
+    assert!(snap.last_attempt_at.is_none() && !snap.running, "{snap:?}");
+    assert_eq!(cold.creates.load(Ordering::SeqCst), 0);
+
+    // Leading: the pass starts at once, though the interval is an hour.
+    leader.send_replace(Some(true));
+    tokio::time::timeout(std::time::Duration::from_secs(60), cold.crashed.notified())
+        .await
+        .expect("the new leader's pass creates users");
+    assert!(handle.snapshot().running);
+
+    // Deposed while the second create is in flight: the pass is dropped there.
+    leader.send_replace(Some(false));
+    let mut stopped = false;
+    for _ in 0..50 {
+        if !handle.snapshot().running {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        stopped,
+        "the pass stops within 5 s: {:?}",
+        handle.snapshot()
+    );
+    let at_loss = cold.creates.load(Ordering::SeqCst);
+    assert!(
+        at_loss < USERS,
+        "the pass was stopped part-way ({at_loss} creates)"
+    );
+    cold.release.notify_one();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        cold.creates.load(Ordering::SeqCst),
+        at_loss,
+        "no create after leadership was lost"
+    );
+    assert_eq!(handle.snapshot().leader, Some(false));
+
+    // Leading again: the pass resumes and copies the rest.
+    leader.send_replace(Some(true));
+    let mut done = None;
+    for _ in 0..600 {
+        let snap = handle.snapshot();
+        if snap.last_success_at.is_some() && !snap.running {
+            done = Some(snap);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let snap = done.unwrap_or_else(|| panic!("the pass completes: {:?}", handle.snapshot()));
+    assert_eq!(snap.leader, Some(true));
+    // Creates in flight when the pass was dropped are counted (before the call) and may be
+    // made again by the resumed pass; what matters is the pool.
+    let (mut in_cold, mut token) = (0u64, None::<String>);
+    loop {
+        let page = dirs
+            .1
+            .list_users(&world.cold_pool, token.as_deref())
+            .await
+            .unwrap();
+        in_cold += page.items.len() as u64;
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(in_cold, USERS, "every user copied once");
     trigger.stop();
     tokio::time::timeout(std::time::Duration::from_secs(30), handle.finished())
         .await

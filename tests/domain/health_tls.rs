@@ -90,7 +90,10 @@ async fn tls_is_verified_by_default_and_can_be_turned_off() {
     let (addr, server) = https_server().await;
     let url = format!("https://{addr}/healthz");
     let verified = probe_yaml("verified", &url, "");
-    assert!(verified.tls_verify, "TLS verification must default to on");
+    assert_eq!(
+        verified.tls_verify, None,
+        "not set: verification is on (what the probes below show)"
+    );
     let unverified = probe_yaml("unverified", &url, "tls_verify: false\n");
     let config = HealthConfig {
         unhealthy_after: 2,

@@ -115,6 +115,7 @@ fn config(mode: PolicyMode) -> PolicyConfig {
         min_unhealthy_for: ConfigDuration::from_secs(120),
         cooldown: ConfigDuration::from_secs(3600),
         max_data_loss: ConfigDuration::from_secs(60),
+        data_loss_bound: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ mod alerts_prometheus;
 mod alerts_promtool;
 mod lab_e2e;
 mod lab_support;
+mod leader_e2e;
 mod outage_e2e;
 mod partition_e2e;
 mod takeover_e2e;

@@ -453,6 +453,24 @@ impl FaultProxy {
             .count()
     }
 
+    /// The request log: `service:Action` of every request forwarded to moto so far, in order
+    /// (`?` for a part the proxy could not tell).
+    pub fn forwarded_actions(&self) -> Vec<String> {
+        self.shared
+            .forwarded
+            .lock()
+            .expect("forwarded log lock poisoned")
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    r.service.as_deref().unwrap_or("?"),
+                    r.action.as_deref().unwrap_or("?")
+                )
+            })
+            .collect()
+    }
+
     pub fn stats(&self) -> FaultStats {
         let c = &self.shared.counters;
         FaultStats {

@@ -121,7 +121,7 @@ impl ProbeSpec {
                     method,
                     expect_status,
                     body_contains: config.body_contains.clone().filter(|s| !s.is_empty()),
-                    tls_verify: config.tls_verify,
+                    tls_verify: config.tls_verify.unwrap_or(true),
                 }
             }
             ProbeKind::Tcp => Target::Tcp {
@@ -190,7 +190,7 @@ pub(crate) fn test_config(kind: ProbeKind) -> ProbeConfig {
         method: None,
         expect_status: None,
         body_contains: None,
-        tls_verify: true,
+        tls_verify: None,
         address: None,
         hostname: None,
         expect_address: None,
