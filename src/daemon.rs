@@ -23,8 +23,8 @@ use crate::cognito::replica::HealthCheckSwitch;
 use crate::config::{self as cfg, Config};
 use crate::dns::verify::ProbeVerifier;
 use crate::engine::{
-    EngineMetrics, LocalLeadership, RunGauges, Runner, RunnerConfig, RunnerDeps, SqliteStore,
-    StoreError,
+    EngineMetrics, LocalLeadership, ObservedStore, RunGauges, Runner, RunnerConfig, RunnerDeps,
+    SqliteStore, StoreError, StoreHealth,
 };
 use crate::health::HealthMonitor;
 use crate::plans::aurora::AuroraPlanDeps;
@@ -295,7 +295,11 @@ pub async fn serve(
 
     // The run engine: journal in SQLite, leadership by a lock in the state directory.
     status.report("engine", ComponentState::Starting, None);
-    let store = SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?;
+    let store = ObservedStore::new(
+        Arc::new(SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?),
+        &registry,
+    )?;
+    let journal_health = store.health();
     let grace = config.server.shutdown_grace.get();
     let runner = Runner::spawn(
         RunnerConfig {
@@ -313,6 +317,7 @@ pub async fn serve(
     );
     components.spawn(report_leadership(
         runner.handle(),
+        journal_health,
         status.clone(),
         stop.clone(),
     ));
@@ -567,14 +572,33 @@ fn data_plane_signals(
 /// fails and when the next attempt is, so an outage is visible before a run gives up).
 async fn report_leadership(
     runner: crate::engine::RunnerHandle,
+    journal: Arc<std::sync::Mutex<StoreHealth>>,
     status: StatusBoard,
     mut stop: StopSignal,
 ) {
     let mut leader = runner.leadership();
     loop {
         let is_leader = *leader.borrow_and_update();
+        let journal = journal.lock().map(|h| h.clone()).unwrap_or_default();
         match is_leader {
             None => {} // still `starting`
+            // The journal failing outranks everything: no run can make progress.
+            Some(_) if journal.failing_since.is_some() => status.report(
+                "engine",
+                ComponentState::Degraded,
+                Some(format!(
+                    "the run journal is failing since {} ({}; {} error(s) so far): {}",
+                    journal
+                        .failing_since
+                        .and_then(|t| t
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .ok())
+                        .unwrap_or_default(),
+                    journal.operation.as_deref().unwrap_or("?"),
+                    journal.errors_total,
+                    journal.error.as_deref().unwrap_or("?"),
+                )),
+            ),
             Some(true) => {
                 let retrying = match runner.status().await {
                     Ok(s) => s.retrying,

@@ -50,8 +50,8 @@ pub use step::{
     AbortSignal, OutageApi, OutageRetry, RetryPolicy, Step, StepContext, StepError, VerifyOutcome,
 };
 pub use store::{
-    FencingToken, IdempotencyKey, MemoryStore, RunFilter, RunSummary, SqliteStore, Store,
-    StoreError, StoredRun,
+    FencingToken, IdempotencyKey, MemoryStore, ObservedStore, RunFilter, RunSummary, SqliteStore,
+    Store, StoreError, StoreHealth, StoredRun,
 };
 pub use updates::RunUpdate;
 pub use view::{

@@ -578,3 +578,150 @@ async fn local_leadership_follower_takes_over_and_resumes() {
     }
     second.shutdown().await;
 }
+
+/// A store with `runs` runs of a few events each, closed.
+async fn filled_store(path: &std::path::Path, runs: usize) -> Vec<RunId> {
+    let s = SqliteStore::open_async(path).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        let r = record();
+        s.create(&r, FencingToken(1), None).await.unwrap();
+        for seq in 0..3 {
+            s.append(r.id, seq, FencingToken(1), &ev(EventKind::RunStarted))
+                .await
+                .unwrap();
+        }
+        ids.push(r.id);
+    }
+    ids
+}
+
+/// A 0-byte journal is not a new one: the start is refused with the path and the cause, and the
+/// file is left as it was.
+#[test]
+fn an_empty_journal_file_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.sqlite3");
+    std::fs::write(&path, b"").unwrap();
+    let err = SqliteStore::open(&path).err().expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("empty (0 bytes)"), "{text}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "untouched");
+}
+
+/// Without a file a new journal is created, complete, and no temporary file is left behind.
+#[test]
+fn a_new_journal_is_created_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.sqlite3");
+    // What a crash in the middle of an earlier creation would have left.
+    std::fs::write(dir.path().join("runs.sqlite3.new"), b"half").unwrap();
+    SqliteStore::open(&path).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+    assert!(!dir.path().join("runs.sqlite3.new").exists());
+}
+
+/// Garbage over the file's last page: `PRAGMA quick_check` at start finds it and the start is
+/// refused, instead of a daemon that starts and answers every listing with 500.
+#[tokio::test]
+async fn a_damaged_page_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.sqlite3");
+    filled_store(&path, 40).await;
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        len > 8192,
+        "the runs were checkpointed into the file ({len} bytes)"
+    );
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(len - 4096)).unwrap();
+        f.write_all(&[0x5a; 4096]).unwrap();
+    }
+    let err = SqliteStore::open_async(&path).await.err().expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(
+        text.contains("quick_check") || text.contains("malformed"),
+        "{text}"
+    );
+}
+
+/// The WAL is truncated after checkpoints: many small transactions (each fsynced) never grow it
+/// past the limit, so a small volume does not fill up.
+#[tokio::test]
+async fn the_wal_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.sqlite3");
+    let s = SqliteStore::open_async(&path).await.unwrap();
+    let r = record();
+    s.create(&r, FencingToken(1), None).await.unwrap();
+    let wal = dir.path().join("runs.sqlite3-wal");
+    let mut largest = 0;
+    // About 3 WAL pages per append: several automatic checkpoints' worth.
+    for seq in 0..1500u64 {
+        s.append(r.id, seq, FencingToken(1), &ev(EventKind::RunStarted))
+            .await
+            .unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    let limit = failoverd::engine::SqliteStore::wal_size_limit();
+    println!("largest WAL seen: {largest} bytes (limit {limit})");
+    assert!(largest > 0, "the WAL was used");
+    assert!(
+        largest <= limit + 64 * 1024,
+        "the WAL grew to {largest} bytes"
+    );
+}
+
+/// The journal on a read-only mount (root: a read-only bind mount of a directory): the error names
+/// the file and says what the operating system refused.
+#[tokio::test]
+async fn an_unwritable_journal_names_the_path_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let path = state.join("runs.sqlite3");
+    filled_store(&path, 2).await;
+    let _ro = ReadOnlyBind::new(&state);
+    let err = SqliteStore::open_async(&path).await.err().expect("refused");
+    let text = err.to_string();
+    println!("{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("Read-only file system"), "{text}");
+}
+
+/// `mount --bind DIR DIR` then remount it read-only; unmounted on drop. Needs root (CI runs as
+/// root); failing to mount fails the test.
+struct ReadOnlyBind(std::path::PathBuf);
+
+impl ReadOnlyBind {
+    fn new(dir: &std::path::Path) -> Self {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("mount")
+                .args(args)
+                .output()
+                .expect("run mount");
+            assert!(
+                out.status.success(),
+                "mount {args:?} (needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let d = dir.to_str().unwrap();
+        run(&["--bind", d, d]);
+        let guard = ReadOnlyBind(dir.to_owned());
+        run(&["-o", "remount,ro,bind", d]);
+        guard
+    }
+}
+
+impl Drop for ReadOnlyBind {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -21,10 +21,12 @@
 //! [`crate::engine::apply`]; the store only indexes what listing needs (terminal outcome).
 
 mod memory;
+mod observed;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use observed::{is_fault, ObservedStore, StoreHealth};
+pub use sqlite::{SqliteStore, WAL_AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -118,6 +120,8 @@ pub enum StoreError {
     SchemaTooNew { found: u32, supported: u32 },
     #[error("store at {path} is corrupt or not a failoverd store: {detail}")]
     Corrupt { path: String, detail: String },
+    #[error("cannot open {path}: {detail}")]
+    Open { path: String, detail: String },
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
     #[error("sqlite: {0}")]
@@ -137,6 +141,7 @@ impl StoreError {
             StoreError::IdempotencyKeyTaken { .. } => "idempotency_key_taken",
             StoreError::SchemaTooNew { .. } => "schema_too_new",
             StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Open { .. } => "open",
             StoreError::Decode(_) => "decode",
             StoreError::Sqlite(_) => "sqlite",
             StoreError::Unavailable(_) => "unavailable",

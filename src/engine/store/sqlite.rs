@@ -23,6 +23,13 @@ use crate::engine::event::{Event, JournalEntry, Outcome, RunId, RunRecord};
 /// `PRAGMA application_id` of failoverd stores ("FOVD"), so a foreign SQLite file is recognised.
 const APPLICATION_ID: i64 = 0x464F_5644;
 
+/// The WAL is truncated to this size after a checkpoint (`PRAGMA journal_size_limit`), and a
+/// checkpoint runs every [`WAL_AUTOCHECKPOINT_PAGES`] pages, so the WAL of a small volume never
+/// grows past a few MiB.
+pub const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+/// `PRAGMA wal_autocheckpoint` (SQLite's default, set explicitly).
+pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
+
 /// How long a writer waits for another process's write lock before failing. Writes are tiny (one
 /// event), so a lock held for seconds means something is wrong.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,10 +76,36 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (or create) the store at `path`, applying migrations. Blocking: call from a blocking
-    /// context or use [`SqliteStore::open_async`].
+    /// Open the store at `path`, applying migrations; create it only when no file exists there.
+    /// Blocking: call from a blocking context or use [`SqliteStore::open_async`].
+    ///
+    /// A new journal is built beside the path (`<name>.new`) and renamed into place once
+    /// complete, so a file found at `path` is always one failoverd finished creating: an empty
+    /// (0-byte) or unreadable one refuses the start with the path and the cause — starting on it
+    /// would silently begin an empty history — and so does one that fails `PRAGMA quick_check`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(open_error(&path, "it is a directory".to_owned()))
+            }
+            Ok(meta) if meta.len() == 0 && !has_wal_content(&path) => {
+                return Err(StoreError::Corrupt {
+                    path: path.display().to_string(),
+                    detail:
+                        "the file is empty (0 bytes), and a journal failoverd created never is: \
+                             restore it from a backup, or move it away to start with no run history"
+                            .to_owned(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_new(&path)?,
+            Err(e) => return Err(open_error(&path, e.to_string())),
+        }
+        Self::open_existing(path)
+    }
+
+    fn open_existing(path: PathBuf) -> Result<Self, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.display().to_string(),
             detail,
@@ -81,9 +114,20 @@ impl SqliteStore {
             Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
                 corrupt(e.to_string())
             }
+            Some(ErrorCode::CannotOpen)
+            | Some(ErrorCode::ReadOnly)
+            | Some(ErrorCode::PermissionDenied)
+            | Some(ErrorCode::DiskFull)
+            | Some(ErrorCode::SystemIoFailure) => {
+                open_error(&path, describe_open_failure(&path, &e))
+            }
             _ => StoreError::Sqlite(e),
         };
-        let mut conn = Connection::open(&path).map_err(map_open)?;
+        let mut conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map_open)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(map_open)?;
         // Recognise the file before changing anything in it (WAL mode is persistent).
         let app_id: i64 = conn
@@ -109,8 +153,28 @@ impl SqliteStore {
                 "could not enable WAL (journal_mode={mode})"
             )));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+             PRAGMA journal_size_limit={WAL_SIZE_LIMIT}; \
+             PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"
+        ))
+        .map_err(map_open)?;
+        // Whatever survived a crash in the WAL goes into the file, and the WAL starts small.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(map_open)?;
+        let problems: Vec<String> = {
+            let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(map_open)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(map_open)?;
+            rows.collect::<Result<_, _>>().map_err(map_open)?
+        };
+        if problems.first().map(String::as_str) != Some("ok") {
+            return Err(corrupt(format!(
+                "PRAGMA quick_check found damage: {}; restore the file from a backup",
+                problems.join("; ")
+            )));
+        }
 
         migrate(&mut conn).map_err(|e| match e {
             StoreError::Sqlite(e) => map_open(e),
@@ -128,6 +192,11 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || Self::open(path))
             .await
             .map_err(|e| StoreError::Unavailable(format!("open task failed: {e}")))?
+    }
+
+    /// [`WAL_SIZE_LIMIT`], in bytes.
+    pub fn wal_size_limit() -> u64 {
+        WAL_SIZE_LIMIT as u64
     }
 
     pub fn path(&self) -> &Path {
@@ -155,6 +224,90 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
+}
+
+/// A new, complete journal at `path`: created and migrated at `<name>.new`, closed (which
+/// checkpoints its WAL into it), fsynced, and renamed into place.
+fn create_new(path: &Path) -> Result<(), StoreError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let tmp = path.with_file_name(name);
+    let remove_tmp = || {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = tmp.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    };
+    // A `.new` left by a crash during an earlier creation is incomplete by construction.
+    remove_tmp();
+    let build = || -> Result<(), String> {
+        let mut conn = Connection::open(&tmp).map_err(|e| describe_open_failure(&tmp, &e))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        migrate(&mut conn).map_err(|e| e.to_string())?;
+        conn.close().map_err(|(_, e)| e.to_string())?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())
+    };
+    build().map_err(|detail| {
+        remove_tmp();
+        open_error(path, format!("cannot create a new journal: {detail}"))
+    })
+}
+
+/// Whether `<path>-wal` holds data (a journal whose pages are all still in its WAL).
+fn has_wal_content(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
+}
+
+fn open_error(path: &Path, detail: String) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        detail,
+    }
+}
+
+/// SQLite's reason, and what the operating system says when the file and its directory are
+/// opened for writing (the WAL needs `<name>-wal` and `<name>-shm` beside the file).
+fn describe_open_failure(path: &Path, e: &rusqlite::Error) -> String {
+    let mut out = e.to_string();
+    if path.exists() {
+        if let Err(os) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            out.push_str(&format!("; opening the file for writing: {os}"));
+            return out;
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(".failoverd-write-check");
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(os) => out.push_str(&format!(
+            "; creating a file in {} (the WAL needs its -wal and -shm files there): {os}",
+            dir.display()
+        )),
+    }
+    out
 }
 
 fn current_version(conn: &Connection) -> Result<u32, StoreError> {
