@@ -382,6 +382,21 @@ pub async fn serve(
         policy.clone(),
         stop.clone(),
     ));
+    // A follower's policy holds (`not_leader`): only the leader decides.
+    components.spawn({
+        let policy = policy.clone();
+        let mut leader = runner.handle().leadership();
+        let mut stop = stop.clone();
+        async move {
+            loop {
+                policy.set_leader(*leader.borrow_and_update());
+                tokio::select! {
+                    () = stop.stopped() => break,
+                    changed = leader.changed() => if changed.is_err() { break },
+                }
+            }
+        }
+    });
 
     let observe_interval = config.topology.observe_interval.get();
     components.spawn(

@@ -35,11 +35,13 @@ pub enum Reason {
     PolicyOff,
     /// The engine refused or failed to start the run.
     StartFailed,
+    /// Another failoverd leads: it decides, this one only watches.
+    NotLeader,
 }
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::HotRegionUnhealthy,
         Reason::RunActive,
         Reason::HotRegionHealthy,
@@ -54,6 +56,7 @@ impl Reason {
         Reason::StartBackoff,
         Reason::PolicyOff,
         Reason::StartFailed,
+        Reason::NotLeader,
     ];
 
     /// The metric label (`reason="..."`).
@@ -73,6 +76,7 @@ impl Reason {
             Self::StartBackoff => "start_backoff",
             Self::PolicyOff => "policy_off",
             Self::StartFailed => "start_failed",
+            Self::NotLeader => "not_leader",
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct PolicyInput<'a> {
     pub drift: Option<&'a str>,
     /// No start attempt before this instant (after a failed one).
     pub retry_not_before: Option<Instant>,
+    /// Another failoverd holds leadership (`false` while unknown: the engine refuses a follower's
+    /// start anyway).
+    pub follower: bool,
 }
 
 /// The pure decision. See the module docs for the conditions and their order.
@@ -178,6 +185,12 @@ pub fn decide(rules: &PolicyRules, input: &PolicyInput<'_>) -> Decision {
     let now = input.now;
     let mut blockers: Vec<(Reason, String)> = Vec::new();
 
+    if input.follower {
+        blockers.push((
+            Reason::NotLeader,
+            "this failoverd is a follower: the leader decides".to_owned(),
+        ));
+    }
     if input.run_active {
         blockers.push((Reason::RunActive, "a run is already active".to_owned()));
     }
@@ -427,6 +440,7 @@ mod tests {
         lag: Option<ReplicationLag>,
         drift: Option<String>,
         retry_not_before: Option<Instant>,
+        follower: bool,
     }
 
     impl World {
@@ -445,6 +459,7 @@ mod tests {
                 }),
                 drift: None,
                 retry_not_before: None,
+                follower: false,
             }
         }
 
@@ -461,6 +476,7 @@ mod tests {
                     replication_lag: self.lag,
                     drift: self.drift.as_deref(),
                     retry_not_before: self.retry_not_before,
+                    follower: self.follower,
                 },
             )
         }
@@ -622,6 +638,25 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_never_starts_a_failover() {
+        let t0 = Instant::now();
+        let mut world = World::failing_hot(t0);
+        assert!(matches!(
+            world.decide(PolicyMode::Automatic).action,
+            Action::Start { .. }
+        ));
+        world.follower = true;
+        let d = world.decide(PolicyMode::Automatic);
+        assert_eq!(hold(&d), Reason::NotLeader);
+        // Not even the escalation of an unbounded data loss.
+        world.lag = None;
+        assert_eq!(
+            hold(&world.decide(PolicyMode::Automatic)),
+            Reason::NotLeader
+        );
+    }
+
+    #[test]
     fn without_a_data_loss_bound_the_lag_is_not_looked_at() {
         let t0 = Instant::now();
         let world = World::failing_hot(t0);
@@ -637,6 +672,7 @@ mod tests {
             replication_lag: None,
             drift: None,
             retry_not_before: None,
+            follower: false,
         };
         let d = decide(&r, &input);
         assert_eq!(
@@ -751,11 +787,13 @@ mod tests {
             lag: None,
             drift: Some("x".into()),
             retry_not_before: Some(now + MIN),
+            follower: true,
         };
         let d = world.decide(PolicyMode::Off);
         assert_eq!(
             d.blockers,
             [
+                Reason::NotLeader,
                 Reason::RunActive,
                 Reason::UnhealthyTooBriefly,
                 Reason::ColdRegionNotHealthy,

@@ -22,6 +22,8 @@ pub(super) struct Facts {
     pub(super) drift: Option<String>,
     pub(super) last_failover: Option<Instant>,
     pub(super) acknowledged_by: Option<String>,
+    /// Whether this failoverd leads (`None` until known).
+    pub(super) leader: Option<bool>,
 }
 
 /// A decision as recorded for status.
@@ -115,6 +117,16 @@ impl PolicyHandle {
             observed_at: Instant::now(),
         });
         self.shared.facts.send_modify(|f| f.replication_lag = lag);
+    }
+
+    /// Whether this failoverd holds leadership (`None`: not known yet). A follower never starts
+    /// a failover: it holds with `not_leader`.
+    pub fn set_leader(&self, leader: Option<bool>) {
+        self.shared.facts.send_if_modified(|f| {
+            let changed = f.leader != leader;
+            f.leader = leader;
+            changed
+        });
     }
 
     /// Reports topology drift (`None`: none). While drift is reported, no failover starts.

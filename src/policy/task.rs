@@ -97,6 +97,7 @@ impl PolicyLoop {
             drift: None,
             last_failover: None,
             acknowledged_by: None,
+            leader: None,
         });
         let shared = Arc::new(PolicyShared {
             rules,
@@ -185,6 +186,7 @@ async fn evaluate(state: &mut LoopState) {
         replication_lag: facts.replication_lag,
         drift: facts.drift.as_deref(),
         retry_not_before: state.retry_not_before,
+        follower: facts.leader == Some(false),
     };
     let decision = decide(rules, &input);
     // Detection = when the hot region's verdict entered its current health (unhealthy, when the

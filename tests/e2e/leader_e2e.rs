@@ -1,7 +1,8 @@
 //! Only the leader acts: two real daemons on one state directory, each talking to moto through
 //! its own request-logging proxy, so every AWS call is attributed to the daemon that made it.
 //! The first to start leads and copies the Cognito users; the second is a follower: it reads
-//! (health, lag, topology) but its request log holds no write. Killed with SIGKILL, the leader's
+//! (health, lag, topology) but its request log holds no write, and its policy holds with
+//! `not_leader`. Killed with SIGKILL, the leader's
 //! lock is released by the kernel; the follower takes over and its own writes begin.
 
 use std::time::Duration;
@@ -88,7 +89,13 @@ fn two_daemons_on_one_state_dir_only_the_leader_writes() {
     let b = Daemon::start(&config(&proxy_b.endpoint_url()));
     let api_b = Api { d: &b, rt: &rt };
     api_b.wait_status("the second daemon to know it follows", 60, |s| {
-        s["engine"]["leader"] == false && s["cognito"]["leader"] == false
+        s["engine"]["leader"] == false
+            && s["cognito"]["leader"] == false
+            && s["policy"]["last_decision"]["reason"] == "not_leader"
+    });
+    api_a.wait_status("the leader's policy to decide on its own facts", 30, |s| {
+        s["policy"]["last_decision"]["reason"].is_string()
+            && s["policy"]["last_decision"]["reason"] != "not_leader"
     });
     // The leader copies every user; the follower meanwhile makes its own reads.
     api_a.wait_status("the leader's first Cognito pass", 120, |s| {
