@@ -143,16 +143,17 @@ pub async fn serve(
     let replication_ports = aws.replication_ports();
 
     // Replication lag (Aurora) and AWS Backup copies.
+    // Whether this process leads, as the engine finds out (forwarded once the runner exists):
+    // the components that write outside the journal act only while it is `Some(true)`.
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(None::<bool>);
     let replication = ReplicationMonitor::spawn(
         &config.replication,
         &pair,
         replication_ports.clone(),
         &registry,
+        leader_rx.clone(),
         stop.clone(),
     )?;
-    // Whether this process leads, as the engine finds out (forwarded once the runner exists):
-    // the components that write outside the journal act only while it is `Some(true)`.
-    let (leader_tx, leader_rx) = tokio::sync::watch::channel(None::<bool>);
     // Cognito: users kept in step from the hot pool to the cold one (or the native replica watched).
     let cognito = match &config.cognito {
         Some(cognito_config) => Some((

@@ -167,6 +167,9 @@ pub fn heartbeat_lag(
 struct Session {
     region: String,
     client: Client,
+    /// The writer's table was created on this connection (`CREATE TABLE IF NOT EXISTS`); a
+    /// follower's read-only connection never creates it.
+    table_ready: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -191,6 +194,78 @@ impl HeartbeatProbe {
             config: config.clone(),
             writer: None,
             reader: None,
+        })
+    }
+
+    /// A follower's round, read-only: the writer's clock now and the row seen on the reader.
+    /// The leader writes the row every interval, so the result is an upper bound of the lag (by
+    /// up to one interval); nothing is written, not even the table.
+    pub async fn observe(
+        &mut self,
+        writer_region: &str,
+        reader_region: &str,
+    ) -> Result<LagObservation, HeartbeatError> {
+        let now = match self.writer_clock(writer_region).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.writer = None;
+                return Err(e);
+            }
+        };
+        let seen = match self.read(reader_region).await {
+            Ok(seen) => seen,
+            Err(e) => {
+                if !matches!(e, HeartbeatError::NotReplicated { .. }) {
+                    self.reader = None;
+                }
+                return Err(e);
+            }
+        };
+        let lag = heartbeat_lag(now.epoch, now.at.elapsed(), seen)?;
+        Ok(LagObservation {
+            lag,
+            rpo_lag: None,
+            region: reader_region.to_owned(),
+            source: LagSourceKind::Heartbeat,
+            observed_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// The writer's `clock_timestamp()`, on a connection that writes nothing.
+    async fn writer_clock(&mut self, region: &str) -> Result<LastWrite, HeartbeatError> {
+        if self
+            .writer
+            .as_ref()
+            .is_none_or(|s| s.region != region || s.client.is_closed())
+        {
+            let client = self.connect(region, Role::Writer).await?;
+            self.writer = Some(Session {
+                region: region.to_owned(),
+                client,
+                table_ready: false,
+            });
+        }
+        let Some(session) = &self.writer else {
+            return Err(HeartbeatError::NoEndpoint {
+                region: region.to_owned(),
+            });
+        };
+        let row = bounded(
+            Role::Writer,
+            region,
+            session
+                .client
+                .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[]),
+        )
+        .await?;
+        let epoch: f64 = row.try_get(0).map_err(|source| HeartbeatError::Query {
+            role: Role::Writer,
+            region: region.to_owned(),
+            source,
+        })?;
+        Ok(LastWrite {
+            epoch,
+            at: Instant::now(),
         })
     }
 
@@ -231,7 +306,7 @@ impl HeartbeatProbe {
         if self
             .writer
             .as_ref()
-            .is_none_or(|s| s.region != region || s.client.is_closed())
+            .is_none_or(|s| s.region != region || s.client.is_closed() || !s.table_ready)
         {
             let client = self.connect(region, Role::Writer).await?;
             let create = format!(
@@ -245,6 +320,7 @@ impl HeartbeatProbe {
             self.writer = Some(Session {
                 region: region.to_owned(),
                 client,
+                table_ready: true,
             });
         }
         let Some(session) = &self.writer else {
@@ -287,6 +363,7 @@ impl HeartbeatProbe {
             self.reader = Some(Session {
                 region: region.to_owned(),
                 client,
+                table_ready: false,
             });
         }
         let Some(session) = &self.reader else {
@@ -403,6 +480,9 @@ pub(crate) struct HeartbeatTracker {
     pub metrics: TrackerMetrics,
     /// The writer region, as published by the topology poller.
     pub writer: watch::Receiver<String>,
+    /// Whether this failoverd leads (`None`: no leadership to follow, always write). A follower
+    /// only observes ([`HeartbeatProbe::observe`]): it writes nothing in the database.
+    pub leader: Option<watch::Receiver<Option<bool>>>,
 }
 
 impl HeartbeatTracker {
@@ -423,10 +503,20 @@ impl HeartbeatTracker {
                 .other(&writer)
                 .unwrap_or(self.pair.cold())
                 .to_owned();
+            let leads = self
+                .leader
+                .as_ref()
+                .is_none_or(|l| *l.borrow() == Some(true));
             let result = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => return,
-                r = self.probe.beat(&writer, &reader) => r,
+                r = async {
+                    if leads {
+                        self.probe.beat(&writer, &reader).await
+                    } else {
+                        self.probe.observe(&writer, &reader).await
+                    }
+                } => r,
             };
             let id = self.global_cluster.as_str();
             match result {

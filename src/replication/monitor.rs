@@ -52,25 +52,41 @@ impl ReplicationMonitor {
     /// Starts every tracker `config` asks for, in the current tokio runtime, registering the
     /// replication metrics in `registry`, for the region `pair`. The trackers run until
     /// `stop`; [`ReplicationHandle::finished`] resolves when they all have ended.
+    ///
+    /// `leader` is the engine's leadership: the heartbeat (`lag_source: heartbeat`) writes its
+    /// row only while it is `Some(true)`; a follower measures read-only.
     pub fn spawn(
         config: &ReplicationConfig,
         pair: &RegionPair,
         ports: ReplicationPorts,
         registry: &Registry,
+        leader: watch::Receiver<Option<bool>>,
         stop: StopSignal,
     ) -> Result<ReplicationHandle, ReplicationError> {
-        Self::spawn_until(config, pair, ports, registry, async move {
+        Self::start(config, pair, ports, registry, Some(leader), async move {
             let mut stop = stop;
             stop.stopped().await
         })
     }
 
-    /// Like [`ReplicationMonitor::spawn`], stopping when the future `stop` resolves.
+    /// Like [`ReplicationMonitor::spawn`], stopping when the future `stop` resolves, with no
+    /// leadership to follow (the heartbeat always writes).
     pub fn spawn_until(
         config: &ReplicationConfig,
         pair: &RegionPair,
         ports: ReplicationPorts,
         registry: &Registry,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<ReplicationHandle, ReplicationError> {
+        Self::start(config, pair, ports, registry, None, stop)
+    }
+
+    fn start(
+        config: &ReplicationConfig,
+        pair: &RegionPair,
+        ports: ReplicationPorts,
+        registry: &Registry,
+        leader: Option<watch::Receiver<Option<bool>>>,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<ReplicationHandle, ReplicationError> {
         if !config.aurora.is_empty() || !config.backup_vaults.is_empty() {
@@ -152,6 +168,7 @@ impl ReplicationMonitor {
                 state: state.clone(),
                 metrics: tracker_metrics.clone(),
                 writer: rx,
+                leader: leader.clone(),
             };
             set.spawn(tracker.run(hb_interval, stop_rx.clone()));
         }

@@ -326,3 +326,140 @@ async fn heartbeat_probe_reports_each_failure_precisely() {
         "{err}"
     );
 }
+
+/// A follower measures without writing: `observe` reads the writer's clock and the row the leader
+/// wrote (an upper bound of the lag, by up to one interval), creates no table where there is none,
+/// and never changes the row.
+#[tokio::test]
+async fn a_follower_observes_the_lag_without_writing() {
+    let primary = PgServer::primary();
+    let standby = PgServer::standby_of(&primary);
+    let password = password_file();
+    let config = heartbeat_config(
+        &primary.endpoint(),
+        &standby.endpoint(),
+        password.path(),
+        Duration::from_millis(200),
+    );
+    let table_exists = |client: tokio_postgres::Client| async move {
+        client
+            .query_one("SELECT to_regclass('failoverd_heartbeat') IS NOT NULL", &[])
+            .await
+            .expect("query")
+            .get::<_, bool>(0)
+    };
+
+    // Before any leader wrote: nothing to read, and the follower creates nothing.
+    let mut follower = HeartbeatProbe::new(&config).expect("probe");
+    let err = follower.observe(HOT, COLD).await.expect_err("no row yet");
+    assert!(matches!(err, HeartbeatError::NotReplicated { .. }), "{err}");
+    assert!(
+        !table_exists(primary.client().await).await,
+        "no table created"
+    );
+
+    // The leader writes once; the follower's readings follow it and leave the row alone.
+    let mut leader = HeartbeatProbe::new(&config).expect("probe");
+    let written = tokio::time::timeout(WAIT, async {
+        loop {
+            match leader.beat(HOT, COLD).await {
+                Ok(obs) => break obs,
+                Err(HeartbeatError::NotReplicated { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the leader's beat replicates");
+    let row = |client: tokio_postgres::Client| async move {
+        client
+            .query_one(
+                "SELECT extract(epoch FROM written_at)::float8 FROM failoverd_heartbeat WHERE id = 1",
+                &[],
+            )
+            .await
+            .expect("row")
+            .get::<_, f64>(0)
+    };
+    let before = row(primary.client().await).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = follower.observe(HOT, COLD).await.expect("observe");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = follower.observe(HOT, COLD).await.expect("observe");
+    assert_eq!(
+        row(primary.client().await).await,
+        before,
+        "the row is untouched"
+    );
+    assert!(
+        second.lag > first.lag && first.lag >= Duration::from_millis(250),
+        "without new writes the upper bound grows: leader {:?}, follower {:?} then {:?}",
+        written.lag,
+        first.lag,
+        second.lag
+    );
+    assert_eq!(second.source, LagSourceKind::Heartbeat);
+}
+
+/// Through the monitor: with the engine's leadership `Some(false)` the heartbeat writes nothing
+/// (not even its table); once this failoverd leads it writes and the lag is measured.
+#[tokio::test]
+async fn the_monitor_writes_the_heartbeat_only_while_leading() {
+    let primary = PgServer::primary();
+    let standby = PgServer::standby_of(&primary);
+    let password = password_file();
+    let config = ReplicationConfig {
+        interval: CfgDuration::from_secs(1),
+        aurora: vec![AuroraConfig {
+            global_cluster: GLOBAL.into(),
+            clusters: BTreeMap::from([
+                (HOT.to_owned(), "app-hot".to_owned()),
+                (COLD.to_owned(), "app-cold".to_owned()),
+            ]),
+            lag_source: LagSource::Heartbeat,
+            max_lag: CfgDuration::from_secs(5),
+            stale_after: CfgDuration::from_secs(30),
+            heartbeat: Some(heartbeat_config(
+                &primary.endpoint(),
+                &standby.endpoint(),
+                password.path(),
+                Duration::from_millis(200),
+            )),
+        }],
+        backup_vaults: Vec::new(),
+    };
+    let (leader, leader_rx) = tokio::sync::watch::channel(Some(false));
+    let (trigger, stop) = failoverd::shutdown::stop_channel();
+    let handle = ReplicationMonitor::spawn(
+        &config,
+        &RegionPair::new(HOT, COLD),
+        no_aws(),
+        &Registry::new(),
+        leader_rx,
+        stop,
+    )
+    .expect("spawn monitor");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let exists = primary
+        .client()
+        .await
+        .query_one("SELECT to_regclass('failoverd_heartbeat') IS NOT NULL", &[])
+        .await
+        .expect("query")
+        .get::<_, bool>(0);
+    assert!(!exists, "a follower created the heartbeat table");
+    assert!(handle.last_lag(GLOBAL).is_none(), "nothing to measure yet");
+
+    leader.send_replace(Some(true));
+    let servers = [&primary, &standby];
+    wait_for_lag(&handle, "the leader's heartbeat", &servers, |lag| {
+        lag < Duration::from_secs(1)
+    })
+    .await;
+    trigger.stop();
+    tokio::time::timeout(WAIT, handle.finished())
+        .await
+        .expect("monitor stops");
+}
