@@ -195,6 +195,17 @@ async fn plans(State(state): State<AppState>) -> Response {
     axum::Json(serde_json::json!({ "plans": &*state.plans })).into_response()
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// `GET /v1/openapi.json`: [`OPENAPI`], with the names of the plans this daemon provides as the
+/// `enum` of a run request's `plan` (they depend on the configuration).
+async fn openapi(State(state): State<AppState>) -> Response {
+    static BASE: std::sync::LazyLock<Option<serde_json::Value>> =
+        std::sync::LazyLock::new(|| serde_json::from_str(OPENAPI).ok());
+    let Some(mut doc) = (*BASE).clone() else {
+        return ApiError::internal("the embedded OpenAPI document is not JSON").into_response();
+    };
+    if let Some(plan) = doc.pointer_mut("/components/schemas/CreateRun/properties/plan") {
+        let names: Vec<&str> = state.plans.iter().map(|p| p.name.as_str()).collect();
+        plan["enum"] = serde_json::json!(names);
+    }
+    axum::Json(doc).into_response()
 }

@@ -97,7 +97,7 @@ async fn create_run(
             "reason: required (why is this run started?)",
         ));
     }
-    if reason.len() > REASON_MAX {
+    if body.reason.chars().count() > REASON_MAX {
         return Err(ApiError::bad_request(
             "invalid_request",
             format!("reason: at most {REASON_MAX} characters"),

@@ -8,5 +8,6 @@ mod api;
 mod cli;
 mod config_fuzz;
 mod config_validation;
+mod contract;
 mod report_api;
 mod runs_api;
