@@ -652,3 +652,22 @@ fn serve_refuses_a_recorded_active_region_it_cannot_trust() {
         assert!(stderr.contains("active-region"), "{what}: {stderr}");
     }
 }
+
+/// `reason` is at most 1000 characters, counted as characters (what the OpenAPI `maxLength`
+/// means), not bytes: 1000 three-byte characters are accepted, 1001 are not.
+#[test]
+fn the_reason_limit_counts_characters() {
+    let d = Daemon::start(&config_yaml(""));
+    let api = Api::new(&d);
+    let dry = |reason: String| {
+        api.post(
+            "/v1/runs",
+            json!({"plan": "selftest", "reason": reason, "dry_run": true, "params": {"steps": 1}}),
+        )
+    };
+    let (code, body) = dry("漢".repeat(1000));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = dry("漢".repeat(1001));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["message"], "reason: at most 1000 characters");
+}

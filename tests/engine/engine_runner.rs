@@ -363,3 +363,91 @@ async fn kill_mid_step_then_restart_executes_each_step_once() {
     assert!(view.timeline.iter().any(|e| matches!(&e.event.kind, EventKind::StepInterrupted { step, .. } if step.as_str() == "selftest-2")));
     runner.shutdown().await;
 }
+
+/// A step whose description takes `delay`.
+struct SlowDescribe {
+    id: failoverd::engine::StepId,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl failoverd::engine::Step for SlowDescribe {
+    fn id(&self) -> &failoverd::engine::StepId {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        self.id.as_str()
+    }
+    async fn describe(
+        &self,
+        _: &failoverd::engine::StepContext,
+    ) -> Result<failoverd::engine::StepDescription, failoverd::engine::StepError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(failoverd::engine::StepDescription {
+            summary: format!("describe {}", self.id),
+            changes: vec![],
+        })
+    }
+    async fn execute(
+        &self,
+        _: &failoverd::engine::StepContext,
+    ) -> Result<serde_json::Value, failoverd::engine::StepError> {
+        Ok(json!({}))
+    }
+    async fn verify(
+        &self,
+        _: &failoverd::engine::StepContext,
+    ) -> Result<failoverd::engine::VerifyOutcome, failoverd::engine::StepError> {
+        Ok(failoverd::engine::VerifyOutcome::NotDone)
+    }
+    fn reversibility(&self) -> failoverd::engine::Reversibility {
+        failoverd::engine::Reversibility::Compensable
+    }
+}
+
+/// A dry run describes its steps concurrently, but records them in plan order: the first step's
+/// description, which takes longest, still comes first in the journal and the timeline.
+#[tokio::test]
+async fn a_dry_run_records_its_descriptions_in_plan_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plans = PlanRegistry::builtin(dir.path());
+    plans.register(
+        failoverd::plans::PlanInfo::new("slow-describe", "test", &[]),
+        |_, _| {
+            let steps: Vec<Arc<dyn failoverd::engine::Step>> = (1..=4u64)
+                .map(|i| {
+                    Arc::new(SlowDescribe {
+                        id: failoverd::engine::StepId::new(format!("step-{i}")),
+                        delay: Duration::from_millis(400 - 100 * i),
+                    }) as Arc<dyn failoverd::engine::Step>
+                })
+                .collect();
+            failoverd::engine::Plan::new(
+                "slow-describe",
+                vec![failoverd::engine::Phase::steps("all", steps)],
+            )
+        },
+    );
+    let runner = spawn_runner(Arc::new(MemoryStore::new()), Arc::new(plans), 1).unwrap();
+    let view = runner
+        .handle()
+        .start(RunRequest {
+            plan: "slow-describe".into(),
+            dry_run: true,
+            reason: "order".into(),
+            requested_by: "alice".into(),
+            ..RunRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(view.status, RunStatus::Succeeded);
+    let described: Vec<String> = view
+        .timeline
+        .iter()
+        .filter_map(|e| match &e.event.kind {
+            EventKind::StepDescribed { step, .. } => Some(step.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(described, ["step-1", "step-2", "step-3", "step-4"]);
+}

@@ -52,9 +52,43 @@ struct LiveRun {
     /// Tells waiting steps the run is aborted ([`StepContext::abort`]).
     abort: tokio::sync::watch::Sender<bool>,
     dry_run_reply: Option<oneshot::Sender<Result<RunView, StartError>>>,
+    /// A dry run's descriptions that finished before an earlier step's: recorded in plan order,
+    /// so the journal (and the timeline) reads like the plan. Their steps stay `busy` until then.
+    described: HashMap<StepId, EventKind>,
 }
 
 impl LiveRun {
+    /// The buffered descriptions that can be recorded now: those of the pending steps, in plan
+    /// order, up to the first one still being described.
+    fn take_described_in_order(&mut self) -> Vec<EventKind> {
+        let order: Vec<StepId> = self
+            .state
+            .record
+            .layout
+            .steps()
+            .map(|(_, l)| l.id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for step in order {
+            let pending = self
+                .state
+                .steps
+                .get(&step)
+                .is_some_and(|s| s.status == crate::engine::StepStatus::Pending);
+            if !pending {
+                continue;
+            }
+            match self.described.remove(&step) {
+                Some(kind) => {
+                    self.busy.remove(&step);
+                    out.push(kind);
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
     fn abort_tasks(&mut self) {
         for (_, (_, h)) in self.busy.drain() {
             h.abort();
@@ -341,6 +375,7 @@ impl Actor {
                 first_attempt: HashMap::new(),
                 abort: tokio::sync::watch::Sender::new(state_abort),
                 dry_run_reply,
+                described: HashMap::new(),
             },
         );
         self.update_active_gauge();

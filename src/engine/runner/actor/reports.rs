@@ -109,7 +109,10 @@ impl Actor {
         if live.generation != report.generation {
             return;
         }
-        live.busy.remove(&step);
+        let describing = matches!(report.result, TaskResult::Described { .. });
+        if !describing {
+            live.busy.remove(&step);
+        }
         let kind = match report.result {
             TaskResult::Executed {
                 attempt,
@@ -217,7 +220,17 @@ impl Actor {
                 error: e.message,
             }),
         };
-        if let Some(kind) = kind {
+        let kinds = match kind {
+            Some(kind) if describing => {
+                let Some(live) = self.live.get_mut(&id) else {
+                    return;
+                };
+                live.described.insert(step.clone(), kind);
+                live.take_described_in_order()
+            }
+            other => other.into_iter().collect(),
+        };
+        for kind in kinds {
             if let Err(e) = self.append(id, kind).await {
                 self.on_drive_error(id, e).await;
                 return;
