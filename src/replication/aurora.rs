@@ -85,8 +85,11 @@ pub(crate) fn observation_from_series(
 /// ending one period in the future so the current (partial) period is included.
 pub(crate) fn metric_window(now: OffsetDateTime, stale_after: Duration) -> MetricWindow {
     let back = stale_after.saturating_add(CLOUDWATCH_PERIOD);
+    // Validation bounds `stale_after` to days; a date out of range still never panics here.
     MetricWindow {
-        start: now - back,
+        start: now
+            .checked_sub(back.try_into().unwrap_or(time::Duration::MAX))
+            .unwrap_or(now),
         end: now + CLOUDWATCH_PERIOD,
         period: CLOUDWATCH_PERIOD,
     }

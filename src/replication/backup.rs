@@ -171,7 +171,14 @@ impl BackupTracker {
         let now = OffsetDateTime::now_utc();
         let filter = CopyJobFilter {
             state: Some(CopyJobState::Failed),
-            created_after: Some(now - self.copy_failure_window),
+            created_after: Some(
+                now.checked_sub(
+                    self.copy_failure_window
+                        .try_into()
+                        .unwrap_or(time::Duration::MAX),
+                )
+                .unwrap_or(now),
+            ),
             ..CopyJobFilter::default()
         };
         let result = match self.ports.region(&self.source_region) {
