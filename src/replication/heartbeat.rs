@@ -205,7 +205,18 @@ impl HeartbeatProbe {
         writer_region: &str,
         reader_region: &str,
     ) -> Result<LagObservation, HeartbeatError> {
-        let now = match self.writer_clock(writer_region).await {
+        let now = self.writer_clock(writer_region).await;
+        self.against_reader(now, reader_region).await
+    }
+
+    /// The second half of a round: `writer` (the writer's time, or why it is unknown) against
+    /// the row seen on the reader.
+    async fn against_reader(
+        &mut self,
+        writer: Result<LastWrite, HeartbeatError>,
+        reader_region: &str,
+    ) -> Result<LagObservation, HeartbeatError> {
+        let writer = match writer {
             Ok(w) => w,
             Err(e) => {
                 self.writer = None;
@@ -221,7 +232,7 @@ impl HeartbeatProbe {
                 return Err(e);
             }
         };
-        let lag = heartbeat_lag(now.epoch, now.at.elapsed(), seen)?;
+        let lag = heartbeat_lag(writer.epoch, writer.at.elapsed(), seen)?;
         Ok(LagObservation {
             lag,
             rpo_lag: None,
@@ -276,30 +287,7 @@ impl HeartbeatProbe {
         reader_region: &str,
     ) -> Result<LagObservation, HeartbeatError> {
         let written = self.write(writer_region).await;
-        let written = match written {
-            Ok(w) => w,
-            Err(e) => {
-                self.writer = None;
-                return Err(e);
-            }
-        };
-        let seen = match self.read(reader_region).await {
-            Ok(seen) => seen,
-            Err(e) => {
-                if !matches!(e, HeartbeatError::NotReplicated { .. }) {
-                    self.reader = None;
-                }
-                return Err(e);
-            }
-        };
-        let lag = heartbeat_lag(written.epoch, written.at.elapsed(), seen)?;
-        Ok(LagObservation {
-            lag,
-            rpo_lag: None,
-            region: reader_region.to_owned(),
-            source: LagSourceKind::Heartbeat,
-            observed_at: OffsetDateTime::now_utc(),
-        })
+        self.against_reader(written, reader_region).await
     }
 
     async fn write(&mut self, region: &str) -> Result<LastWrite, HeartbeatError> {

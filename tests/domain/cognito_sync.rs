@@ -801,6 +801,21 @@ async fn the_monitor_syncs_on_its_interval_and_exposes_status_metrics_and_the_pl
         .expect("the monitor stops");
 }
 
+/// Waits (at most 60 s) until a pass has succeeded and none is running; its snapshot.
+async fn wait_pass_done(
+    handle: &failoverd::cognito::monitor::CognitoHandle,
+    what: &str,
+) -> failoverd::cognito::monitor::CognitoSnapshot {
+    for _ in 0..600 {
+        let snap = handle.snapshot();
+        if snap.last_success_at.is_some() && !snap.running {
+            return snap;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {:?}", handle.snapshot())
+}
+
 /// The direction shown follows the active region at once, and a pass that was already running
 /// (it finishes in its own direction) does not turn it back when it ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -828,16 +843,7 @@ async fn a_pass_in_flight_when_the_direction_changes_does_not_undo_the_change() 
     assert_eq!(handle.source_region().as_deref(), Some(COLD));
 
     cold.release.notify_one();
-    let mut ended = None;
-    for _ in 0..600 {
-        let snap = handle.snapshot();
-        if snap.last_success_at.is_some() && !snap.running {
-            ended = Some(snap);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let snap = ended.unwrap_or_else(|| panic!("the pass ends: {:?}", handle.snapshot()));
+    let snap = wait_pass_done(&handle, "the pass ends").await;
     assert_eq!(
         snap.last_report.as_ref().map(|r| r.changes.users_created),
         Some(5)
@@ -927,16 +933,7 @@ async fn only_the_leader_syncs_and_a_pass_stops_when_leadership_is_lost() {
 
     // Leading again: the pass resumes and copies the rest.
     leader.send_replace(Some(true));
-    let mut done = None;
-    for _ in 0..600 {
-        let snap = handle.snapshot();
-        if snap.last_success_at.is_some() && !snap.running {
-            done = Some(snap);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let snap = done.unwrap_or_else(|| panic!("the pass completes: {:?}", handle.snapshot()));
+    let snap = wait_pass_done(&handle, "the pass completes").await;
     assert_eq!(snap.leader, Some(true));
     // Creates in flight when the pass was dropped are counted (before the call) and may be
     // made again by the resumed pass; what matters is the pool.

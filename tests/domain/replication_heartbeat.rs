@@ -129,6 +129,34 @@ fn heartbeat_config(
     }
 }
 
+/// One global database measured by the heartbeat between `primary` and `standby`, every second.
+fn heartbeat_replication(
+    primary: &PgServer,
+    standby: &PgServer,
+    password: &std::path::Path,
+) -> ReplicationConfig {
+    ReplicationConfig {
+        interval: CfgDuration::from_secs(1),
+        aurora: vec![AuroraConfig {
+            global_cluster: GLOBAL.into(),
+            clusters: BTreeMap::from([
+                (HOT.to_owned(), "app-hot".to_owned()),
+                (COLD.to_owned(), "app-cold".to_owned()),
+            ]),
+            lag_source: LagSource::Heartbeat,
+            max_lag: CfgDuration::from_secs(5),
+            stale_after: CfgDuration::from_secs(30),
+            heartbeat: Some(heartbeat_config(
+                &primary.endpoint(),
+                &standby.endpoint(),
+                password,
+                Duration::from_millis(200),
+            )),
+        }],
+        backup_vaults: Vec::new(),
+    }
+}
+
 fn password_file() -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), format!("{}\n", pg::PASSWORD)).expect("write password");
@@ -179,26 +207,7 @@ async fn heartbeat_lag_grows_while_replay_is_paused_and_falls_after_resume() {
     let primary = PgServer::primary();
     let standby = PgServer::standby_of(&primary);
     let password = password_file();
-    let config = ReplicationConfig {
-        interval: CfgDuration::from_secs(1),
-        aurora: vec![AuroraConfig {
-            global_cluster: GLOBAL.into(),
-            clusters: BTreeMap::from([
-                (HOT.to_owned(), "app-hot".to_owned()),
-                (COLD.to_owned(), "app-cold".to_owned()),
-            ]),
-            lag_source: LagSource::Heartbeat,
-            max_lag: CfgDuration::from_secs(5),
-            stale_after: CfgDuration::from_secs(30),
-            heartbeat: Some(heartbeat_config(
-                &primary.endpoint(),
-                &standby.endpoint(),
-                password.path(),
-                Duration::from_millis(200),
-            )),
-        }],
-        backup_vaults: Vec::new(),
-    };
+    let config = heartbeat_replication(&primary, &standby, password.path());
     let registry = Registry::new();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let handle = ReplicationMonitor::spawn_until(
@@ -410,26 +419,7 @@ async fn the_monitor_writes_the_heartbeat_only_while_leading() {
     let primary = PgServer::primary();
     let standby = PgServer::standby_of(&primary);
     let password = password_file();
-    let config = ReplicationConfig {
-        interval: CfgDuration::from_secs(1),
-        aurora: vec![AuroraConfig {
-            global_cluster: GLOBAL.into(),
-            clusters: BTreeMap::from([
-                (HOT.to_owned(), "app-hot".to_owned()),
-                (COLD.to_owned(), "app-cold".to_owned()),
-            ]),
-            lag_source: LagSource::Heartbeat,
-            max_lag: CfgDuration::from_secs(5),
-            stale_after: CfgDuration::from_secs(30),
-            heartbeat: Some(heartbeat_config(
-                &primary.endpoint(),
-                &standby.endpoint(),
-                password.path(),
-                Duration::from_millis(200),
-            )),
-        }],
-        backup_vaults: Vec::new(),
-    };
+    let config = heartbeat_replication(&primary, &standby, password.path());
     let (leader, leader_rx) = tokio::sync::watch::channel(Some(false));
     let (trigger, stop) = failoverd::shutdown::stop_channel();
     let handle = ReplicationMonitor::spawn(
