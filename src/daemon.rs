@@ -44,16 +44,18 @@ use crate::topology::{
 
 pub use crate::shutdown::StopSignal;
 
-/// Copies the engine's leadership into `to` until `stop`, so components built before the runner
-/// follow it.
+/// Copies the engine's leadership into `to` (the components built before the runner follow it)
+/// and into the policy's facts, until `stop`.
 async fn forward_leadership(
     mut from: tokio::sync::watch::Receiver<Option<bool>>,
     to: tokio::sync::watch::Sender<Option<bool>>,
+    policy: PolicyHandle,
     mut stop: StopSignal,
 ) {
     loop {
         let now = *from.borrow_and_update();
         to.send_replace(now);
+        policy.set_leader(now);
         tokio::select! {
             _ = stop.stopped() => break,
             changed = from.changed() => if changed.is_err() { break },
@@ -322,11 +324,6 @@ pub async fn serve(
         status.clone(),
         stop.clone(),
     ));
-    components.spawn(forward_leadership(
-        runner.handle().leadership(),
-        leader_tx,
-        stop.clone(),
-    ));
     components.spawn(RunGauges::register(runner.handle(), &registry)?.run(stop.clone()));
     components.spawn(
         ActiveRegionGauge::register(&registry, &pair)?.follow(active_region.clone(), stop.clone()),
@@ -383,21 +380,14 @@ pub async fn serve(
         policy.clone(),
         stop.clone(),
     ));
-    // A follower's policy holds (`not_leader`): only the leader decides.
-    components.spawn({
-        let policy = policy.clone();
-        let mut leader = runner.handle().leadership();
-        let mut stop = stop.clone();
-        async move {
-            loop {
-                policy.set_leader(*leader.borrow_and_update());
-                tokio::select! {
-                    () = stop.stopped() => break,
-                    changed = leader.changed() => if changed.is_err() { break },
-                }
-            }
-        }
-    });
+    // The components that write outside the journal, and the policy (a follower's holds with
+    // `not_leader`), follow the engine's leadership.
+    components.spawn(forward_leadership(
+        runner.handle().leadership(),
+        leader_tx,
+        policy.clone(),
+        stop.clone(),
+    ));
 
     let observe_interval = config.topology.observe_interval.get();
     components.spawn(

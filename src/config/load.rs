@@ -186,10 +186,7 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
             )),
             None => errors.push(ConfigError::new(
                 "",
-                format!(
-                    "section names must be strings, found {}",
-                    serde_yaml_ng::to_string(key).unwrap_or_default().trim_end()
-                ),
+                format!("section names must be strings, found {}", key_text(key)),
             )),
         }
     }
@@ -376,6 +373,17 @@ fn secondary_tags(text: &str) -> Vec<ConfigError> {
     out
 }
 
+/// A mapping key as the file writes it (`1`, `true`, a string as is).
+fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        other => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned(),
+    }
+}
+
 /// Every YAML tag (`!!binary`, `!Ref`): failoverd reads plain values only, and a tag dropped
 /// silently would change what the file says.
 fn find_tags(value: &Value, path: String, out: &mut Vec<ConfigError>) {
@@ -394,13 +402,7 @@ fn find_tags(value: &Value, path: String, out: &mut Vec<ConfigError>) {
         }
         Value::Mapping(map) => {
             for (k, v) in map {
-                let key = match k {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other)
-                        .unwrap_or_default()
-                        .trim_end()
-                        .to_owned(),
-                };
+                let key = key_text(k);
                 if let Value::Tagged(t) = k {
                     out.push(ConfigError::new(
                         path.clone(),

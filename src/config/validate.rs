@@ -61,8 +61,8 @@ impl Checker<'_> {
         let path = path.into();
         if d.is_zero() {
             self.err(path, "must be greater than zero");
-        } else if d > max {
-            self.err(path, format!("{d} is longer than the maximum of {max}"));
+        } else {
+            self.at_most(path, d, max);
         }
     }
 
@@ -190,9 +190,9 @@ fn valid_http_url(url: &str) -> bool {
 }
 
 /// The plans a configuration provides, by name, and whether each moves the traffic, sorted by
-/// name: what `policy.plan` is checked against. `crate::plans::configured` builds the same list
-/// from the plans' own metadata, and a test there keeps the two equal (the plans module is above
-/// this one, so validation cannot ask it).
+/// name: what `policy.plan` is checked against. A test in `crate::plans` builds the same list
+/// from the plans' own metadata and keeps the two equal (the plans module is above this one, so
+/// validation cannot ask it).
 pub fn provided_plans(config: &Config) -> Vec<(&'static str, bool)> {
     let mut out = vec![("selftest", false), ("aurora-switchover", false)];
     if config.dns.is_some() {
@@ -507,10 +507,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                         format!(
                             "region {region} has probes from {} vantage point(s); with policy.mode {} it needs two (local http/tcp/dns, route53_health_check, cloudwatch_alarm) or it can never be found unhealthy",
                             vantages.len(),
-                            match p.mode {
-                                PolicyMode::Automatic => "automatic",
-                                _ => "approval_required",
-                            }
+                            p.mode.as_str()
                         ),
                     );
                 }

@@ -166,26 +166,6 @@ pub struct TakeoverParts {
     pub lost_region_budget: std::time::Duration,
 }
 
-/// The plans a configuration gives the daemon, as [`register_all`] registers them from the
-/// dependencies the daemon builds from it: what `validate` checks `policy.plan` against.
-pub fn configured(config: &crate::config::Config) -> Vec<PlanInfo> {
-    let mut out = vec![selftest::info(), aurora::info()];
-    if config.dns.is_some() {
-        out.extend([dns::info(), failover::info(), failback::info()]);
-    }
-    if let Some(c) = &config.cognito {
-        out.push(match c.mode {
-            crate::config::CognitoMode::Sync => cognito::sync_info(),
-            crate::config::CognitoMode::NativeReplica => cognito::replica_failover_info(),
-        });
-    }
-    if config.gitops.is_some() {
-        out.push(gitops::resync_info());
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
 /// Every plan whose dependencies are configured.
 pub fn register_all(deps: PlanDeps) -> PlanRegistry {
     let PlanDeps {
@@ -296,6 +276,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// The plans a configuration gives the daemon, from the plans' own metadata, under the
+    /// conditions [`register_all`] registers them on.
+    fn configured(config: &crate::config::Config) -> Vec<PlanInfo> {
+        let mut out = vec![selftest::info(), aurora::info()];
+        if config.dns.is_some() {
+            out.extend([dns::info(), failover::info(), failback::info()]);
+        }
+        if let Some(c) = &config.cognito {
+            out.push(match c.mode {
+                crate::config::CognitoMode::Sync => cognito::sync_info(),
+                crate::config::CognitoMode::NativeReplica => cognito::replica_failover_info(),
+            });
+        }
+        if config.gitops.is_some() {
+            out.push(gitops::resync_info());
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
 
     /// Validation checks `policy.plan` against `config::provided_plans`; it must say what the
     /// plans' own metadata says, for every shape of configuration in the shipped files and the

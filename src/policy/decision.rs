@@ -464,8 +464,12 @@ mod tests {
         }
 
         fn decide(&self, mode: PolicyMode) -> Decision {
+            self.decide_with(&rules(mode))
+        }
+
+        fn decide_with(&self, rules: &PolicyRules) -> Decision {
             decide(
-                &rules(mode),
+                rules,
                 &PolicyInput {
                     now: self.now,
                     hot: self.hot.as_ref(),
@@ -659,22 +663,11 @@ mod tests {
     #[test]
     fn without_a_data_loss_bound_the_lag_is_not_looked_at() {
         let t0 = Instant::now();
-        let world = World::failing_hot(t0);
+        let mut world = World::failing_hot(t0);
+        world.lag = None;
         let mut r = rules(PolicyMode::Automatic);
         r.bound_data_loss = false;
-        let input = PolicyInput {
-            now: world.now,
-            hot: world.hot.as_ref(),
-            cold: world.cold.as_ref(),
-            run_active: false,
-            last_failover: None,
-            cooldown_acknowledged: false,
-            replication_lag: None,
-            drift: None,
-            retry_not_before: None,
-            follower: false,
-        };
-        let d = decide(&r, &input);
+        let d = world.decide_with(&r);
         assert_eq!(
             d.action,
             Action::Start {

@@ -172,6 +172,15 @@ struct Session {
     table_ready: bool,
 }
 
+/// The `float8` epoch in the first column of `row`.
+fn epoch(row: &tokio_postgres::Row, role: Role, region: &str) -> Result<f64, HeartbeatError> {
+    row.try_get(0).map_err(|source| HeartbeatError::Query {
+        role,
+        region: region.to_owned(),
+        source,
+    })
+}
+
 #[derive(Clone, Copy)]
 struct LastWrite {
     epoch: f64,
@@ -244,23 +253,7 @@ impl HeartbeatProbe {
 
     /// The writer's `clock_timestamp()`, on a connection that writes nothing.
     async fn writer_clock(&mut self, region: &str) -> Result<LastWrite, HeartbeatError> {
-        if self
-            .writer
-            .as_ref()
-            .is_none_or(|s| s.region != region || s.client.is_closed())
-        {
-            let client = self.connect(region, Role::Writer).await?;
-            self.writer = Some(Session {
-                region: region.to_owned(),
-                client,
-                table_ready: false,
-            });
-        }
-        let Some(session) = &self.writer else {
-            return Err(HeartbeatError::NoEndpoint {
-                region: region.to_owned(),
-            });
-        };
+        let session = self.session(Role::Writer, region, false).await?;
         let row = bounded(
             Role::Writer,
             region,
@@ -269,13 +262,8 @@ impl HeartbeatProbe {
                 .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[]),
         )
         .await?;
-        let epoch: f64 = row.try_get(0).map_err(|source| HeartbeatError::Query {
-            role: Role::Writer,
-            region: region.to_owned(),
-            source,
-        })?;
         Ok(LastWrite {
-            epoch,
+            epoch: epoch(&row, Role::Writer, region)?,
             at: Instant::now(),
         })
     }
@@ -291,31 +279,6 @@ impl HeartbeatProbe {
     }
 
     async fn write(&mut self, region: &str) -> Result<LastWrite, HeartbeatError> {
-        if self
-            .writer
-            .as_ref()
-            .is_none_or(|s| s.region != region || s.client.is_closed() || !s.table_ready)
-        {
-            let client = self.connect(region, Role::Writer).await?;
-            let create = format!(
-                "CREATE TABLE IF NOT EXISTS {} (\
-                 id smallint PRIMARY KEY CHECK (id = 1), \
-                 written_at timestamptz NOT NULL, \
-                 writer_region text NOT NULL)",
-                self.table
-            );
-            bounded(Role::Writer, region, client.batch_execute(&create)).await?;
-            self.writer = Some(Session {
-                region: region.to_owned(),
-                client,
-                table_ready: true,
-            });
-        }
-        let Some(session) = &self.writer else {
-            return Err(HeartbeatError::NoEndpoint {
-                region: region.to_owned(),
-            });
-        };
         let upsert = format!(
             "INSERT INTO {t} (id, written_at, writer_region) VALUES (1, clock_timestamp(), $1) \
              ON CONFLICT (id) DO UPDATE SET written_at = EXCLUDED.written_at, \
@@ -323,46 +286,25 @@ impl HeartbeatProbe {
              RETURNING extract(epoch FROM written_at)::float8",
             t = self.table
         );
+        let session = self.session(Role::Writer, region, true).await?;
         let row = bounded(
             Role::Writer,
             region,
             session.client.query_one(&upsert, &[&region]),
         )
         .await?;
-        let epoch: f64 = row.try_get(0).map_err(|source| HeartbeatError::Query {
-            role: Role::Writer,
-            region: region.to_owned(),
-            source,
-        })?;
-        let written = LastWrite {
-            epoch,
+        Ok(LastWrite {
+            epoch: epoch(&row, Role::Writer, region)?,
             at: Instant::now(),
-        };
-        Ok(written)
+        })
     }
 
     async fn read(&mut self, region: &str) -> Result<f64, HeartbeatError> {
-        if self
-            .reader
-            .as_ref()
-            .is_none_or(|s| s.region != region || s.client.is_closed())
-        {
-            let client = self.connect(region, Role::Reader).await?;
-            self.reader = Some(Session {
-                region: region.to_owned(),
-                client,
-                table_ready: false,
-            });
-        }
-        let Some(session) = &self.reader else {
-            return Err(HeartbeatError::NoEndpoint {
-                region: region.to_owned(),
-            });
-        };
         let select = format!(
             "SELECT extract(epoch FROM written_at)::float8 FROM {} WHERE id = 1",
             self.table
         );
+        let session = self.session(Role::Reader, region, false).await?;
         let row = match bounded(Role::Reader, region, session.client.query_opt(&select, &[])).await
         {
             Ok(row) => row,
@@ -378,11 +320,59 @@ impl HeartbeatProbe {
         let row = row.ok_or_else(|| HeartbeatError::NotReplicated {
             region: region.to_owned(),
         })?;
-        row.try_get(0).map_err(|source| HeartbeatError::Query {
-            role: Role::Reader,
-            region: region.to_owned(),
-            source,
-        })
+        epoch(&row, Role::Reader, region)
+    }
+
+    /// The open connection of `role` to `region`, (re)connected when there is none, it goes to
+    /// another region or it is closed. With `table` (the leader's writes), the writer's table is
+    /// created on it first (`CREATE TABLE IF NOT EXISTS`, once per connection); a follower's
+    /// connection never creates it.
+    async fn session(
+        &mut self,
+        role: Role,
+        region: &str,
+        table: bool,
+    ) -> Result<&Session, HeartbeatError> {
+        let slot = match role {
+            Role::Writer => &self.writer,
+            Role::Reader => &self.reader,
+        };
+        if slot
+            .as_ref()
+            .is_none_or(|s| s.region != region || s.client.is_closed())
+        {
+            let client = self.connect(region, role).await?;
+            let session = Some(Session {
+                region: region.to_owned(),
+                client,
+                table_ready: false,
+            });
+            match role {
+                Role::Writer => self.writer = session,
+                Role::Reader => self.reader = session,
+            }
+        }
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {} (\
+             id smallint PRIMARY KEY CHECK (id = 1), \
+             written_at timestamptz NOT NULL, \
+             writer_region text NOT NULL)",
+            self.table
+        );
+        let slot = match role {
+            Role::Writer => &mut self.writer,
+            Role::Reader => &mut self.reader,
+        };
+        let Some(session) = slot.as_mut() else {
+            return Err(HeartbeatError::NoEndpoint {
+                region: region.to_owned(),
+            });
+        };
+        if table && !session.table_ready {
+            bounded(role, region, session.client.batch_execute(&create)).await?;
+            session.table_ready = true;
+        }
+        Ok(session)
     }
 
     async fn connect(&self, region: &str, role: Role) -> Result<Client, HeartbeatError> {

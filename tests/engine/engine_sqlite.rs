@@ -669,7 +669,7 @@ async fn the_wal_stays_bounded() {
             .unwrap();
         largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
     }
-    let limit = failoverd::engine::SqliteStore::wal_size_limit();
+    let limit = failoverd::engine::store::WAL_SIZE_LIMIT as u64;
     println!("largest WAL seen: {largest} bytes (limit {limit})");
     assert!(largest > 0, "the WAL was used");
     assert!(

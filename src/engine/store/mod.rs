@@ -26,7 +26,7 @@ mod sqlite;
 
 pub use memory::MemoryStore;
 pub use observed::{is_fault, ObservedStore, StoreHealth};
-pub use sqlite::{SqliteStore, WAL_AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT};
+pub use sqlite::{SqliteStore, WAL_SIZE_LIMIT};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

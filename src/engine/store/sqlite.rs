@@ -28,7 +28,7 @@ const APPLICATION_ID: i64 = 0x464F_5644;
 /// grows past a few MiB.
 pub const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 /// `PRAGMA wal_autocheckpoint` (SQLite's default, set explicitly).
-pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 /// How long a writer waits for another process's write lock before failing. Writes are tiny (one
 /// event), so a lock held for seconds means something is wrong.
@@ -192,11 +192,6 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || Self::open(path))
             .await
             .map_err(|e| StoreError::Unavailable(format!("open task failed: {e}")))?
-    }
-
-    /// [`WAL_SIZE_LIMIT`], in bytes.
-    pub fn wal_size_limit() -> u64 {
-        WAL_SIZE_LIMIT as u64
     }
 
     pub fn path(&self) -> &Path {
