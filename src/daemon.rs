@@ -296,12 +296,23 @@ pub async fn serve(
     let readiness_handle = readiness.handle();
     components.spawn(readiness.run(stop.clone()));
 
-    // The run engine: journal in SQLite, leadership by a lock in the state directory.
+    // The run engine: journal in SQLite and leadership by a lock in the state directory, or
+    // both in the Kubernetes API (custom resources and a Lease) for replicas on several nodes.
     status.report("engine", ComponentState::Starting, None);
-    let store = ObservedStore::new(
-        Arc::new(SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?),
-        &registry,
-    )?;
+    let (journal, leadership): (Arc<dyn crate::engine::Store>, Arc<dyn crate::engine::Leadership>) =
+        match (&config.state.store, &config.state.kubernetes) {
+            (cfg::StoreKind::Kubernetes, Some(k)) => {
+                // The cluster failoverd runs in: the standby region's.
+                let (store, lease) =
+                    crate::kube::state_backend(k, &pair.to_string(), pair.cold(), aws.credentials());
+                (Arc::new(store), Arc::new(lease))
+            }
+            _ => (
+                Arc::new(SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?),
+                Arc::new(LocalLeadership::new(&state_dir)),
+            ),
+        };
+    let store = ObservedStore::new(journal, &registry)?;
     let journal_health = store.health();
     let grace = config.server.shutdown_grace.get();
     let runner = Runner::spawn(
@@ -309,17 +320,28 @@ pub async fn serve(
             region_pair: pair.to_string(),
             // Leave part of the grace period for the HTTP server and the other components.
             shutdown_grace: grace.mul_f64(0.6),
+            // A follower on a Lease looks as often as the holder renews, so it takes over soon
+            // after the Lease expires.
+            leadership_poll: config
+                .state
+                .kubernetes
+                .as_ref()
+                .filter(|_| config.state.store == cfg::StoreKind::Kubernetes)
+                .map_or(RunnerConfig::default().leadership_poll, |k| {
+                    k.renew_interval.get()
+                }),
             ..RunnerConfig::default()
         },
         RunnerDeps {
             store: Arc::new(store),
             plans: Arc::clone(&plans) as Arc<dyn crate::engine::PlanCatalog>,
-            leadership: Arc::new(LocalLeadership::new(&state_dir)),
+            leadership: Arc::clone(&leadership),
             metrics: EngineMetrics::register(&registry)?,
         },
     );
     components.spawn(report_leadership(
         runner.handle(),
+        leadership,
         journal_health,
         status.clone(),
         stop.clone(),
@@ -578,6 +600,7 @@ fn data_plane_signals(
 /// fails and when the next attempt is, so an outage is visible before a run gives up).
 async fn report_leadership(
     runner: crate::engine::RunnerHandle,
+    leadership: Arc<dyn crate::engine::Leadership>,
     journal: Arc<std::sync::Mutex<StoreHealth>>,
     status: StatusBoard,
     mut stop: StopSignal,
@@ -634,7 +657,12 @@ async fn report_leadership(
             Some(false) => status.report(
                 "engine",
                 ComponentState::Degraded,
-                Some("not the leader: another failoverd holds the state directory lock".into()),
+                Some(format!(
+                    "not the leader: {}",
+                    leadership
+                        .describe_holder()
+                        .unwrap_or_else(|| "another failoverd holds the state directory lock".into())
+                )),
             ),
         }
         tokio::select! {

@@ -108,24 +108,29 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
         resolve(tokens);
     }
     resolve(&mut config.state.dir);
-    if let Some(gitops) = config.gitops.as_mut() {
-        for cluster in &mut gitops.clusters {
-            let c = &mut cluster.connect;
-            if let Some(eks) = c.eks.as_mut() {
-                resolve(&mut eks.ca_file);
-            }
-            if let Some(p) = c.kubeconfig.as_mut().and_then(|k| k.path.as_mut()) {
+    let resolve_connect = |c: &mut super::ClusterConnect| {
+        if let Some(eks) = c.eks.as_mut() {
+            resolve(&mut eks.ca_file);
+        }
+        if let Some(p) = c.kubeconfig.as_mut().and_then(|k| k.path.as_mut()) {
+            resolve(p);
+        }
+        if let Some(t) = c.token.as_mut() {
+            if let Some(p) = t.ca_file.as_mut() {
                 resolve(p);
             }
-            if let Some(t) = c.token.as_mut() {
-                if let Some(p) = t.ca_file.as_mut() {
-                    resolve(p);
-                }
-                if let super::SecretRef::File(p) = &mut t.token {
-                    resolve(p);
-                }
+            if let super::SecretRef::File(p) = &mut t.token {
+                resolve(p);
             }
         }
+    };
+    if let Some(gitops) = config.gitops.as_mut() {
+        for cluster in &mut gitops.clusters {
+            resolve_connect(&mut cluster.connect);
+        }
+    }
+    if let Some(k) = config.state.kubernetes.as_mut() {
+        resolve_connect(&mut k.connect);
     }
     for aurora in &mut config.replication.aurora {
         if let Some(hb) = aurora.heartbeat.as_mut() {

@@ -124,16 +124,98 @@ impl Default for LogConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StateConfig {
-    /// Directory for the run journal (SQLite), the leadership lock and the recorded active region.
+    /// Directory for the run journal (SQLite), the leadership lock and the recorded active region
+    /// (with `store: kubernetes`, only the recorded active region, which is rebuilt from the
+    /// journal at start).
     pub dir: PathBuf,
+    /// Where runs are journaled and how leadership is held.
+    pub store: StoreKind,
+    /// The cluster, namespace and Lease of `store: kubernetes`.
+    pub kubernetes: Option<KubernetesState>,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("/var/lib/failoverd"),
+            store: StoreKind::Sqlite,
+            kubernetes: None,
         }
     }
+}
+
+/// `state.store`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// SQLite in `state.dir`, leadership by a lock file there: one replica (or several sharing
+    /// one host's disk).
+    #[default]
+    Sqlite,
+    /// Custom resources in a Kubernetes namespace, leadership on a Lease there: replicas on
+    /// different nodes.
+    Kubernetes,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// `state.kubernetes`: the journal's custom resources and the leader Lease.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KubernetesState {
+    /// How to reach the cluster (the one failoverd runs in: `in_cluster: true`).
+    pub connect: ClusterConnect,
+    /// The namespace of the Lease and the journal's objects.
+    #[serde(default = "default_state_namespace")]
+    pub namespace: String,
+    /// The Lease's name.
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// How long a Lease not renewed stays its holder's.
+    #[serde(default = "default_lease_duration")]
+    pub lease_duration: Duration,
+    /// How often the holder renews it.
+    #[serde(default = "default_renew_interval")]
+    pub renew_interval: Duration,
+    /// The largest difference between two replicas' clocks that is tolerated.
+    #[serde(default = "default_max_clock_skew")]
+    pub max_clock_skew: Duration,
+    /// Time allowed to connect to the API server.
+    #[serde(default = "default_kube_connect_timeout")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one API request.
+    #[serde(default = "default_state_request_timeout")]
+    pub request_timeout: Duration,
+}
+
+fn default_state_namespace() -> String {
+    "failoverd".to_owned()
+}
+
+fn default_lease_name() -> String {
+    "failoverd".to_owned()
+}
+
+fn default_lease_duration() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_renew_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_state_request_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

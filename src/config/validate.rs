@@ -94,6 +94,119 @@ impl Checker<'_> {
     }
 }
 
+/// Exactly one way to reach a cluster, and that one complete.
+fn check_connect(c: &mut Checker, at: &str, connect: &ClusterConnect) {
+    let ways = connect.ways();
+    if ways.len() != 1 {
+        c.err(
+            at,
+            format!(
+                "give exactly one of in_cluster: true, eks, kubeconfig, token (found {})",
+                ways.len()
+            ),
+        );
+    }
+    match connect.way() {
+        ConnectWay::Eks(e) => {
+            c.non_empty(format!("{at}.eks.cluster_name"), &e.cluster_name);
+            if !e.endpoint.starts_with("https://") || !valid_http_url(&e.endpoint) {
+                c.err(
+                    format!("{at}.eks.endpoint"),
+                    format!("{:?} is not an https URL", e.endpoint),
+                );
+            }
+            if e.ca_file.as_os_str().is_empty() {
+                c.err(format!("{at}.eks.ca_file"), "must not be empty");
+            }
+        }
+        ConnectWay::Token(t) => {
+            if !valid_http_url(&t.endpoint) {
+                c.err(
+                    format!("{at}.token.endpoint"),
+                    format!("{:?} is not an http(s) URL", t.endpoint),
+                );
+            }
+        }
+        ConnectWay::Kubeconfig(k) => {
+            if let Some(ctx) = &k.context {
+                c.non_empty(format!("{at}.kubeconfig.context"), ctx);
+            }
+        }
+        ConnectWay::InCluster => {}
+    }
+}
+
+/// A lowercase RFC 1123 label (a namespace name).
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// A lowercase RFC 1123 subdomain (an object name).
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+/// `state.store` and `state.kubernetes` agree, and the Lease's timings leave the holder time to
+/// renew before anyone may take over.
+fn check_state_store(c: &mut Checker, state: &StateConfig) {
+    let k = match (state.store, &state.kubernetes) {
+        (StoreKind::Sqlite, None) => return,
+        (StoreKind::Sqlite, Some(_)) => {
+            c.err(
+                "state.kubernetes",
+                "is used only with store: kubernetes (set state.store: kubernetes, or remove this section)",
+            );
+            return;
+        }
+        (StoreKind::Kubernetes, None) => {
+            c.err(
+                "state.kubernetes",
+                "is required with store: kubernetes (the cluster, namespace and Lease)",
+            );
+            return;
+        }
+        (StoreKind::Kubernetes, Some(k)) => k,
+    };
+    check_connect(c, "state.kubernetes.connect", &k.connect);
+    if !is_dns_label(&k.namespace) {
+        c.err(
+            "state.kubernetes.namespace",
+            format!("{:?} is not a namespace name (lowercase letters, digits and '-', at most 63)", k.namespace),
+        );
+    }
+    if !is_dns_subdomain(&k.lease_name) {
+        c.err(
+            "state.kubernetes.lease_name",
+            format!("{:?} is not an object name (lowercase letters, digits, '-' and '.')", k.lease_name),
+        );
+    }
+    c.bounded("state.kubernetes.lease_duration", k.lease_duration, secs(10 * MINUTE));
+    c.bounded("state.kubernetes.renew_interval", k.renew_interval, secs(5 * MINUTE));
+    c.at_most("state.kubernetes.max_clock_skew", k.max_clock_skew, secs(MINUTE));
+    c.bounded("state.kubernetes.connect_timeout", k.connect_timeout, secs(MINUTE));
+    c.bounded("state.kubernetes.request_timeout", k.request_timeout, secs(MINUTE));
+    let (duration, renew, skew) = (
+        k.lease_duration.get(),
+        k.renew_interval.get(),
+        k.max_clock_skew.get(),
+    );
+    if renew * 2 + skew > duration {
+        c.err(
+            "state.kubernetes.renew_interval",
+            format!(
+                "{} leaves too little of lease_duration ({}): the holder must be able to renew twice, plus max_clock_skew ({}), before the Lease may be taken over",
+                k.renew_interval, k.lease_duration, k.max_clock_skew
+            ),
+        );
+    }
+}
+
 /// Where a probe looks from: HTTP, TCP and DNS probes all run from this daemon over the same
 /// network path, so together they are one vantage point; Route 53's checkers and a CloudWatch
 /// alarm are others.
@@ -290,6 +403,7 @@ pub(super) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     if config.state.dir.as_os_str().is_empty() {
         c.err("state.dir", "must not be empty");
     }
+    check_state_store(&mut c, &config.state);
 
     // AWS.
     let a = &config.aws;
@@ -931,44 +1045,7 @@ fn validate_gitops(c: &mut Checker<'_>, g: &GitOpsConfig) {
                 format!("region {} has two clusters", cl.region),
             );
         }
-        let ways = cl.connect.ways();
-        if ways.len() != 1 {
-            c.err(
-                format!("{at}.connect"),
-                format!(
-                    "give exactly one of in_cluster: true, eks, kubeconfig, token (found {})",
-                    ways.len()
-                ),
-            );
-        }
-        match cl.connect.way() {
-            ConnectWay::Eks(e) => {
-                c.non_empty(format!("{at}.connect.eks.cluster_name"), &e.cluster_name);
-                if !e.endpoint.starts_with("https://") || !valid_http_url(&e.endpoint) {
-                    c.err(
-                        format!("{at}.connect.eks.endpoint"),
-                        format!("{:?} is not an https URL", e.endpoint),
-                    );
-                }
-                if e.ca_file.as_os_str().is_empty() {
-                    c.err(format!("{at}.connect.eks.ca_file"), "must not be empty");
-                }
-            }
-            ConnectWay::Token(t) => {
-                if !valid_http_url(&t.endpoint) {
-                    c.err(
-                        format!("{at}.connect.token.endpoint"),
-                        format!("{:?} is not an http(s) URL", t.endpoint),
-                    );
-                }
-            }
-            ConnectWay::Kubeconfig(k) => {
-                if let Some(ctx) = &k.context {
-                    c.non_empty(format!("{at}.connect.kubeconfig.context"), ctx);
-                }
-            }
-            ConnectWay::InCluster => {}
-        }
+        check_connect(c, &format!("{at}.connect"), &cl.connect);
         if cl.flux.is_none() && cl.argocd.is_none() && cl.workloads.is_none() {
             c.err(
                 at.clone(),

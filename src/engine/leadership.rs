@@ -6,8 +6,8 @@
 //! [`LocalLeadership`] is the single-host implementation: an exclusive lock on
 //! `<state_dir>/leader.lock` (released by the kernel when the process dies, so a `kill -9` never
 //! leaves a stale lock) and an epoch counter in `<state_dir>/leader.epoch`, incremented and fsynced
-//! at each acquisition. A Kubernetes Lease implementation can fill the same trait; it must make
-//! the old holder stop acting before the lease can be taken over.
+//! at each acquisition. `crate::kube::lease` fills the same trait with a Kubernetes Lease: its
+//! leases carry a [`Validity`], so the old holder stops acting before the lease can be taken over.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -34,9 +34,24 @@ pub enum LeadershipError {
 
 /// Proof of leadership: the fencing token, and whatever keeps the leadership held (dropping the
 /// lease gives it up).
+///
+/// A lease that must be renewed (a Kubernetes Lease) also carries its [`Validity`]: the instant
+/// until which this process may act, moved forward by each renewal, or [`Validity::Lost`]. From
+/// that instant on [`LeaderLease::is_held`] is false and the runner writes nothing more, whether
+/// or not the renewal task has noticed yet.
 pub struct LeaderLease {
     token: FencingToken,
+    validity: Option<tokio::sync::watch::Receiver<Validity>>,
     _hold: Box<dyn Send + Sync>,
+}
+
+/// How long a renewed lease may still be acted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validity {
+    /// Held until this instant unless renewed.
+    Until(tokio::time::Instant),
+    /// Taken over by another holder, or not renewed in time.
+    Lost,
 }
 
 impl std::fmt::Debug for LeaderLease {
@@ -48,13 +63,72 @@ impl std::fmt::Debug for LeaderLease {
 }
 
 impl LeaderLease {
-    /// A lease held by `hold` (a lock guard, a renewal task handle…).
+    /// A lease held by `hold` (a lock guard…) for as long as it is kept.
     pub fn new(token: FencingToken, hold: Box<dyn Send + Sync>) -> Self {
-        Self { token, _hold: hold }
+        Self {
+            token,
+            validity: None,
+            _hold: hold,
+        }
+    }
+
+    /// A lease that is valid only while `validity` says so (its renewal task keeps it; a dropped
+    /// sender counts as lost).
+    pub fn renewed(
+        token: FencingToken,
+        hold: Box<dyn Send + Sync>,
+        validity: tokio::sync::watch::Receiver<Validity>,
+    ) -> Self {
+        Self {
+            token,
+            validity: Some(validity),
+            _hold: hold,
+        }
     }
 
     pub fn token(&self) -> FencingToken {
         self.token
+    }
+
+    /// Whether this process may still act as leader now.
+    pub fn is_held(&self) -> bool {
+        match &self.validity {
+            None => true,
+            Some(rx) => match *rx.borrow() {
+                Validity::Until(at) => tokio::time::Instant::now() < at && rx.has_changed().is_ok(),
+                Validity::Lost => false,
+            },
+        }
+    }
+
+    /// Resolves once the lease is no longer held; never, for a lease without expiry.
+    pub fn expired(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let rx = self.validity.clone();
+        async move {
+            let Some(mut rx) = rx else {
+                return std::future::pending().await;
+            };
+            loop {
+                let validity = *rx.borrow_and_update();
+                match validity {
+                    Validity::Lost => return,
+                    Validity::Until(at) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(at) => {
+                                if *rx.borrow() == validity {
+                                    return;
+                                }
+                            }
+                            changed = rx.changed() => {
+                                if changed.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -63,6 +137,12 @@ impl LeaderLease {
 pub trait Leadership: Send + Sync + 'static {
     /// Try once to become leader: `Ok(None)` when someone else leads.
     async fn try_acquire(&self) -> Result<Option<LeaderLease>, LeadershipError>;
+
+    /// Who holds leadership, in words, as this process last saw it (`/v1/status` shows it on a
+    /// follower). `None`: nothing more to say than "another failoverd".
+    fn describe_holder(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Leadership through an exclusive file lock in the state directory.

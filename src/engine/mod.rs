@@ -37,7 +37,7 @@ pub use event::{
     Event, EventKind, JournalEntry, Mode, Outcome, PhaseLayout, PlanLayout, Reversibility, RunId,
     RunRecord, StepDescription, StepId, StepLayout, UnwindCause,
 };
-pub use leadership::{LeaderLease, Leadership, LeadershipError, LocalLeadership};
+pub use leadership::{LeaderLease, Leadership, LeadershipError, LocalLeadership, Validity};
 pub use metrics::EngineMetrics;
 pub use plan::{Phase, Plan, PlanCatalog, PlanError};
 pub use run_gauges::RunGauges;

@@ -18,10 +18,13 @@
 //! discovery results are cached per cluster.
 
 pub mod eks_token;
+pub mod journal;
+pub mod lease;
+pub mod objects;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -411,6 +414,110 @@ impl ClusterApi for KubeCluster {
     }
 }
 
+/// A [`Connect`] for `connect`; `region` is the cluster's (it signs EKS tokens).
+fn connect_of(
+    connect: &crate::config::ClusterConnect,
+    region: &str,
+    credentials: Option<SharedCredentialsProvider>,
+) -> Connect {
+    match connect.way() {
+        ConnectWay::InCluster => Connect::InCluster,
+        ConnectWay::Kubeconfig(k) => Connect::Kubeconfig {
+            path: k.path.clone(),
+            context: k.context.clone(),
+        },
+        ConnectWay::Token(t) => Connect::Token {
+            endpoint: t.endpoint.clone(),
+            ca_file: t.ca_file.clone(),
+            token: t.token.clone(),
+        },
+        ConnectWay::Eks(e) => Connect::Eks {
+            cluster_name: e.cluster_name.clone(),
+            endpoint: e.endpoint.clone(),
+            ca_file: e.ca_file.clone(),
+            region: region.to_owned(),
+            credentials,
+        },
+    }
+}
+
+/// This process's name for the Lease: `POD_NAME` (the Deployment sets it from the downward API),
+/// else the host name, with a random suffix.
+fn holder_identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "failoverd".to_owned());
+    lease::identity(&base)
+}
+
+fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.to_owned(),
+        version: version.to_owned(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.to_owned(),
+        plural: plural.to_owned(),
+    }
+}
+
+/// The run journal and the leader Lease of `state.store: kubernetes`, in the cluster of
+/// `config` (`region` is that cluster's, for EKS tokens). Nothing is contacted here.
+pub fn state_backend(
+    config: &crate::config::KubernetesState,
+    region_pair: &str,
+    region: &str,
+    credentials: Option<SharedCredentialsProvider>,
+) -> (journal::KubeStore, lease::LeaseLeadership) {
+    let timeouts = Timeouts {
+        connect: config.connect_timeout.get(),
+        request: config.request_timeout.get(),
+    };
+    let cluster = Arc::new(KubeCluster::new(
+        region,
+        connect_of(&config.connect, region, credentials),
+        timeouts,
+    ));
+    let objects = |kind: &str, plural: &str| -> Arc<dyn objects::Objects> {
+        Arc::new(objects::KubeObjects::new(
+            Arc::clone(&cluster),
+            api_resource("failoverd.io", "v1alpha1", kind, plural),
+            &config.namespace,
+        ))
+    };
+    let store = journal::KubeStore::new(
+        journal::JournalObjects {
+            runs: objects("FailoverdRun", "failoverdruns"),
+            states: objects("FailoverdState", "failoverdstates"),
+            keys: objects("FailoverdIdempotencyKey", "failoverdidempotencykeys"),
+        },
+        region_pair,
+    );
+    let leases = Arc::new(objects::KubeObjects::new(
+        Arc::clone(&cluster),
+        api_resource("coordination.k8s.io", "v1", "Lease", "leases"),
+        &config.namespace,
+    ));
+    let leadership = lease::LeaseLeadership::with_system_clock(
+        leases,
+        lease::LeaseSettings {
+            name: config.lease_name.clone(),
+            identity: holder_identity(),
+            duration: config.lease_duration.get(),
+            renew_interval: config.renew_interval.get(),
+            max_clock_skew: config.max_clock_skew.get(),
+            release_on_drop: true,
+        },
+    );
+    (store, leadership)
+}
+
 /// The clusters of `config`. `credentials` sign EKS tokens (the AWS clients' chain). Nothing is
 /// contacted here.
 pub fn clusters(
@@ -425,25 +532,7 @@ pub fn clusters(
         .clusters
         .iter()
         .map(|c| {
-            let connect = match c.connect.way() {
-                ConnectWay::InCluster => Connect::InCluster,
-                ConnectWay::Kubeconfig(k) => Connect::Kubeconfig {
-                    path: k.path.clone(),
-                    context: k.context.clone(),
-                },
-                ConnectWay::Token(t) => Connect::Token {
-                    endpoint: t.endpoint.clone(),
-                    ca_file: t.ca_file.clone(),
-                    token: t.token.clone(),
-                },
-                ConnectWay::Eks(e) => Connect::Eks {
-                    cluster_name: e.cluster_name.clone(),
-                    endpoint: e.endpoint.clone(),
-                    ca_file: e.ca_file.clone(),
-                    region: c.region.clone(),
-                    credentials: credentials.clone(),
-                },
-            };
+            let connect = connect_of(&c.connect, &c.region, credentials.clone());
             KubeCluster::new(&c.region, connect, timeouts)
         })
         .collect()

@@ -14,6 +14,7 @@ mod dns_verify;
 mod gitops;
 mod health_probes;
 mod health_tls;
+mod kube_state;
 mod policy_loop;
 mod replication_aurora;
 mod replication_heartbeat;

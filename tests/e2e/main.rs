@@ -8,6 +8,7 @@ mod support;
 
 mod alerts_prometheus;
 mod alerts_promtool;
+mod ha_e2e;
 mod journal_e2e;
 mod lab_e2e;
 mod lab_support;

@@ -49,7 +49,8 @@ Validation: every object is validated before it is stored (seeded, created, upda
 written by a controller): built-in kinds against Kubernetes' own OpenAPI-derived JSON schemas
 shipped by the PyPI package ``kubernetes-validate`` (strict variant), Flux and Argo CD kinds
 against the JSON schemas in ``kube_schemas/`` (hand-written from the upstream CRDs, see their
-``$comment``), plus the name/label rules and a few cross-field rules of the apiserver (selector
+``$comment``), failoverd's own kinds against the CRDs it ships (``deploy/base/crds.yaml``, loaded
+at start), plus the name/label rules and a few cross-field rules of the apiserver (selector
 matches template labels, selector immutable, HPA min <= max, replicas >= 0). Unknown fields are
 pruned like the apiserver does (``fieldValidation`` Warn, the default: ``Warning`` header;
 Ignore: silently) or refused with 400 (``fieldValidation=Strict``). Other errors: 422 Invalid
@@ -286,6 +287,59 @@ RESOURCES: list[ResourceType] = [
 ]
 
 
+# failoverd's own CRDs (its run journal in the cluster) are served from the manifest it ships,
+# so what the emulator validates is exactly what a cluster with that manifest applied would.
+FAILOVERD_CRDS = HERE.parent.parent / "deploy" / "base" / "crds.yaml"
+CRD_SCHEMAS: dict[tuple[str, str], Json] = {}
+
+
+def structural_to_json_schema(schema: Json) -> Json:
+    """An OpenAPI v3 structural schema as a JSON schema: objects with ``properties`` and neither
+    ``additionalProperties`` nor ``x-kubernetes-preserve-unknown-fields`` are closed, because the
+    apiserver prunes (or, with ``fieldValidation=Strict``, refuses) every other field."""
+    out: Json = {}
+    for key, value in schema.items():
+        if key == "properties":
+            out[key] = {k: structural_to_json_schema(v) for k, v in value.items()}
+        elif key == "items" and isinstance(value, dict):
+            out[key] = structural_to_json_schema(value)
+        elif key == "additionalProperties" and isinstance(value, dict):
+            out[key] = structural_to_json_schema(value)
+        elif key.startswith("x-kubernetes-"):
+            continue
+        else:
+            out[key] = value
+    if (schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    return out
+
+
+def load_failoverd_crds(path: Path = FAILOVERD_CRDS) -> None:
+    import yaml  # noqa: PLC0415  (PyYAML is in the test bed's requirements)
+
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc or doc.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = doc["spec"]
+        names = spec["names"]
+        versions = [v["name"] for v in spec["versions"] if v.get("served", True)]
+        storage = next(v["name"] for v in spec["versions"] if v.get("storage"))
+        versions.sort(key=lambda v: v != storage)
+        RESOURCES.append(ResourceType(
+            spec["group"], versions, names["plural"], names.get("singular", names["kind"].lower()),
+            names["kind"], namespaced=spec["scope"] == "Namespaced",
+            short_names=names.get("shortNames", []), categories=names.get("categories", []),
+            status_sub="status" in (spec["versions"][0].get("subresources") or {}), crd=True,
+            generation="nonmeta"))
+        for v in spec["versions"]:
+            CRD_SCHEMAS[(names["kind"], f"{spec['group']}/{v['name']}")] = structural_to_json_schema(
+                v["schema"]["openAPIV3Schema"])
+
+
+load_failoverd_crds()
+
+
 def find_resource(group: str, version: str, plural: str) -> ResourceType | None:
     for rt in RESOURCES:
         if rt.group == group and rt.plural == plural and version in rt.versions:
@@ -422,7 +476,10 @@ class Schemas:
                 return self._cache[key]
             group, _, version = api_version.rpartition("/")
             found = find_kind(api_version, kind)
-            if found is not None and found[0].crd:
+            if (kind, api_version) in CRD_SCHEMAS:
+                schema = CRD_SCHEMAS[(kind, api_version)]
+                validator = jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+            elif found is not None and found[0].crd:
                 schema = json.loads((SCHEMA_DIR / f"{kind.lower()}-{group}-{version}.json").read_text())
                 validator = jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
             else:

@@ -86,7 +86,7 @@ impl RunFilter {
         }
     }
 
-    fn matches(&self, s: &RunSummary) -> bool {
+    pub fn matches(&self, s: &RunSummary) -> bool {
         (!self.unfinished_only || s.outcome.is_none())
             && self.plan.as_ref().is_none_or(|p| *p == s.record.plan)
     }

@@ -63,7 +63,7 @@ impl Actor {
                 self.metrics.steps_retrying.set(retrying.len() as i64);
                 let _ = reply.send(RunnerStatus {
                     region_pair: self.config.region_pair.clone(),
-                    leader: self.lease.is_some(),
+                    leader: self.token().is_some(),
                     fencing_token: self.token(),
                     active_run: self.active_run(),
                     retrying,
@@ -210,7 +210,7 @@ impl Actor {
     }
 
     async fn on_approve(&mut self, id: RunId, by: String) -> Result<RunView, RunError> {
-        if self.lease.is_none() {
+        if self.token().is_none() {
             return Err(RunError::NotLeader);
         }
         let Some(live) = self.live.get(&id) else {
@@ -239,7 +239,7 @@ impl Actor {
     }
 
     async fn on_abort(&mut self, id: RunId, by: String) -> Result<RunView, RunError> {
-        if self.lease.is_none() {
+        if self.token().is_none() {
             return Err(RunError::NotLeader);
         }
         let Some(live) = self.live.get(&id) else {

@@ -139,6 +139,18 @@ impl LiveRun {
     }
 }
 
+/// Resolves when `lease` stops being held (a renewed lease that expired or was taken over);
+/// never while there is none.
+fn lease_expired(lease: Option<&LeaderLease>) -> impl std::future::Future<Output = ()> + Send {
+    let expired = lease.map(LeaderLease::expired);
+    async move {
+        match expired {
+            Some(f) => f.await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 enum DriveError {
     Store(StoreError),
     Illegal(IllegalTransition),
@@ -206,6 +218,7 @@ impl Actor {
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.on_joined(joined).await;
                 }
+                _ = lease_expired(self.lease.as_ref()) => self.on_lease_expired().await,
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -250,8 +263,20 @@ impl Actor {
         self.lease = None;
     }
 
+    /// The fencing token to write with: `None` once the lease is not held, even before its
+    /// expiry has been handled, so nothing is written (no step is started) past it.
     fn token(&self) -> Option<FencingToken> {
-        self.lease.as_ref().map(LeaderLease::token)
+        self.lease
+            .as_ref()
+            .filter(|l| l.is_held())
+            .map(LeaderLease::token)
+    }
+
+    async fn on_lease_expired(&mut self) {
+        if self.lease.is_some() {
+            tracing::error!("leadership lost: the lease was taken over or not renewed in time; stepping down");
+            self.depose().await;
+        }
     }
 
     async fn try_lead(&mut self) {

@@ -254,7 +254,13 @@ impl Actor {
                 self.stalled.insert(id);
             }
             DriveError::NotLeader => {
-                self.drop_live(id, StartError::NotLeader);
+                if self.lease.is_some() {
+                    // The lease is held no more (expired between two checks): step down at once.
+                    tracing::error!(run = %id, "leadership lost while driving the run; stepping down");
+                    self.depose().await;
+                } else {
+                    self.drop_live(id, StartError::NotLeader);
+                }
             }
             DriveError::Gone => {}
             DriveError::Illegal(illegal) => {

@@ -1,0 +1,104 @@
+//! Two replicas on `state.store: kubernetes`, with the real binary: the journal is custom
+//! resources and leadership a Lease in an emulated API server (`support/kube_emulator.py`,
+//! serving the CRDs of `deploy/base/crds.yaml`). The leader is killed with SIGKILL in the middle
+//! of a run; the other replica takes the Lease once it expires, resumes the run from the
+//! journal and finishes it, and no step is executed twice (the selftest plan records each
+//! execution in a file both replicas share, and its `verify` reads it for the step in doubt).
+
+use std::time::{Duration, Instant};
+
+use crate::lab_support::{wait, Api};
+use crate::support::harness::{config_yaml, Daemon};
+use crate::support::kube::{KubeEmulator, KubeOptions, DEFAULT_TOKEN};
+use serde_json::json;
+
+const LEASE_SECONDS: u64 = 3;
+
+fn ha_config(kube_url: &str, shared: &std::path::Path, token_file: &std::path::Path) -> String {
+    let state = format!(
+        "state:\n  dir: {}\n  store: kubernetes\n  kubernetes:\n    connect:\n      token: {{endpoint: '{kube_url}', token: {{file: {}}}}}\n    namespace: failoverd\n    lease_duration: {LEASE_SECONDS}s\n    renew_interval: 500ms\n    max_clock_skew: 500ms\n",
+        shared.display(),
+        token_file.display()
+    );
+    let text = config_yaml("").replace("state:\n  dir: state\n", &state);
+    assert!(text.contains("store: kubernetes"), "{text}");
+    text
+}
+
+#[test]
+fn the_other_replica_takes_over_a_run_when_the_leader_is_killed() {
+    let rt = crate::lab_support::runtime();
+    let kube = rt.block_on(KubeEmulator::start(KubeOptions {
+        seeds: vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "failoverd"}})],
+        ..KubeOptions::default()
+    }));
+    let shared = tempfile::tempdir().unwrap();
+    let token = shared.path().join("kube-token");
+    std::fs::write(&token, DEFAULT_TOKEN).unwrap();
+    let config = ha_config(&kube.url(), shared.path(), &token);
+
+    let a = Daemon::start(&config);
+    let api_a = Api { d: &a, rt: &rt };
+    api_a.wait_status("A to lead", 30, |s| s["engine"]["leader"] == true);
+    let b = Daemon::start(&config);
+    let api_b = Api { d: &b, rt: &rt };
+    let follower = api_b.wait_status("B to follow", 30, |s| {
+        s["engine"]["leader"] == false && s["components"]["engine"]["error"].is_string()
+    });
+    let why = follower["components"]["engine"]["error"].as_str().unwrap();
+    assert!(why.contains("holds the Lease failoverd"), "{why}");
+
+    // Both replicas read the same journal.
+    let id = api_a.start(json!({
+        "plan": "selftest",
+        "reason": "HA takeover test",
+        "params": {"steps": 4, "step_seconds": 1.5},
+    }));
+    let (code, seen) = api_b.call(None, &format!("/v1/runs/{id}"));
+    assert_eq!(code, 200, "the follower serves the run: {seen}");
+
+    // Kill A while a step is running (the second one: the first has left its effect).
+    wait("the second step to run on A", 30, || {
+        let run = api_a.get(&format!("/v1/runs/{id}"));
+        let steps = run["steps"].as_array().cloned().unwrap_or_default();
+        steps
+            .iter()
+            .any(|s| s["id"] == "selftest-2" && s["status"] == "running")
+            .then_some(())
+    });
+    let killed_at = Instant::now();
+    drop(a.kill9());
+
+    api_b.wait_status("B to lead", 30, |s| s["engine"]["leader"] == true);
+    let took_over = killed_at.elapsed();
+    println!("the follower led {took_over:?} after the leader was killed (lease {LEASE_SECONDS}s)");
+    assert!(
+        took_over < Duration::from_secs(LEASE_SECONDS * 3),
+        "takeover took {took_over:?}"
+    );
+    let done = api_b.finished(&id, 60);
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+
+    // Every step's effect exactly once: the one in flight at the kill was verified, not redone
+    // blindly.
+    let effects = std::fs::read_to_string(shared.path().join("selftest-effects.log")).unwrap();
+    for step in 1..=4 {
+        let line = format!("{id} selftest-{step}");
+        let n = effects.lines().filter(|l| *l == line).count();
+        assert_eq!(n, 1, "selftest-{step} ran {n} times:\n{effects}");
+    }
+    // The Lease names B, with a newer token than A's.
+    let lease = rt.block_on(kube.object("/apis/coordination.k8s.io/v1/namespaces/failoverd/leases/failoverd"));
+    assert!(lease["spec"]["leaseTransitions"].as_i64().unwrap() >= 1, "{lease:#}");
+    let metrics = api_b.metrics();
+    assert!(
+        metrics.lines().any(|l| l == "failoverd_leader 1"),
+        "{metrics}"
+    );
+    // The run is a FailoverdRun in the cluster, finished.
+    let run = rt.block_on(kube.object(&format!(
+        "/apis/failoverd.io/v1alpha1/namespaces/failoverd/failoverdruns/{id}"
+    )));
+    assert_eq!(run["spec"]["outcome"], "succeeded", "{run:#}");
+    assert_eq!(run["metadata"]["labels"]["failoverd.io/finished"], "true");
+}
