@@ -299,19 +299,21 @@ pub async fn serve(
     // The run engine: journal in SQLite and leadership by a lock in the state directory, or
     // both in the Kubernetes API (custom resources and a Lease) for replicas on several nodes.
     status.report("engine", ComponentState::Starting, None);
-    let (journal, leadership): (Arc<dyn crate::engine::Store>, Arc<dyn crate::engine::Leadership>) =
-        match (&config.state.store, &config.state.kubernetes) {
-            (cfg::StoreKind::Kubernetes, Some(k)) => {
-                // The cluster failoverd runs in: the standby region's.
-                let (store, lease) =
-                    crate::kube::state_backend(k, &pair.to_string(), pair.cold(), aws.credentials());
-                (Arc::new(store), Arc::new(lease))
-            }
-            _ => (
-                Arc::new(SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?),
-                Arc::new(LocalLeadership::new(&state_dir)),
-            ),
-        };
+    let (journal, leadership): (
+        Arc<dyn crate::engine::Store>,
+        Arc<dyn crate::engine::Leadership>,
+    ) = match (&config.state.store, &config.state.kubernetes) {
+        (cfg::StoreKind::Kubernetes, Some(k)) => {
+            // The cluster failoverd runs in: the standby region's.
+            let (store, lease) =
+                crate::kube::state_backend(k, &pair.to_string(), pair.cold(), aws.credentials());
+            (Arc::new(store), Arc::new(lease))
+        }
+        _ => (
+            Arc::new(SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?),
+            Arc::new(LocalLeadership::new(&state_dir)),
+        ),
+    };
     let store = ObservedStore::new(journal, &registry)?;
     let journal_health = store.health();
     let grace = config.server.shutdown_grace.get();
@@ -659,9 +661,9 @@ async fn report_leadership(
                 ComponentState::Degraded,
                 Some(format!(
                     "not the leader: {}",
-                    leadership
-                        .describe_holder()
-                        .unwrap_or_else(|| "another failoverd holds the state directory lock".into())
+                    leadership.describe_holder().unwrap_or_else(|| {
+                        "another failoverd holds the state directory lock".into()
+                    })
                 )),
             ),
         }

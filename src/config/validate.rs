@@ -177,20 +177,46 @@ fn check_state_store(c: &mut Checker, state: &StateConfig) {
     if !is_dns_label(&k.namespace) {
         c.err(
             "state.kubernetes.namespace",
-            format!("{:?} is not a namespace name (lowercase letters, digits and '-', at most 63)", k.namespace),
+            format!(
+                "{:?} is not a namespace name (lowercase letters, digits and '-', at most 63)",
+                k.namespace
+            ),
         );
     }
     if !is_dns_subdomain(&k.lease_name) {
         c.err(
             "state.kubernetes.lease_name",
-            format!("{:?} is not an object name (lowercase letters, digits, '-' and '.')", k.lease_name),
+            format!(
+                "{:?} is not an object name (lowercase letters, digits, '-' and '.')",
+                k.lease_name
+            ),
         );
     }
-    c.bounded("state.kubernetes.lease_duration", k.lease_duration, secs(10 * MINUTE));
-    c.bounded("state.kubernetes.renew_interval", k.renew_interval, secs(5 * MINUTE));
-    c.at_most("state.kubernetes.max_clock_skew", k.max_clock_skew, secs(MINUTE));
-    c.bounded("state.kubernetes.connect_timeout", k.connect_timeout, secs(MINUTE));
-    c.bounded("state.kubernetes.request_timeout", k.request_timeout, secs(MINUTE));
+    c.bounded(
+        "state.kubernetes.lease_duration",
+        k.lease_duration,
+        secs(10 * MINUTE),
+    );
+    c.bounded(
+        "state.kubernetes.renew_interval",
+        k.renew_interval,
+        secs(5 * MINUTE),
+    );
+    c.at_most(
+        "state.kubernetes.max_clock_skew",
+        k.max_clock_skew,
+        secs(MINUTE),
+    );
+    c.bounded(
+        "state.kubernetes.connect_timeout",
+        k.connect_timeout,
+        secs(MINUTE),
+    );
+    c.bounded(
+        "state.kubernetes.request_timeout",
+        k.request_timeout,
+        secs(MINUTE),
+    );
     let (duration, renew, skew) = (
         k.lease_duration.get(),
         k.renew_interval.get(),

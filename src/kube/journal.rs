@@ -98,7 +98,11 @@ fn slug(text: &str) -> String {
         }
     }
     let out = out.trim_matches('-');
-    out.chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
+    out.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
 }
 
 /// A run object's parts.
@@ -318,7 +322,10 @@ impl KubeStore {
     }
 
     /// The key object's run, if that run exists.
-    async fn key_target(&self, key: &str) -> Result<Option<(Value, RunId, IdempotencyKey)>, StoreError> {
+    async fn key_target(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Value, RunId, IdempotencyKey)>, StoreError> {
         let Some(object) = self
             .objects
             .keys
@@ -510,10 +517,17 @@ impl Store for KubeStore {
                     "the journal of run {run_id} would be {size} bytes, more than the {MAX_OBJECT_BYTES} a FailoverdRun may hold"
                 )));
             }
-            match self.objects.runs.replace(&run_id.to_string(), &object).await {
+            match self
+                .objects
+                .runs
+                .replace(&run_id.to_string(), &object)
+                .await
+            {
                 Ok(_) => return Ok(seq),
                 Err(e) if e.kind == ErrorKind::Conflict => run = self.get_run(run_id).await?,
-                Err(e) if e.kind == ErrorKind::NotFound => return Err(StoreError::NotFound(run_id)),
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound(run_id))
+                }
                 Err(e) => return Err(unavailable(e)),
             }
         }

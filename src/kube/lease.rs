@@ -105,11 +105,7 @@ fn micro_time(t: OffsetDateTime) -> String {
 }
 
 fn parse_time(v: Option<&Value>) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(
-        v?.as_str()?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()
+    OffsetDateTime::parse(v?.as_str()?, &time::format_description::well_known::Rfc3339).ok()
 }
 
 fn holder_of(lease: &Value) -> LeaseHolder {
@@ -438,7 +434,9 @@ impl Drop for Held {
             }
             match objects.replace(&name, &lease).await {
                 Ok(_) => tracing::info!(lease = %name, "released the leader Lease"),
-                Err(e) => tracing::warn!(lease = %name, error = %e, "could not release the leader Lease"),
+                Err(e) => {
+                    tracing::warn!(lease = %name, error = %e, "could not release the leader Lease")
+                }
             }
         });
     }

@@ -67,7 +67,11 @@ impl KubeObjects {
 
     async fn api(&self) -> Result<Api<DynamicObject>> {
         let client = self.cluster.client().await?;
-        Ok(Api::namespaced_with(client, &self.namespace, &self.resource))
+        Ok(Api::namespaced_with(
+            client,
+            &self.namespace,
+            &self.resource,
+        ))
     }
 }
 
@@ -106,7 +110,10 @@ impl Objects for KubeObjects {
         let object = decode("Replace", object)?;
         let replaced = self
             .cluster
-            .bounded("Replace", api.replace(name, &PostParams::default(), &object))
+            .bounded(
+                "Replace",
+                api.replace(name, &PostParams::default(), &object),
+            )
             .await?;
         encode("Replace", replaced)
     }
@@ -120,7 +127,11 @@ impl Objects for KubeObjects {
             }),
             ..DeleteParams::default()
         };
-        match self.cluster.bounded("Delete", api.delete(name, &params)).await {
+        match self
+            .cluster
+            .bounded("Delete", api.delete(name, &params))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
@@ -241,12 +252,18 @@ impl MemoryObjects {
         s.revision += 1;
         if let Some(meta) = object
             .as_object_mut()
-            .map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default())))
+            .map(|o| {
+                o.entry("metadata")
+                    .or_insert_with(|| Value::Object(Default::default()))
+            })
             .and_then(Value::as_object_mut)
         {
             meta.insert("name".into(), Value::from(name));
             meta.insert("namespace".into(), Value::from(namespace));
-            meta.insert("resourceVersion".into(), Value::from(s.revision.to_string()));
+            meta.insert(
+                "resourceVersion".into(),
+                Value::from(s.revision.to_string()),
+            );
         }
         object
     }

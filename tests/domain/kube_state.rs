@@ -31,7 +31,9 @@ struct Bed {
 
 async fn bed(lease: (u64, u64, u64)) -> Bed {
     let emu = KubeEmulator::start(KubeOptions {
-        seeds: vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})],
+        seeds: vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+        ],
         ..KubeOptions::default()
     })
     .await;
@@ -101,10 +103,26 @@ async fn the_journal_keeps_the_store_contract_in_the_cluster() {
         store.create(&a, t1, None).await,
         Err(StoreError::AlreadyExists(_))
     ));
-    assert_eq!(store.append(a.id, 0, t1, &ev(EventKind::RunStarted)).await.unwrap(), 1);
-    let err = store.append(a.id, 0, t1, &ev(EventKind::RunStarted)).await.unwrap_err();
+    assert_eq!(
+        store
+            .append(a.id, 0, t1, &ev(EventKind::RunStarted))
+            .await
+            .unwrap(),
+        1
+    );
+    let err = store
+        .append(a.id, 0, t1, &ev(EventKind::RunStarted))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { expected: 0, actual: 1, .. }),
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
         "{err}"
     );
     let loaded = store.load(a.id).await.unwrap();
@@ -127,7 +145,10 @@ async fn the_journal_keeps_the_store_contract_in_the_cluster() {
         .await;
     assert_eq!(stored["spec"]["lastSeq"], 1, "{stored:#}");
     assert_eq!(stored["spec"]["fence"], 10);
-    assert_eq!(stored["metadata"]["labels"]["failoverd.io/finished"], "false");
+    assert_eq!(
+        stored["metadata"]["labels"]["failoverd.io/finished"],
+        "false"
+    );
 
     // Idempotency keys: the same key is refused, naming the run and whether it is the same request.
     let key = IdempotencyKey {
@@ -136,7 +157,10 @@ async fn the_journal_keeps_the_store_contract_in_the_cluster() {
     };
     let b = record("failover");
     store.create(&b, t1, Some(&key)).await.unwrap();
-    let err = store.create(&record("failover"), t1, Some(&key)).await.unwrap_err();
+    let err = store
+        .create(&record("failover"), t1, Some(&key))
+        .await
+        .unwrap_err();
     match err {
         StoreError::IdempotencyKeyTaken {
             run_id,
@@ -153,11 +177,20 @@ async fn the_journal_keeps_the_store_contract_in_the_cluster() {
         ..key.clone()
     };
     assert!(matches!(
-        store.create(&record("failover"), t1, Some(&other_request)).await,
-        Err(StoreError::IdempotencyKeyTaken { same_request: false, .. })
+        store
+            .create(&record("failover"), t1, Some(&other_request))
+            .await,
+        Err(StoreError::IdempotencyKeyTaken {
+            same_request: false,
+            ..
+        })
     ));
     assert_eq!(
-        store.find_idempotency_key("deploy-42").await.unwrap().map(|(id, _)| id),
+        store
+            .find_idempotency_key("deploy-42")
+            .await
+            .unwrap()
+            .map(|(id, _)| id),
         Some(b.id)
     );
     assert!(store.find_idempotency_key("never").await.unwrap().is_none());
@@ -168,7 +201,14 @@ async fn the_journal_keeps_the_store_contract_in_the_cluster() {
         .await
         .unwrap();
     store
-        .append(b.id, 1, t1, &ev(EventKind::RunFinished { outcome: Outcome::Succeeded }))
+        .append(
+            b.id,
+            1,
+            t1,
+            &ev(EventKind::RunFinished {
+                outcome: Outcome::Succeeded,
+            }),
+        )
         .await
         .unwrap();
     let all = store.list(&RunFilter::default()).await.unwrap();
@@ -195,13 +235,39 @@ async fn the_journal_keeps_the_store_contract_in_the_cluster() {
     // A new leader fences with a higher token: the old one's writes are refused everywhere.
     let t2 = FencingToken(11);
     store.fence(t2).await.unwrap();
-    let err = store.append(a.id, 1, t1, &ev(EventKind::RunFinished { outcome: Outcome::Succeeded })).await.unwrap_err();
+    let err = store
+        .append(
+            a.id,
+            1,
+            t1,
+            &ev(EventKind::RunFinished {
+                outcome: Outcome::Succeeded,
+            }),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::StaleFencingToken { .. }), "{err}");
-    let err = store.create(&record("selftest"), t1, None).await.unwrap_err();
+    let err = store
+        .create(&record("selftest"), t1, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::StaleFencingToken { .. }), "{err}");
     let err = store.fence(t1).await.unwrap_err();
     assert!(matches!(err, StoreError::StaleFencingToken { .. }), "{err}");
-    assert_eq!(store.append(a.id, 1, t2, &ev(EventKind::RunFinished { outcome: Outcome::Succeeded })).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .append(
+                a.id,
+                1,
+                t2,
+                &ev(EventKind::RunFinished {
+                    outcome: Outcome::Succeeded
+                })
+            )
+            .await
+            .unwrap(),
+        2
+    );
     // The refused create left nothing behind.
     assert_eq!(store.list(&RunFilter::default()).await.unwrap().len(), 2);
 
@@ -223,7 +289,10 @@ async fn a_deposed_leaders_late_append_loses_to_the_fence() {
     store.fence(old).await.unwrap();
     let run = record("selftest");
     store.create(&run, old, None).await.unwrap();
-    store.append(run.id, 0, old, &ev(EventKind::RunStarted)).await.unwrap();
+    store
+        .append(run.id, 0, old, &ev(EventKind::RunStarted))
+        .await
+        .unwrap();
 
     // The old leader's appends race the new leader's fence, many times over: each append either
     // lands before the fence raised the run (and the new leader sees it) or is refused.
@@ -250,7 +319,12 @@ async fn a_deposed_leaders_late_append_loses_to_the_fence() {
         seq = after;
         // Once the fence is in place, the stale token is refused, always.
         let refused = store
-            .append(run.id, seq, FencingToken(1 + round), &ev(EventKind::RunStarted))
+            .append(
+                run.id,
+                seq,
+                FencingToken(1 + round),
+                &ev(EventKind::RunStarted),
+            )
             .await;
         assert!(matches!(refused, Err(StoreError::StaleFencingToken { .. })));
     }
@@ -277,9 +351,14 @@ async fn the_lease_is_acquired_renewed_lost_and_released() {
     let bed = bed((2_000, 400, 300)).await;
     let (_, a) = backend(&bed);
     let (_, b) = backend(&bed);
-    let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/failoverd");
+    let lease_path =
+        format!("/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/failoverd");
 
-    let la = a.try_acquire().await.unwrap().expect("the first replica leads");
+    let la = a
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("the first replica leads");
     let t1 = la.token().0;
     assert!(la.is_held());
     let held = bed.emu.object(&lease_path).await;
@@ -293,14 +372,18 @@ async fn the_lease_is_acquired_renewed_lost_and_released() {
     // Renewed: the follower cannot take it for several lease durations.
     let start = tokio::time::Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        assert!(b.try_acquire().await.unwrap().is_none(), "taken while renewed");
+        assert!(
+            b.try_acquire().await.unwrap().is_none(),
+            "taken while renewed"
+        );
         assert!(la.is_held());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let later = bed.emu.object(&lease_path).await;
     assert_ne!(later["spec"]["renewTime"].as_str().unwrap(), renewed_at);
     assert!(
-        b.describe_holder().is_some_and(|d| d.contains(&format!("fencing token {t1}"))),
+        b.describe_holder()
+            .is_some_and(|d| d.contains(&format!("fencing token {t1}"))),
         "{:?}",
         b.describe_holder()
     );
@@ -345,5 +428,10 @@ async fn the_lease_is_acquired_renewed_lost_and_released() {
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
     let fresh = acquire_within(&a, Duration::from_secs(1)).await;
-    assert!(fresh.token().0 > t2 + 1, "{} after {}", fresh.token(), t2 + 1);
+    assert!(
+        fresh.token().0 > t2 + 1,
+        "{} after {}",
+        fresh.token(),
+        t2 + 1
+    );
 }

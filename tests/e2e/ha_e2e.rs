@@ -29,7 +29,9 @@ fn ha_config(kube_url: &str, shared: &std::path::Path, token_file: &std::path::P
 fn the_other_replica_takes_over_a_run_when_the_leader_is_killed() {
     let rt = crate::lab_support::runtime();
     let kube = rt.block_on(KubeEmulator::start(KubeOptions {
-        seeds: vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "failoverd"}})],
+        seeds: vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "failoverd"}}),
+        ],
         ..KubeOptions::default()
     }));
     let shared = tempfile::tempdir().unwrap();
@@ -88,8 +90,13 @@ fn the_other_replica_takes_over_a_run_when_the_leader_is_killed() {
         assert_eq!(n, 1, "selftest-{step} ran {n} times:\n{effects}");
     }
     // The Lease names B, with a newer token than A's.
-    let lease = rt.block_on(kube.object("/apis/coordination.k8s.io/v1/namespaces/failoverd/leases/failoverd"));
-    assert!(lease["spec"]["leaseTransitions"].as_i64().unwrap() >= 1, "{lease:#}");
+    let lease = rt.block_on(
+        kube.object("/apis/coordination.k8s.io/v1/namespaces/failoverd/leases/failoverd"),
+    );
+    assert!(
+        lease["spec"]["leaseTransitions"].as_i64().unwrap() >= 1,
+        "{lease:#}"
+    );
     let metrics = api_b.metrics();
     assert!(
         metrics.lines().any(|l| l == "failoverd_leader 1"),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{Actor, DriveError};
 use crate::engine::decide::{decide, Action, TaskKind};
 use crate::engine::event::{Event, EventKind, JournalEntry, Reversibility, RunId, StepId};
+use crate::engine::leadership::LeaderLease;
 use crate::engine::runner::tasks::{
     check_failed_task, compensate_task, describe_task, execute_task, verify_task, RetryNotes,
     TaskMeta, TaskReport, TaskResult,
@@ -309,12 +310,24 @@ impl Actor {
         let live = self.live.get_mut(&id).ok_or(DriveError::Gone)?;
         let generation = live.generation;
         let report_step = step.clone();
+        // A lease that stops being held stops the step at once, even while the actor is busy
+        // (waiting on the journal, say): the step is dropped where it is, as a crash would leave
+        // it, and whoever leads next resolves it from the journal. The task then waits to be
+        // aborted by the actor's step-down.
+        let expired = self.lease.as_ref().map(LeaderLease::expired);
         let handle = self.tasks.spawn(async move {
+            let result = match expired {
+                None => fut.await,
+                Some(expired) => tokio::select! {
+                    result = fut => result,
+                    () = expired => std::future::pending().await,
+                },
+            };
             TaskReport {
                 run: id,
                 generation,
                 step: report_step,
-                result: fut.await,
+                result,
             }
         });
         self.task_meta.insert(

@@ -274,7 +274,9 @@ impl Actor {
 
     async fn on_lease_expired(&mut self) {
         if self.lease.is_some() {
-            tracing::error!("leadership lost: the lease was taken over or not renewed in time; stepping down");
+            tracing::error!(
+                "leadership lost: the lease was taken over or not renewed in time; stepping down"
+            );
             self.depose().await;
         }
     }
