@@ -167,7 +167,11 @@ def test_discovery_documents(kube: Kube) -> None:
     assert {r["name"] for r in core["resources"]} >= {"namespaces", "events"}
     groups = {g["name"]: g for g in kube.ok("GET", "/apis")["groups"]}
     assert set(groups) == {"apps", "autoscaling", "coordination.k8s.io", "source.toolkit.fluxcd.io",
-                           "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io", "argoproj.io"}
+                           "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io", "argoproj.io",
+                           "failoverd.io"}
+    # failoverd's own kinds come from the CRDs it ships.
+    failoverd = {r["name"] for r in kube.ok("GET", "/apis/failoverd.io/v1alpha1")["resources"]}
+    assert failoverd == {"failoverdruns", "failoverdstates", "failoverdidempotencykeys"}
     source = groups["source.toolkit.fluxcd.io"]
     assert [v["version"] for v in source["versions"]] == ["v1", "v1beta2"]
     assert source["preferredVersion"] == {"groupVersion": "source.toolkit.fluxcd.io/v1", "version": "v1"}
