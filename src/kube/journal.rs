@@ -442,14 +442,11 @@ impl Store for KubeStore {
                 "fence": token.0,
                 "lastSeq": 0,
                 "events": [],
-                "idempotencyKey": idempotency.map(|k| k.key.clone()),
             },
         });
         let mut object = object;
-        if idempotency.is_none() {
-            if let Some(spec) = object["spec"].as_object_mut() {
-                spec.remove("idempotencyKey");
-            }
+        if let Some(key) = idempotency {
+            object["spec"]["idempotencyKey"] = Value::from(key.key.as_str());
         }
         let created = match self.objects.runs.create(&object).await {
             Ok(created) => created,

@@ -90,6 +90,12 @@ pub fn identity(base: &str) -> String {
     format!("{base}_{}", &suffix[..8])
 }
 
+/// The first token of a Lease made afresh (or one without a token): Unix milliseconds, above any
+/// token an earlier Lease of the same name can have reached.
+fn fresh_token(now: OffsetDateTime) -> u64 {
+    (now.unix_timestamp_nanos() / 1_000_000).max(1) as u64
+}
+
 fn micro_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
@@ -211,7 +217,7 @@ impl LeaseLeadership {
         let current = self.objects.get(&s.name).await.map_err(task_error)?;
         let written = match current {
             None => {
-                let token = (now.unix_timestamp_nanos() / 1_000_000).max(1) as u64;
+                let token = fresh_token(now);
                 let lease = self.lease_object(token, 0, now);
                 match self.objects.create(&lease).await {
                     Ok(stored) => (stored, token),
@@ -227,7 +233,7 @@ impl LeaseLeadership {
                 }
                 let token = match holder.token {
                     Some(t) => t.saturating_add(1),
-                    None => (now.unix_timestamp_nanos() / 1_000_000).max(1) as u64,
+                    None => fresh_token(now),
                 };
                 let transitions = current
                     .pointer("/spec/leaseTransitions")
