@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Exec {
+pub(super) enum Exec {
     Ok,
     RetryableBefore,
     RetryableAfter,
@@ -64,21 +64,21 @@ enum Comp {
 }
 
 #[derive(Clone, Debug)]
-struct StepSpec {
-    id: StepId,
-    reversibility: Reversibility,
+pub(super) struct StepSpec {
+    pub(super) id: StepId,
+    pub(super) reversibility: Reversibility,
     max_attempts: u32,
     duration: Duration,
-    exec_script: Vec<Exec>,
+    pub(super) exec_script: Vec<Exec>,
     comp_script: Vec<Comp>,
     verify_errors: u32,
 }
 
 #[derive(Clone, Debug)]
-struct PhaseSpec {
-    name: String,
-    gate: bool,
-    steps: Vec<StepSpec>,
+pub(super) struct PhaseSpec {
+    pub(super) name: String,
+    pub(super) gate: bool,
+    pub(super) steps: Vec<StepSpec>,
 }
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,22 +111,30 @@ impl CrashSwitch {
 }
 
 #[derive(Default)]
-struct Ledger {
+pub(super) struct Ledger {
     effects: HashMap<StepId, u32>,
     executions: HashMap<StepId, u32>,
     compensations: Vec<StepId>,
     verify_calls: HashMap<StepId, u32>,
     comp_calls: HashMap<StepId, u32>,
-    violations: Vec<String>,
+    pub(super) violations: Vec<String>,
 }
 
-struct World {
-    ledger: Mutex<Ledger>,
+pub(super) struct World {
+    pub(super) ledger: Mutex<Ledger>,
     switch: Mutex<Arc<CrashSwitch>>,
     crashes_left: AtomicU64,
 }
 
 impl World {
+    /// A world whose steps never crash the process (the two-replica simulation kills replicas itself).
+    pub(super) fn without_crashes() -> Arc<Self> {
+        Arc::new(Self {
+            ledger: Mutex::new(Ledger::default()),
+            switch: Mutex::new(CrashSwitch::new(None, false)),
+            crashes_left: AtomicU64::new(0),
+        })
+    }
     fn switch(&self) -> Arc<CrashSwitch> {
         self.switch.lock().unwrap().clone()
     }
@@ -160,9 +168,9 @@ impl World {
     }
 }
 
-struct SimStep {
-    spec: StepSpec,
-    world: Arc<World>,
+pub(super) struct SimStep {
+    pub(super) spec: StepSpec,
+    pub(super) world: Arc<World>,
 }
 
 #[async_trait]
@@ -463,12 +471,12 @@ impl Store for CrashingStore {
 // Scenario generation
 // ---------------------------------------------------------------------------------------------
 
-struct Scenario {
-    phases: Vec<PhaseSpec>,
+pub(super) struct Scenario {
+    pub(super) phases: Vec<PhaseSpec>,
     /// Abort this long after the start (virtual time), if set.
-    abort_after: Option<Duration>,
+    pub(super) abort_after: Option<Duration>,
     /// At a gate: abort instead of approving.
-    abort_at_gate: bool,
+    pub(super) abort_at_gate: bool,
     /// Step crashes allowed over the whole scenario.
     step_crashes: u64,
 }
@@ -485,7 +493,7 @@ fn pick<T: Copy>(rng: &mut StdRng, weighted: &[(u32, T)]) -> T {
     weighted[0].1
 }
 
-fn scenario(seed: u64, allow_step_crashes: bool) -> Scenario {
+pub(super) fn scenario(seed: u64, allow_step_crashes: bool) -> Scenario {
     let mut rng = StdRng::seed_from_u64(seed);
     let phase_count = rng.random_range(1..=4);
     let mut phases = Vec::new();
@@ -773,7 +781,7 @@ async fn simulate(seed: u64, sc: &Scenario, crash: Option<AppendCrash>) -> Outco
         }
     }
     let id = run_id.unwrap();
-    let status = check_invariants(&ctx, sc, &world, &inner, &shadow, id).await;
+    let status = check_invariants(&ctx, sc, &world, inner.as_ref(), Some(&shadow), id).await;
     let journal = inner.load(id).await.unwrap().events;
     let count =
         |f: &dyn Fn(&EventKind) -> bool| journal.iter().filter(|e| f(&e.event.kind)).count() as u32;
@@ -788,22 +796,26 @@ async fn simulate(seed: u64, sc: &Scenario, crash: Option<AppendCrash>) -> Outco
     }
 }
 
-async fn check_invariants(
+/// The invariants of one finished simulation; `shadow` (when the store wrapper keeps one) is
+/// every event the store persisted, which the journal must equal.
+pub(super) async fn check_invariants(
     ctx: &str,
     sc: &Scenario,
     world: &World,
-    store: &MemoryStore,
-    shadow: &Mutex<HashMap<RunId, Vec<Event>>>,
+    store: &dyn Store,
+    shadow: Option<&Mutex<HashMap<RunId, Vec<Event>>>>,
     id: RunId,
 ) -> RunStatus {
     let stored = store.load(id).await.unwrap();
-    // Journal never lost or reordered: exactly what was persisted, dense seqs.
-    let shadow = shadow.lock().unwrap().get(&id).cloned().unwrap_or_default();
     let journal: Vec<Event> = stored.events.iter().map(|e| e.event.clone()).collect();
-    assert_eq!(
-        journal, shadow,
-        "{ctx}: journal differs from what was persisted"
-    );
+    // Journal never lost or reordered: exactly what was persisted, dense seqs.
+    if let Some(shadow) = shadow {
+        let shadow = shadow.lock().unwrap().get(&id).cloned().unwrap_or_default();
+        assert_eq!(
+            journal, shadow,
+            "{ctx}: journal differs from what was persisted"
+        );
+    }
     for (i, e) in stored.events.iter().enumerate() {
         assert_eq!(e.seq, i as u64 + 1, "{ctx}: seqs not dense");
     }

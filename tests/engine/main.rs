@@ -2,6 +2,7 @@
 //! simulation, and the idempotency/unwind helpers of `engine::testing` (cargo feature `testing`).
 //! One module per subject.
 
+mod engine_ha_sim;
 mod engine_helpers;
 mod engine_outage;
 mod engine_runner;
