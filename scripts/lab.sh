@@ -105,9 +105,14 @@ echo $! > .lab/lag-feed.pid
 # A fresh emulator each time: the recorded state of an earlier lab would describe another world.
 rm -rf .lab/state
 
-cargo build --release --locked --bin failoverd
-# The binary lands in cargo's target directory (CARGO_TARGET_DIR when set).
-FAILOVERD="${CARGO_TARGET_DIR:-target}/release/failoverd"
+# FAILOVERD_BIN runs a binary already built (a debug build, say) instead of building one.
+if [ -n "${FAILOVERD_BIN:-}" ]; then
+  FAILOVERD="$FAILOVERD_BIN"
+else
+  cargo build --release --locked --bin failoverd
+  # The binary lands in cargo's target directory (CARGO_TARGET_DIR when set).
+  FAILOVERD="${CARGO_TARGET_DIR:-target}/release/failoverd"
+fi
 export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_EC2_METADATA_DISABLED=true
 cat <<INFO
 

@@ -6,7 +6,11 @@
 //! - `1` a runtime failure (the daemon could not start or failed; the API could not be reached);
 //! - `2` invalid configuration or command-line usage (also clap's own code for usage errors);
 //! - `3` the API refused the request (the error's code and message are printed);
-//! - `4` `drill`: a run of the round trip did not succeed (its report says why).
+//! - `4` `drill`: a run of the round trip did not succeed (its report says why); `--follow`: the
+//!   run failed;
+//! - `5` `--follow`: the run was aborted;
+//! - `6` `--follow`: the run stopped for an operator (needs_operator);
+//! - `7` `status`: something is degraded (the problems are listed last).
 //!
 //! Client commands write their output through `stdout`, so a closed pipe
 //! (`failoverd report <id> | head`) ends them quietly instead of panicking.
@@ -23,7 +27,9 @@ use crate::client::{ApiClient, ClientError};
 use crate::config::{self, LogFormat};
 
 mod drill;
+mod follow;
 mod report;
+mod status;
 mod stdout;
 
 pub const EXIT_OK: u8 = 0;
@@ -31,6 +37,9 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_REFUSED: u8 = 3;
 pub const EXIT_RUN_FAILED: u8 = 4;
+pub const EXIT_RUN_ABORTED: u8 = 5;
+pub const EXIT_RUN_NEEDS_OPERATOR: u8 = 6;
+pub const EXIT_DEGRADED: u8 = 7;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,8 +70,14 @@ pub enum Command {
     /// Print the SHA-256 of a token for the tokens file (reads the token from stdin), or
     /// generate a new token with --generate.
     HashToken(HashTokenArgs),
-    /// Show what a running failoverd knows (GET /v1/status).
+    /// Where things stand, on one screen: regions and their health, topology, replication lag,
+    /// Cognito, GitOps, policy, readiness, leadership, the active run (GET /v1/status). Exit 7
+    /// when something is degraded (listed last), 0 when all is well; `-o json` prints the whole
+    /// document.
     Status {
+        /// Show the details: every probe, readiness check, component and blocker.
+        #[arg(long, short)]
+        verbose: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -81,6 +96,10 @@ pub enum Command {
         /// Only runs that have not finished.
         #[arg(long)]
         unfinished: bool,
+        /// With a run id: stream its events as a live timeline until it ends, and exit with its
+        /// outcome (0 succeeded, 4 failed, 5 aborted, 6 needs an operator).
+        #[arg(long, short, requires = "id")]
+        follow: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -134,6 +153,10 @@ pub struct RunArgs {
     /// Sent as the `Idempotency-Key` header: a retried command returns the same run.
     #[arg(long, env = "FAILOVERD_IDEMPOTENCY_KEY")]
     pub idempotency_key: Option<String>,
+    /// Follow the run as a live timeline until it ends, and exit with its outcome (as
+    /// `runs <id> --follow`).
+    #[arg(long, short)]
+    pub follow: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -236,19 +259,26 @@ fn run(cli: Cli) -> u8 {
         Command::Validate { config, aws } => validate(&config, aws),
         Command::HashToken(args) => hash_token_command(&args),
         Command::Serve(args) => serve(args),
-        Command::Status { api } => client_command(&api, |client| async move {
-            client.get::<serde_json::Value>("/v1/status").await
-        }),
+        Command::Status { verbose, api } => status_command(&api, verbose),
         Command::Plans { api } => client_command_printing(
             &api,
             |client| async move { client.get::<serde_json::Value>("/v1/plans").await },
             print_plans,
         ),
         Command::Runs {
+            id: Some(id),
+            follow: true,
+            api,
+            ..
+        } => with_client(&api, |client| async move {
+            follow::follow(&client, &id, api.output, status::Paint::for_stdout()).await
+        }),
+        Command::Runs {
             id,
             plan,
             unfinished,
             api,
+            ..
         } => {
             let path = match id {
                 Some(id) => format!("/v1/runs/{}", encode_path(&id)),
@@ -300,6 +330,7 @@ fn run_command(args: RunArgs) -> u8 {
         drill,
         params,
         idempotency_key,
+        follow,
         api,
     } = args;
     let map = match parse_params(&params) {
@@ -320,9 +351,99 @@ fn run_command(args: RunArgs) -> u8 {
     let headers: Vec<(&str, String)> = idempotency_key
         .map(|k| vec![("Idempotency-Key", k)])
         .unwrap_or_default();
-    client_command(&api, |client| async move {
-        client.post("/v1/runs", &body, &headers).await
+    if !follow {
+        return client_command(&api, |client| async move {
+            client.post("/v1/runs", &body, &headers).await
+        });
+    }
+    let output = api.output;
+    with_client(&api, |client| async move {
+        let run: serde_json::Value = match client.post("/v1/runs", &body, &headers).await {
+            Ok(run) => run,
+            Err(e @ ClientError::Api { .. }) => {
+                eprintln!("{e}");
+                return EXIT_REFUSED;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_FAILURE;
+            }
+        };
+        let Some(id) = run.get("id").and_then(|v| v.as_str()) else {
+            eprintln!("the API answered without a run id: {run}");
+            return EXIT_FAILURE;
+        };
+        eprintln!("run {id} started; following it (Ctrl-C stops following, not the run)");
+        follow::follow(&client, id, output, status::Paint::for_stdout()).await
     })
+}
+
+/// `failoverd status`: the status on one screen (or the document with `-o json`) and, with the
+/// active run's view, exit 7 when something is degraded.
+fn status_command(api: &ApiArgs, verbose: bool) -> u8 {
+    let output = api.output;
+    with_client(api, |client| async move {
+        let status: serde_json::Value = match client.get("/v1/status").await {
+            Ok(v) => v,
+            Err(e @ ClientError::Api { .. }) => {
+                eprintln!("{e}");
+                return EXIT_REFUSED;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_FAILURE;
+            }
+        };
+        let run = match status
+            .pointer("/engine/active_run")
+            .and_then(|v| v.as_str())
+        {
+            Some(id) => client
+                .get::<serde_json::Value>(&format!("/v1/runs/{}", encode_path(id)))
+                .await
+                .ok(),
+            None => None,
+        };
+        let rendered = status::render(
+            &status,
+            run.as_ref(),
+            verbose,
+            status::Paint::for_stdout(),
+            time::OffsetDateTime::now_utc(),
+        );
+        let text = match output {
+            Output::Json => print_value(&status, Output::Json),
+            Output::Text => rendered.text,
+        };
+        let code = if rendered.problems.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_DEGRADED
+        };
+        stdout::exit_code(stdout::print(&text), code)
+    })
+}
+
+/// Runs `f` with an API client on a runtime; `f` returns the exit code.
+fn with_client<F, Fut>(api: &ApiArgs, f: F) -> u8
+where
+    F: FnOnce(ApiClient) -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    let client = match api.client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    match runtime() {
+        Ok(rt) => rt.block_on(f(client)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// `--param KEY=VALUE` flags as a JSON object; a value is parsed as JSON when it can be.
@@ -403,16 +524,13 @@ fn hash_token_command(args: &HashTokenArgs) -> u8 {
     if args.generate {
         let token = generate_token();
         let role: Role = args.role.into();
-        println!("# token (give it to its holder; it is not stored anywhere):");
-        println!("# {token}");
-        println!("# entry for the tokens file:");
-        println!(
-            "  - name: {}\n    role: {}\n    sha256: {}",
+        let text = format!(
+            "# token (give it to its holder; it is not stored anywhere):\n# {token}\n# entry for the tokens file:\n  - name: {}\n    role: {}\n    sha256: {}\n",
             args.name,
             role.as_str(),
             hash_token(&token)
         );
-        return EXIT_OK;
+        return stdout::exit_code(stdout::print(&text), EXIT_OK);
     }
     let mut token = String::new();
     if let Err(e) = std::io::stdin().read_line(&mut token) {
@@ -424,8 +542,7 @@ fn hash_token_command(args: &HashTokenArgs) -> u8 {
         eprintln!("no token on stdin (or use --generate)");
         return EXIT_INVALID;
     }
-    println!("{}", hash_token(token));
-    EXIT_OK
+    stdout::exit_code(stdout::print(&format!("{}\n", hash_token(token))), EXIT_OK)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {

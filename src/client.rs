@@ -26,7 +26,12 @@ pub struct ApiClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// For event streams: no overall timeout, a read timeout above the server's keep-alive.
+    streams: reqwest::Client,
 }
+
+/// The server sends a keep-alive comment every 15 s; a stream silent for this long is dead.
+const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
 impl ApiClient {
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
@@ -38,10 +43,19 @@ impl ApiClient {
                 url: base.to_owned(),
                 source,
             })?;
+        let streams = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(STREAM_READ_TIMEOUT)
+            .build()
+            .map_err(|source| ClientError::Unreachable {
+                url: base.to_owned(),
+                source,
+            })?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
             http,
+            streams,
         })
     }
 
@@ -60,6 +74,39 @@ impl ApiClient {
             url,
             message: format!("the body is not UTF-8: {e}"),
         })
+    }
+
+    /// Opens the server-sent event stream at `path`, resuming after event `last_event_id` (when
+    /// not 0). The response's body is the stream.
+    pub async fn events(
+        &self,
+        path: &str,
+        last_event_id: u64,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .streams
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if last_event_id > 0 {
+            req = req.header("Last-Event-ID", last_event_id.to_string());
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        Err(api_error(status, &bytes))
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
@@ -113,22 +160,26 @@ impl ApiClient {
                 source,
             })?;
         if !status.is_success() {
-            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-            let field = |k: &str| {
-                parsed
-                    .as_ref()
-                    .and_then(|v| v.get("error"))
-                    .and_then(|e| e.get(k))
-                    .and_then(|c| c.as_str())
-                    .map(str::to_owned)
-            };
-            return Err(ClientError::Api {
-                status,
-                code: field("code").unwrap_or_else(|| "unknown".to_owned()),
-                message: field("message")
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
-            });
+            return Err(api_error(status, &bytes));
         }
         Ok(bytes)
+    }
+}
+
+/// A non-2xx answer: failoverd's `{"error": {"code", "message"}}`, or the body as it came.
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(|e| e.get(k))
+            .and_then(|c| c.as_str())
+            .map(str::to_owned)
+    };
+    ClientError::Api {
+        status,
+        code: field("code").unwrap_or_else(|| "unknown".to_owned()),
+        message: field("message").unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned()),
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod cli;
+mod cli_client;
 mod config_fuzz;
 mod config_validation;
 mod contract;

@@ -6,11 +6,13 @@
 
 use std::time::Duration;
 
+use std::process::Stdio;
+
 use crate::lab_support::{
-    lab_config, seed, weights, with_health_and_policy, Api, Clusters, Endpoint, COLD_POOL,
-    LAB_USERS,
+    cli, lab_config, seed, wait_child, weights, with_health_and_policy, Api, Clusters, Endpoint,
+    COLD_POOL, LAB_USERS,
 };
-use crate::support::harness::Daemon;
+use crate::support::harness::{Daemon, VIEWER_TOKEN};
 use crate::support::TestBed;
 use serde_json::json;
 
@@ -272,8 +274,49 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
         "nothing moves before approval: {before:?}"
     );
 
+    // What the on-call sees: `failoverd status` names the problem, the run and the command that
+    // approves it, and exits 7 (degraded).
+    let out = cli(&d, VIEWER_TOKEN).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{text}");
+    for want in [
+        "the active region us-east-1 is unhealthy",
+        &format!("RUN        failover waiting_approval {id}"),
+        &format!("failoverd approve {id}"),
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text}");
+    // `status -o json` is the whole document, with the same exit code.
+    let out = cli(&d, VIEWER_TOKEN)
+        .args(["status", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["engine"]["active_run"], id.as_str(), "{doc:#}");
+
+    // `runs <id> --follow` shows the timeline live and exits with the outcome.
+    let follow = cli(&d, VIEWER_TOKEN)
+        .args(["runs", &id, "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
     let (code, body) = api.call(Some(json!({})), &format!("/v1/runs/{id}/approve"));
     assert_eq!(code, 200, "{body}");
+    let (exit, timeline, stderr) = wait_child(follow, 120);
+    assert_eq!(exit, Some(0), "{timeline}\n{stderr}");
+    for want in [
+        "run started         failover (ungraceful) by auto-failover-policy",
+        "waiting approval",
+        "approved",
+        "step succeeded",
+        "run finished        succeeded in ",
+    ] {
+        assert!(timeline.contains(want), "missing {want:?} in\n{timeline}");
+    }
     let run = api.wait("failover to finish", 120, || {
         let (_, run) = api.call(None, &format!("/v1/runs/{id}"));
         matches!(

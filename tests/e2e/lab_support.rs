@@ -28,6 +28,37 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The CLI against `d`, with `token` (never from the environment the tests run in).
+pub fn cli(d: &Daemon, token: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(crate::support::harness::binary());
+    c.env_remove("FAILOVERD_TOKEN_FILE")
+        .env_remove("NO_COLOR")
+        .env("FAILOVERD_URL", &d.url)
+        .env("FAILOVERD_TOKEN", token);
+    c
+}
+
+/// Waits (bounded) for a CLI child to exit; its exit code, stdout and stderr.
+pub fn wait_child(mut child: std::process::Child, secs: u64) -> (Option<i32>, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Seeds the lab world into the bed's moto (directly, not through the proxy).
 pub async fn seed(bed: &TestBed) {
     seed_with(bed, &[]).await;
