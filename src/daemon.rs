@@ -343,7 +343,7 @@ pub async fn serve(
     );
     components.spawn(report_leadership(
         runner.handle(),
-        leadership,
+        Arc::clone(&leadership),
         journal_health,
         status.clone(),
         stop.clone(),
@@ -444,13 +444,45 @@ pub async fn serve(
         },
     )
     .with_plans(plans.infos());
-    let app = api::router(state.clone());
 
     let addr = listen_override.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
+    // Replicas on a Lease: say where this one answers, and forward to the leader what only it
+    // serves (the Service sends requests to either replica).
+    let state = match config
+        .state
+        .kubernetes
+        .as_ref()
+        .filter(|_| config.state.store == cfg::StoreKind::Kubernetes)
+    {
+        Some(k) => {
+            match api::forward::advertised_url(k.advertise_url.as_deref(), bound) {
+                Some(url) => {
+                    tracing::info!(%url, "advertising this replica's API on the Lease");
+                    leadership.advertise(&url);
+                }
+                None => tracing::warn!(
+                    "neither state.kubernetes.advertise_url nor POD_IP is set: the other replica cannot forward requests here while this one leads"
+                ),
+            }
+            match api::forward::LeaderForward::new(
+                Arc::clone(&leadership),
+                runner.handle().leadership(),
+                k.connect_timeout.get(),
+            ) {
+                Ok(f) => state.with_forward(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build the client that forwards to the leader");
+                    state
+                }
+            }
+        }
+        None => state,
+    };
+    let app = api::router(state.clone());
 
     state.ready.store(true, Ordering::Release);
     tracing::info!(

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod error;
+pub mod forward;
 mod middleware;
 mod report;
 mod runs;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub monitors: Monitors,
     /// The plans that can be run, for `GET /v1/plans`.
     pub plans: Arc<[crate::plans::PlanInfo]>,
+    /// How a follower reaches the leader (`state.store: kubernetes`).
+    pub forward: Option<Arc<forward::LeaderForward>>,
 }
 
 /// The background monitors whose state `/v1/status` shows.
@@ -92,7 +95,14 @@ impl AppState {
             stop,
             monitors,
             plans: Arc::from(Vec::new()),
+            forward: None,
         }
+    }
+
+    /// Forward what only the leader serves to it while this replica follows.
+    pub fn with_forward(mut self, forward: forward::LeaderForward) -> Self {
+        self.forward = Some(Arc::new(forward));
+        self
     }
 
     /// The plans `GET /v1/plans` lists.
@@ -123,6 +133,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(middleware::expose_route))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward_to_leader,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authorize,

@@ -192,6 +192,11 @@ pub struct KubernetesState {
     /// Time allowed for one API request.
     #[serde(default = "default_state_request_timeout")]
     pub request_timeout: Duration,
+    /// The URL this replica's API answers on for the other replica (written on the Lease while
+    /// it leads; the follower forwards what only the leader serves there). Default: from the
+    /// `POD_IP` environment variable (the downward API) and the port listened on.
+    #[serde(default)]
+    pub advertise_url: Option<String>,
 }
 
 fn default_state_namespace() -> String {

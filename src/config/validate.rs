@@ -174,6 +174,21 @@ fn check_state_store(c: &mut Checker, state: &StateConfig) {
         (StoreKind::Kubernetes, Some(k)) => k,
     };
     check_connect(c, "state.kubernetes.connect", &k.connect);
+    if let Some(url) = &k.advertise_url {
+        let parsed = reqwest::Url::parse(url);
+        let ok = parsed.as_ref().is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && (u.path() == "/" || u.path().is_empty())
+                && u.query().is_none()
+        });
+        if !ok {
+            c.err(
+                "state.kubernetes.advertise_url",
+                format!("{url:?} is not a base URL like http://10.0.3.7:8080 (http or https, a host, no path)"),
+            );
+        }
+    }
     if !is_dns_label(&k.namespace) {
         c.err(
             "state.kubernetes.namespace",

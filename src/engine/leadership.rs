@@ -143,6 +143,15 @@ pub trait Leadership: Send + Sync + 'static {
     fn describe_holder(&self) -> Option<String> {
         None
     }
+
+    /// The URL of the leader's API, when another process leads and said where it answers (a
+    /// follower forwards what only the leader serves there).
+    fn leader_url(&self) -> Option<String> {
+        None
+    }
+
+    /// Where this process's API answers, for the other replicas to forward to while it leads.
+    fn advertise(&self, _url: &str) {}
 }
 
 /// Leadership through an exclusive file lock in the state directory.

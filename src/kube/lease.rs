@@ -26,6 +26,9 @@
 //!   monotonic clock (unaffected by clock offsets), or when `renewTime + lease_duration +
 //!   max_clock_skew` is past by its wall clock (so a replica started long after the holder died
 //!   need not wait a whole duration).
+//! - **Address.** The holder writes the URL its API answers on (see [`LeaseLeadership::advertise`])
+//!   as the annotation [`API_URL_ANNOTATION`], on every renewal; a follower forwards the requests
+//!   only the leader can serve there.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +45,9 @@ use crate::port::ErrorKind;
 
 /// The Lease annotation holding the fencing token of the current term.
 pub const TOKEN_ANNOTATION: &str = "failoverd.io/fencing-token";
+
+/// The Lease annotation holding the URL of the holder's API.
+pub const API_URL_ANNOTATION: &str = "failoverd.io/api-url";
 
 /// A wall clock (tests skew it).
 pub type WallClock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -72,6 +78,8 @@ pub struct LeaseHolder {
     pub identity: Option<String>,
     pub token: Option<u64>,
     pub renewed_at: Option<OffsetDateTime>,
+    /// Where the holder's API answers, when it said.
+    pub api_url: Option<String>,
 }
 
 /// [`Leadership`] on a Kubernetes Lease.
@@ -82,6 +90,8 @@ pub struct LeaseLeadership {
     /// The resourceVersion last read and when it was first seen.
     observed: Mutex<Option<(String, Instant)>>,
     holder: watch::Sender<Option<LeaseHolder>>,
+    /// This replica's API URL, written on the Lease while it holds it.
+    advertised: Arc<Mutex<Option<String>>>,
 }
 
 /// A random-suffixed identity for this process: `<base>_<8 hex>`.
@@ -127,6 +137,28 @@ fn holder_of(lease: &Value) -> LeaseHolder {
             .and_then(Value::as_str)
             .and_then(|t| t.parse().ok()),
         renewed_at: parse_time(lease.pointer("/spec/renewTime")),
+        api_url: lease
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(API_URL_ANNOTATION))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    }
+}
+
+/// Sets (or removes) the API URL annotation of `lease`.
+fn set_api_url(lease: &mut Value, url: Option<&str>) {
+    if !lease["metadata"]["annotations"].is_object() {
+        lease["metadata"]["annotations"] = json!({});
+    }
+    let annotations = &mut lease["metadata"]["annotations"];
+    match url {
+        Some(u) => annotations[API_URL_ANNOTATION] = Value::from(u),
+        None => {
+            if let Some(a) = annotations.as_object_mut() {
+                a.remove(API_URL_ANNOTATION);
+            }
+        }
     }
 }
 
@@ -142,7 +174,14 @@ impl LeaseLeadership {
             wall,
             observed: Mutex::new(None),
             holder: watch::channel(None).0,
+            advertised: Arc::default(),
         }
+    }
+
+    /// The URL this replica's API answers on (`http://10.0.3.7:8080`), written on the Lease
+    /// while this replica holds it — at once when taking it, else from the next renewal.
+    pub fn advertise(&self, url: &str) {
+        *self.advertised.lock().expect("lock") = Some(url.to_owned());
     }
 
     /// With the system clock.
@@ -158,7 +197,7 @@ impl LeaseLeadership {
     fn lease_object(&self, token: u64, transitions: i64, now: OffsetDateTime) -> Value {
         let s = &self.settings;
         let time = micro_time(now);
-        json!({
+        let mut lease = json!({
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {
@@ -173,7 +212,9 @@ impl LeaseLeadership {
                 "renewTime": time,
                 "leaseTransitions": transitions,
             }
-        })
+        });
+        set_api_url(&mut lease, self.advertised.lock().expect("lock").as_deref());
+        lease
     }
 
     /// Whether the Lease read as `lease` may be taken now.
@@ -248,7 +289,7 @@ impl LeaseLeadership {
                     .and_then(Value::as_object)
                 {
                     for (k, v) in annotations {
-                        if k != TOKEN_ANNOTATION {
+                        if k != TOKEN_ANNOTATION && k != API_URL_ANNOTATION {
                             lease["metadata"]["annotations"][k] = v.clone();
                         }
                     }
@@ -277,6 +318,7 @@ impl LeaseLeadership {
             token,
             lease: stored.clone(),
             validity: tx,
+            advertised: Arc::clone(&self.advertised),
         };
         let state = Arc::new(Mutex::new(Some(stored.clone())));
         let task = tokio::spawn(renewal.run(sent, Arc::clone(&state)));
@@ -302,6 +344,19 @@ impl Leadership for LeaseLeadership {
         self.acquire().await
     }
 
+    fn leader_url(&self) -> Option<String> {
+        let holder = self.holder.borrow().clone()?;
+        if holder.identity.as_deref() == Some(self.settings.identity.as_str()) {
+            return None;
+        }
+        holder.identity.as_ref()?;
+        holder.api_url
+    }
+
+    fn advertise(&self, url: &str) {
+        LeaseLeadership::advertise(self, url);
+    }
+
     fn describe_holder(&self) -> Option<String> {
         let holder = self.holder.borrow().clone()?;
         Some(match (holder.identity, holder.token) {
@@ -324,6 +379,7 @@ struct Renewal {
     token: u64,
     lease: Value,
     validity: watch::Sender<Validity>,
+    advertised: Arc<Mutex<Option<String>>>,
 }
 
 impl Renewal {
@@ -347,6 +403,7 @@ impl Renewal {
             }
             let mut body = self.lease.clone();
             body["spec"]["renewTime"] = Value::from(micro_time((self.wall)()));
+            set_api_url(&mut body, self.advertised.lock().expect("lock").as_deref());
             let attempt = tokio::time::timeout(until - sent, self.objects.replace(&s.name, &body));
             match attempt.await {
                 Err(_) => {
@@ -438,6 +495,7 @@ impl Drop for Held {
                 spec.remove("acquireTime");
                 spec.remove("renewTime");
             }
+            set_api_url(&mut lease, None);
             match objects.replace(&name, &lease).await {
                 Ok(_) => tracing::info!(lease = %name, "released the leader Lease"),
                 Err(e) => {

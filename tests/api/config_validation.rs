@@ -430,3 +430,40 @@ fn every_error_is_reported_at_once() {
         ]
     );
 }
+
+#[test]
+fn state_kubernetes_is_checked_key_by_key() {
+    let ok = with(
+        "state:\n  store: kubernetes\n  kubernetes:\n    connect: {in_cluster: true}\n    advertise_url: http://10.0.3.7:8080\n",
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+
+    let e = errors(&with("state:\n  store: kubernetes\n"));
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("state.kubernetes: is required with store: kubernetes")),
+        "{e:?}"
+    );
+    let e = errors(&with(
+        "state:\n  kubernetes:\n    connect: {in_cluster: true}\n",
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("state.kubernetes: is used only with store: kubernetes")),
+        "{e:?}"
+    );
+    let e = errors(&with(
+        "state:\n  store: kubernetes\n  kubernetes:\n    connect: {in_cluster: true}\n    namespace: Fail_Overd\n    lease_duration: 10s\n    renew_interval: 5s\n    max_clock_skew: 1s\n    advertise_url: 10.0.3.7:8080/api\n",
+    ));
+    for want in [
+        "state.kubernetes.namespace: \"Fail_Overd\" is not a namespace name",
+        "state.kubernetes.renew_interval: 5s leaves too little of lease_duration (10s)",
+        "state.kubernetes.advertise_url: \"10.0.3.7:8080/api\" is not a base URL",
+    ] {
+        assert!(
+            e.iter().any(|m| m.starts_with(want)),
+            "{want:?} not in {e:?}"
+        );
+    }
+    assert_eq!(e.len(), 3, "{e:?}");
+}

@@ -56,6 +56,7 @@ async fn bed(lease: (u64, u64, u64)) -> Bed {
         max_clock_skew: CfgDuration::from_millis(skew),
         connect_timeout: CfgDuration::from_secs(2),
         request_timeout: CfgDuration::from_secs(2),
+        advertise_url: None,
     };
     Bed {
         emu,
@@ -368,6 +369,9 @@ async fn the_lease_is_acquired_renewed_lost_and_released() {
         t1.to_string()
     );
     let renewed_at = held["spec"]["renewTime"].as_str().unwrap().to_owned();
+    // Where the holder's API answers, said after it took the Lease: on the next renewal.
+    assert!(held["metadata"]["annotations"]["failoverd.io/api-url"].is_null());
+    a.advertise("http://10.0.3.7:8080");
 
     // Renewed: the follower cannot take it for several lease durations.
     let start = tokio::time::Instant::now();
@@ -381,6 +385,16 @@ async fn the_lease_is_acquired_renewed_lost_and_released() {
     }
     let later = bed.emu.object(&lease_path).await;
     assert_ne!(later["spec"]["renewTime"].as_str().unwrap(), renewed_at);
+    assert_eq!(
+        later["metadata"]["annotations"]["failoverd.io/api-url"], "http://10.0.3.7:8080",
+        "{later:#}"
+    );
+    assert_eq!(b.leader_url().as_deref(), Some("http://10.0.3.7:8080"));
+    assert_eq!(
+        a.leader_url(),
+        None,
+        "the holder does not forward to itself"
+    );
     assert!(
         b.describe_holder()
             .is_some_and(|d| d.contains(&format!("fencing token {t1}"))),

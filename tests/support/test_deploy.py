@@ -509,6 +509,8 @@ def test_termination_grace_exceeds_shutdown_grace(app: App) -> None:
 def test_pod_name_comes_from_the_downward_api(app: App) -> None:
     env = {e["name"]: e for e in app.container.get("env", [])}
     assert env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+    # The follower forwards to the leader at the address it advertises on the Lease.
+    assert env.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP"
 
 
 def test_shipped_config_uses_the_kubernetes_store(app: App) -> None:
@@ -691,6 +693,14 @@ def test_network_policy_allows_what_failoverd_needs_and_no_more(app: App) -> Non
     assert dns, "no egress to DNS (UDP and TCP 53)"
     missing = sorted(p for p in required_egress_ports(app.config) if (p, "TCP") not in allowed)
     assert not missing, f"egress to TCP {missing} (named by the configuration) is not allowed"
+    # A follower forwards to the leader: the API port of failoverd's own pods, and only theirs.
+    to_peer = [r for r in np["egress"]
+               if (api_port, "TCP") in {(app.port(p["port"]), p.get("protocol", "TCP")) for p in r["ports"]}]
+    assert to_peer, "no egress to the other replica's API port"
+    for r in to_peer:
+        peers = r.get("to") or []
+        assert peers and all(selects(p.get("podSelector", {}), app.labels) and "namespaceSelector" not in p
+                             for p in peers), f"egress to the API port reaches more than failoverd: {r}"
 
 
 # --- RBAC ------------------------------------------------------------------------------------
