@@ -62,6 +62,10 @@ pub struct KubeStore {
     pair: String,
     /// `pair` as a label value and object name part.
     pair_slug: String,
+    /// The run object as this store last wrote it: the next append starts from it instead of
+    /// reading it again (a write by anyone else changed its resourceVersion, so the
+    /// compare-and-swap refuses the stale copy and the append reads afresh).
+    last_written: std::sync::Mutex<Option<(RunId, Value)>>,
 }
 
 fn unavailable(e: crate::port::Error) -> StoreError {
@@ -184,6 +188,18 @@ impl KubeStore {
             objects,
             pair: region_pair.to_owned(),
             pair_slug: slug(region_pair),
+            last_written: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The run as last written here, if that is run `id` at `seq` events.
+    fn cached_run(&self, id: RunId, seq: u64) -> Option<RunObject> {
+        let cached = self.last_written.lock().expect("lock").take();
+        match cached {
+            Some((cid, object)) if cid == id => RunObject::parse(object)
+                .ok()
+                .filter(|r| r.events.len() as u64 == seq),
+            _ => None,
         }
     }
 
@@ -475,7 +491,10 @@ impl Store for KubeStore {
         event: &Event,
     ) -> Result<u64, StoreError> {
         let encoded = encode(event)?;
-        let mut run = self.get_run(run_id).await?;
+        let mut run = match self.cached_run(run_id, expected_seq) {
+            Some(run) => run,
+            None => self.get_run(run_id).await?,
+        };
         for _ in 0..CAS_ROUNDS {
             if token.0 < run.fence {
                 return Err(Self::stale(token, run.fence));
@@ -520,7 +539,12 @@ impl Store for KubeStore {
                 .replace(&run_id.to_string(), &object)
                 .await
             {
-                Ok(_) => return Ok(seq),
+                Ok(stored) => {
+                    if event.kind.terminal_outcome().is_none() {
+                        *self.last_written.lock().expect("lock") = Some((run_id, stored));
+                    }
+                    return Ok(seq);
+                }
                 Err(e) if e.kind == ErrorKind::Conflict => run = self.get_run(run_id).await?,
                 Err(e) if e.kind == ErrorKind::NotFound => {
                     return Err(StoreError::NotFound(run_id))
@@ -583,6 +607,121 @@ impl Store for KubeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{EventKind, Mode, PlanLayout};
+    use crate::kube::objects::MemoryCluster;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Objects that count the reads of one kind.
+    struct Counting {
+        inner: super::super::objects::MemoryObjects,
+        gets: Arc<AtomicU32>,
+    }
+
+    #[async_trait::async_trait]
+    impl Objects for Counting {
+        async fn get(&self, name: &str) -> crate::port::Result<Option<Value>> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(name).await
+        }
+        async fn create(&self, object: &Value) -> crate::port::Result<Value> {
+            self.inner.create(object).await
+        }
+        async fn replace(&self, name: &str, object: &Value) -> crate::port::Result<Value> {
+            self.inner.replace(name, object).await
+        }
+        async fn delete(&self, name: &str, rv: Option<&str>) -> crate::port::Result<bool> {
+            self.inner.delete(name, rv).await
+        }
+        async fn list(&self, selector: &str) -> crate::port::Result<Vec<Value>> {
+            self.inner.list(selector).await
+        }
+    }
+
+    fn store(cluster: &Arc<MemoryCluster>, gets: &Arc<AtomicU32>) -> KubeStore {
+        KubeStore::new(
+            JournalObjects {
+                runs: Arc::new(Counting {
+                    inner: cluster.objects("FailoverdRun", "failoverd"),
+                    gets: Arc::clone(gets),
+                }),
+                states: Arc::new(cluster.objects("FailoverdState", "failoverd")),
+                keys: Arc::new(cluster.objects("FailoverdIdempotencyKey", "failoverd")),
+            },
+            "us-east-1/us-west-2",
+        )
+    }
+
+    fn record() -> RunRecord {
+        RunRecord {
+            id: RunId::new(),
+            plan: "selftest".into(),
+            mode: Mode::Graceful,
+            dry_run: false,
+            drill: false,
+            reason: "test".into(),
+            params: json!({}),
+            requested_by: "alice".into(),
+            region_pair: "us-east-1/us-west-2".into(),
+            created_at: OffsetDateTime::now_utc(),
+            detected_at: None,
+            layout: PlanLayout { phases: vec![] },
+        }
+    }
+
+    /// The leader's appends follow one another without reading the run again; a write by
+    /// another replica (its fence) is noticed by the compare-and-swap, not missed by the cache.
+    #[tokio::test]
+    async fn appends_reuse_the_object_last_written_and_still_meet_the_fence() {
+        let cluster = MemoryCluster::new();
+        let gets = Arc::new(AtomicU32::new(0));
+        let leader = store(&cluster, &gets);
+        leader.fence(FencingToken(5)).await.unwrap();
+        let rec = record();
+        leader.create(&rec, FencingToken(5), None).await.unwrap();
+        let before = gets.load(Ordering::SeqCst);
+        for seq in 0..10 {
+            let n = leader
+                .append(
+                    rec.id,
+                    seq,
+                    FencingToken(5),
+                    &Event::now(EventKind::RunStarted),
+                )
+                .await
+                .unwrap();
+            assert_eq!(n, seq + 1);
+        }
+        // One read for the first append (nothing written yet by this store), none after.
+        assert_eq!(gets.load(Ordering::SeqCst) - before, 1);
+
+        // Another replica takes over and fences: the cached copy is stale, the append refused.
+        let other = store(&cluster, &Arc::default());
+        other.fence(FencingToken(6)).await.unwrap();
+        let e = leader
+            .append(
+                rec.id,
+                10,
+                FencingToken(5),
+                &Event::now(EventKind::RunStarted),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::StaleFencingToken { .. }), "{e:?}");
+        // And the new leader's appends go on from the journal as stored.
+        assert_eq!(
+            other
+                .append(
+                    rec.id,
+                    10,
+                    FencingToken(6),
+                    &Event::now(EventKind::RunStarted)
+                )
+                .await
+                .unwrap(),
+            11
+        );
+        assert_eq!(other.load(rec.id).await.unwrap().events.len(), 11);
+    }
 
     #[test]
     fn slugs_are_label_values() {
