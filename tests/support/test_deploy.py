@@ -864,6 +864,59 @@ def test_prometheusrule_is_generated_from_alerts_yaml() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def alert_rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for g in groups for r in g["rules"] if "alert" in r]
+
+
+def test_runbook_urls_are_absolute_and_rebased_by_the_generator() -> None:
+    gen = generator()
+    shipped = alert_rules(yaml.safe_load((DEPLOY / "base" / "prometheusrule.yaml").read_text())["spec"]["groups"])
+    assert len(shipped) >= 20
+    for rule in shipped:
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"{gen.DEFAULT_RUNBOOK_BASE_URL}runbooks/alerts.md#{rule['alert'].lower()}", rule["alert"]
+    base = "https://git.example.com/platform/failoverd/blob/v0.1.0/"
+    for groups in (gen.build(runbook_base_url=base)["spec"]["groups"],
+                   yaml.safe_load(gen.render_rules(runbook_base_url=base))["groups"]):
+        rebased = alert_rules(groups)
+        assert [r["alert"] for r in rebased] == [r["alert"] for r in shipped]
+        assert [r["annotations"]["runbook_url"] for r in rebased] == [
+            f"{base}runbooks/alerts.md#{r['alert'].lower()}" for r in shipped]
+        # Nothing but the links changed.
+        for a, b in zip(rebased, shipped):
+            assert {**a, "annotations": {**a["annotations"], "runbook_url": ""}} == \
+                {**b, "annotations": {**b["annotations"], "runbook_url": ""}}
+    # The old flag name still works, from the command line.
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--rules",
+                           "--runbook-url-prefix", base], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(f"runbook_url: {base}runbooks/alerts.md#") == len(shipped)
+    for bad in ("runbooks/", "ftp://git.example.com/", "https://git.example.com/failoverd", "https:///x/"):
+        with pytest.raises(SystemExit):
+            gen.build(runbook_base_url=bad)
+    # An alert in alerts.yaml whose link is not under the default base is refused, not left behind.
+    with tempfile.TemporaryDirectory() as tmp:
+        changed = Path(tmp) / "alerts.yaml"
+        changed.write_text(src("config/prometheus/alerts.yaml").replace(
+            f'"{gen.DEFAULT_RUNBOOK_BASE_URL}runbooks/alerts.md#failoverddown"', '"runbooks/alerts.md#failoverddown"'))
+        with pytest.raises(SystemExit, match="FailoverdDown"):
+            gen.build(changed, runbook_base_url=base)
+
+
+def test_plain_rule_file_passes_promtool() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: run scripts/install-test-deps.sh"
+    gen = generator()
+    text = gen.render_rules(runbook_base_url="https://runbooks.example.org/failoverd/")
+    assert yaml.safe_load(text)["groups"] == gen.load_groups(runbook_base_url="https://runbooks.example.org/failoverd/")
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.yaml"
+        rules.write_text(text)
+        proc = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(alert_rules(gen.load_groups()))} rules found" in proc.stdout, proc.stdout
+
+
 def test_prometheusrule_passes_promtool() -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed: run scripts/install-test-deps.sh"
