@@ -69,8 +69,12 @@ mod tests {
     #[test]
     fn pair_info_names_the_pair_and_its_roles() {
         let registry = Registry::new();
-        register_pair_info(&registry, "shop-prod", &RegionPair::new("us-east-1", "us-west-2"))
-            .unwrap();
+        register_pair_info(
+            &registry,
+            "shop-prod",
+            &RegionPair::new("us-east-1", "us-west-2"),
+        )
+        .unwrap();
         let text = crate::telemetry::render(&registry).unwrap();
         assert!(
             text.contains(

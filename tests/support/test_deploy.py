@@ -19,7 +19,9 @@ Run (after scripts/install-test-deps.sh, which installs kubectl and the .venv):
   exactly the GitOps calls of src/kube and src/gitops in exactly the namespaces the
   configuration names, egress for every port the configuration needs, pinned images;
 - deploy/base/prometheusrule.yaml is what scripts/gen-prometheusrule.py makes of
-  config/prometheus/alerts.yaml, and promtool accepts its rules.
+  config/prometheus/alerts.yaml, and promtool accepts its rules; every runbook_url is absolute,
+  and the generator's --runbook-base-url rebases all of them (in a PrometheusRule, in a plain
+  rule file, and through an overlay's patch as docs/operations.md describes).
 
 kubectl or promtool missing fails the tests (never skips them). KUBECTL=/path/to/kubectl picks
 another kubectl.
@@ -901,6 +903,29 @@ def test_runbook_urls_are_absolute_and_rebased_by_the_generator() -> None:
             f'"{gen.DEFAULT_RUNBOOK_BASE_URL}runbooks/alerts.md#failoverddown"', '"runbooks/alerts.md#failoverddown"'))
         with pytest.raises(SystemExit, match="FailoverdDown"):
             gen.build(changed, runbook_base_url=base)
+
+
+def test_an_overlay_patch_rebases_the_runbook_links() -> None:
+    """What docs/operations.md says to do in an overlay: the generator's PrometheusRule with the
+    published base, listed under `patches:`, replaces the base's rule groups (labels kept)."""
+    gen = generator()
+    base = "https://git.example.com/platform/failoverd/blob/v0.1.0/"
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "deploy"
+        shutil.copytree(DEPLOY, copy)
+        overlay = copy / "overlays" / "example"
+        (overlay / "prometheusrule.yaml").write_text(gen.render(runbook_base_url=base))
+        kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+        kustomization["patches"].append({"path": "prometheusrule.yaml"})
+        (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        proc = subprocess.run([kubectl(), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rule = one([d for d in yaml.safe_load_all(proc.stdout) if d], "PrometheusRule")
+    urls = [r["annotations"]["runbook_url"] for r in alert_rules(rule["spec"]["groups"])]
+    assert len(urls) == len(alert_rules(gen.load_groups()))
+    assert all(u.startswith(base + "runbooks/alerts.md#") for u in urls), urls
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert not monitoring_errors(rule)
 
 
 def test_plain_rule_file_passes_promtool() -> None:
