@@ -328,7 +328,6 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_lab() {
     );
 
     // failoverd stops: its job has no target up, and the two alerts about it fire.
-    drop(api);
     let _ = daemon.child.kill();
     let _ = daemon.child.wait();
     rt.block_on(async {
