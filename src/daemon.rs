@@ -136,6 +136,7 @@ pub async fn serve(
     // The region pair and the region recorded as active: refuse to start on a record that
     // cannot be read rather than guess which region receives the traffic.
     let pair = RegionPair::from_config(&config);
+    crate::topology::metrics::register_pair_info(&registry, &config.pair, &pair)?;
     let active_record = Arc::new(ActiveRegionRecord::open(&state_dir, pair.clone())?);
     let active_region = active_record.view();
 
@@ -317,28 +318,32 @@ pub async fn serve(
     let store = ObservedStore::new(journal, &registry)?;
     let journal_health = store.health();
     let grace = config.server.shutdown_grace.get();
+    let lease = config
+        .state
+        .kubernetes
+        .as_ref()
+        .filter(|_| config.state.store == cfg::StoreKind::Kubernetes);
+    // A follower on a Lease looks as often as the holder renews, so it takes over soon after the
+    // Lease expires.
+    let leadership_poll = lease.map_or(RunnerConfig::default().leadership_poll, |k| {
+        k.renew_interval.get()
+    });
+    let engine_metrics = EngineMetrics::register(&registry)?;
+    engine_metrics.declare_plans(&crate::engine::PlanCatalog::names(plans.as_ref()));
+    engine_metrics.set_lease_duration(lease.map_or(leadership_poll, |k| k.lease_duration.get()));
     let runner = Runner::spawn(
         RunnerConfig {
             region_pair: pair.to_string(),
             // Leave part of the grace period for the HTTP server and the other components.
             shutdown_grace: grace.mul_f64(0.6),
-            // A follower on a Lease looks as often as the holder renews, so it takes over soon
-            // after the Lease expires.
-            leadership_poll: config
-                .state
-                .kubernetes
-                .as_ref()
-                .filter(|_| config.state.store == cfg::StoreKind::Kubernetes)
-                .map_or(RunnerConfig::default().leadership_poll, |k| {
-                    k.renew_interval.get()
-                }),
+            leadership_poll,
             ..RunnerConfig::default()
         },
         RunnerDeps {
             store: Arc::new(store),
             plans: Arc::clone(&plans) as Arc<dyn crate::engine::PlanCatalog>,
             leadership: Arc::clone(&leadership),
-            metrics: EngineMetrics::register(&registry)?,
+            metrics: engine_metrics,
         },
     );
     components.spawn(report_leadership(

@@ -28,6 +28,28 @@ pub enum ComponentState {
     Stopped,
 }
 
+impl ComponentState {
+    /// Every state, for the one-hot `failoverd_component_state{component,state}`.
+    pub const ALL: [ComponentState; 5] = [
+        ComponentState::Starting,
+        ComponentState::Ok,
+        ComponentState::Degraded,
+        ComponentState::Unreachable,
+        ComponentState::Stopped,
+    ];
+
+    /// The `state` label value (the same word `/v1/status` uses).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentState::Starting => "starting",
+            ComponentState::Ok => "ok",
+            ComponentState::Degraded => "degraded",
+            ComponentState::Unreachable => "unreachable",
+            ComponentState::Stopped => "stopped",
+        }
+    }
+}
+
 /// One component's last report.
 #[derive(Clone, Debug, Serialize)]
 pub struct ComponentStatus {
@@ -48,6 +70,7 @@ pub struct ComponentStatus {
 pub struct StatusBoard {
     inner: Arc<RwLock<BTreeMap<String, ComponentStatus>>>,
     up: IntGaugeVec,
+    state: IntGaugeVec,
 }
 
 impl StatusBoard {
@@ -59,10 +82,19 @@ impl StatusBoard {
             ),
             &["component"],
         )?;
+        let state = IntGaugeVec::new(
+            Opts::new(
+                "failoverd_component_state",
+                "1 for the component's current state (starting, ok, degraded, unreachable, stopped), 0 for the others.",
+            ),
+            &["component", "state"],
+        )?;
         registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(state.clone()))?;
         Ok(Self {
             inner: Arc::new(RwLock::new(BTreeMap::new())),
             up,
+            state,
         })
     }
 
@@ -98,6 +130,11 @@ impl StatusBoard {
         };
         map.insert(component.to_owned(), entry);
         self.up.with_label_values(&[component]).set(i64::from(ok));
+        for s in ComponentState::ALL {
+            self.state
+                .with_label_values(&[component, s.as_str()])
+                .set(i64::from(s == state));
+        }
     }
 
     /// A copy of every component's status.
@@ -127,5 +164,32 @@ mod tests {
         assert_eq!(s.failures, 0);
         assert!(s.last_ok.is_some());
         assert_eq!(board.up.with_label_values(&["aws"]).get(), 1);
+    }
+
+    #[test]
+    fn exports_exactly_the_current_state() {
+        let board = StatusBoard::new(&Registry::new()).unwrap();
+        let current = |board: &StatusBoard| -> Vec<&'static str> {
+            ComponentState::ALL
+                .iter()
+                .filter(|s| board.state.with_label_values(&["aws", s.as_str()]).get() == 1)
+                .map(|s| s.as_str())
+                .collect()
+        };
+        board.report("aws", ComponentState::Starting, None);
+        assert_eq!(current(&board), ["starting"]);
+        board.report("aws", ComponentState::Unreachable, Some("refused".into()));
+        assert_eq!(current(&board), ["unreachable"]);
+        assert_eq!(board.up.with_label_values(&["aws"]).get(), 0);
+        board.report("aws", ComponentState::Degraded, Some("slow".into()));
+        assert_eq!(current(&board), ["degraded"]);
+        assert_eq!(board.up.with_label_values(&["aws"]).get(), 1);
+        // The label values are the words /v1/status uses.
+        for s in ComponentState::ALL {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
     }
 }

@@ -3,8 +3,14 @@
 //! Counters of writes and throttling only ever grow; gauges describe the last pass. Throttling is
 //! counted by the rate limiter ([`CallCounters`]); the metric is advanced by the difference since
 //! the last update so it stays a true counter.
+//!
+//! In `sync` mode the configured pass interval is exported too
+//! (`failoverd_cognito_sync_interval_seconds`), so an alert can say "no successful pass for three
+//! intervals" without repeating the configuration; in `native_replica` mode it is absent, and so
+//! is that alert.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
@@ -26,7 +32,21 @@ pub struct SyncMetrics {
 }
 
 impl SyncMetrics {
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+    /// Registers the metrics in `registry`; `sync_interval` is `cognito.interval` in `sync` mode
+    /// (`None` in `native_replica` mode, where failoverd runs no passes).
+    pub fn register(
+        registry: &Registry,
+        sync_interval: Option<Duration>,
+    ) -> Result<Self, prometheus::Error> {
+        if let Some(interval) = sync_interval {
+            // Constant for the life of the process: set once, never read back.
+            let gauge = Gauge::new(
+                "failoverd_cognito_sync_interval_seconds",
+                "cognito.interval: how often the background sync starts a pass (sync mode only)",
+            )?;
+            gauge.set(interval.as_secs_f64());
+            registry.register(Box::new(gauge))?;
+        }
         let m = Self {
             users: IntGaugeVec::new(
                 Opts::new(
@@ -142,5 +162,39 @@ impl SyncMetrics {
         self.replica_active
             .with_label_values(&[region])
             .set(i64::from(active));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values of `failoverd_cognito_sync_interval_seconds` in `registry`.
+    fn interval(registry: &Registry) -> Vec<f64> {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "failoverd_cognito_sync_interval_seconds")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_gauge().value()))
+            .collect()
+    }
+
+    #[test]
+    fn sync_mode_exports_the_interval() {
+        let registry = Registry::new();
+        SyncMetrics::register(&registry, Some(Duration::from_secs(90))).unwrap();
+        assert_eq!(interval(&registry), [90.0]);
+    }
+
+    #[test]
+    fn native_replica_mode_exports_no_interval() {
+        let registry = Registry::new();
+        SyncMetrics::register(&registry, None).unwrap();
+        assert!(interval(&registry).is_empty());
+        // The other metrics are there in both modes.
+        assert!(registry
+            .gather()
+            .iter()
+            .any(|f| f.name() == "failoverd_cognito_last_sync_success_timestamp_seconds"));
     }
 }

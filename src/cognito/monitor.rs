@@ -163,7 +163,10 @@ impl CognitoMonitor {
         let cold = RateLimitedDirectory::new(Arc::clone(&dirs[1]), limits);
         let counters = vec![hot.counters(), cold.counters()];
         let pools = [pools[0].clone(), pools[1].clone()];
-        let metrics = SyncMetrics::register(registry)?;
+        let metrics = SyncMetrics::register(
+            registry,
+            (config.mode == CognitoMode::Sync).then_some(config.interval.0),
+        )?;
         let mode_label = match config.mode {
             CognitoMode::Sync => "sync",
             CognitoMode::NativeReplica => "native_replica",

@@ -1,5 +1,6 @@
-//! End to end: the lab (the real binary against the emulated two-region AWS) and the alert rules
-//! (through `promtool` and a real Prometheus server), and the region takeover (`failover`,
+//! End to end: the lab (the real binary against the emulated two-region AWS), the alert rules
+//! (through `promtool` and a real Prometheus server) and the Grafana dashboard (every query
+//! against a real Prometheus scraping the lab), and the region takeover (`failover`,
 //! `failback`) on the lab world. One module per subject; `lab_support` holds what the lab
 //! modules share.
 
@@ -8,6 +9,7 @@ mod support;
 
 mod alerts_prometheus;
 mod alerts_promtool;
+mod dashboard_e2e;
 mod ha_e2e;
 mod journal_e2e;
 mod lab_e2e;
@@ -15,4 +17,5 @@ mod lab_support;
 mod leader_e2e;
 mod outage_e2e;
 mod partition_e2e;
+mod prometheus_support;
 mod takeover_e2e;

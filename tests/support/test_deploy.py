@@ -19,7 +19,9 @@ Run (after scripts/install-test-deps.sh, which installs kubectl and the .venv):
   exactly the GitOps calls of src/kube and src/gitops in exactly the namespaces the
   configuration names, egress for every port the configuration needs, pinned images;
 - deploy/base/prometheusrule.yaml is what scripts/gen-prometheusrule.py makes of
-  config/prometheus/alerts.yaml, and promtool accepts its rules.
+  config/prometheus/alerts.yaml, and promtool accepts its rules; every runbook_url is absolute,
+  and the generator's --runbook-base-url rebases all of them (in a PrometheusRule, in a plain
+  rule file, and through an overlay's patch as docs/operations.md describes).
 
 kubectl or promtool missing fails the tests (never skips them). KUBECTL=/path/to/kubectl picks
 another kubectl.
@@ -872,6 +874,82 @@ def test_prometheusrule_is_generated_from_alerts_yaml() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def alert_rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for g in groups for r in g["rules"] if "alert" in r]
+
+
+def test_runbook_urls_are_absolute_and_rebased_by_the_generator() -> None:
+    gen = generator()
+    shipped = alert_rules(yaml.safe_load((DEPLOY / "base" / "prometheusrule.yaml").read_text())["spec"]["groups"])
+    assert len(shipped) >= 20
+    for rule in shipped:
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"{gen.DEFAULT_RUNBOOK_BASE_URL}runbooks/alerts.md#{rule['alert'].lower()}", rule["alert"]
+    base = "https://git.example.com/platform/failoverd/blob/v0.1.0/"
+    for groups in (gen.build(runbook_base_url=base)["spec"]["groups"],
+                   yaml.safe_load(gen.render_rules(runbook_base_url=base))["groups"]):
+        rebased = alert_rules(groups)
+        assert [r["alert"] for r in rebased] == [r["alert"] for r in shipped]
+        assert [r["annotations"]["runbook_url"] for r in rebased] == [
+            f"{base}runbooks/alerts.md#{r['alert'].lower()}" for r in shipped]
+        # Nothing but the links changed.
+        for a, b in zip(rebased, shipped):
+            assert {**a, "annotations": {**a["annotations"], "runbook_url": ""}} == \
+                {**b, "annotations": {**b["annotations"], "runbook_url": ""}}
+    # The old flag name still works, from the command line.
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--rules",
+                           "--runbook-url-prefix", base], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(f"runbook_url: {base}runbooks/alerts.md#") == len(shipped)
+    for bad in ("runbooks/", "ftp://git.example.com/", "https://git.example.com/failoverd", "https:///x/"):
+        with pytest.raises(SystemExit):
+            gen.build(runbook_base_url=bad)
+    # An alert in alerts.yaml whose link is not under the default base is refused, not left behind.
+    with tempfile.TemporaryDirectory() as tmp:
+        changed = Path(tmp) / "alerts.yaml"
+        changed.write_text(src("config/prometheus/alerts.yaml").replace(
+            f'"{gen.DEFAULT_RUNBOOK_BASE_URL}runbooks/alerts.md#failoverddown"', '"runbooks/alerts.md#failoverddown"'))
+        with pytest.raises(SystemExit, match="FailoverdDown"):
+            gen.build(changed, runbook_base_url=base)
+
+
+def test_an_overlay_patch_rebases_the_runbook_links() -> None:
+    """What docs/operations.md says to do in an overlay: the generator's PrometheusRule with the
+    published base, listed under `patches:`, replaces the base's rule groups (labels kept)."""
+    gen = generator()
+    base = "https://git.example.com/platform/failoverd/blob/v0.1.0/"
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "deploy"
+        shutil.copytree(DEPLOY, copy)
+        overlay = copy / "overlays" / "example"
+        (overlay / "prometheusrule.yaml").write_text(gen.render(runbook_base_url=base))
+        kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+        kustomization["patches"].append({"path": "prometheusrule.yaml"})
+        (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        proc = subprocess.run([kubectl(), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rule = one([d for d in yaml.safe_load_all(proc.stdout) if d], "PrometheusRule")
+    urls = [r["annotations"]["runbook_url"] for r in alert_rules(rule["spec"]["groups"])]
+    assert len(urls) == len(alert_rules(gen.load_groups()))
+    assert all(u.startswith(base + "runbooks/alerts.md#") for u in urls), urls
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert not monitoring_errors(rule)
+
+
+def test_plain_rule_file_passes_promtool() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: run scripts/install-test-deps.sh"
+    gen = generator()
+    text = gen.render_rules(runbook_base_url="https://runbooks.example.org/failoverd/")
+    assert yaml.safe_load(text)["groups"] == gen.load_groups(runbook_base_url="https://runbooks.example.org/failoverd/")
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.yaml"
+        rules.write_text(text)
+        proc = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(alert_rules(gen.load_groups()))} rules found" in proc.stdout, proc.stdout
 
 
 def test_prometheusrule_passes_promtool() -> None:
