@@ -543,7 +543,8 @@ pub fn render(
     let token = status
         .pointer("/engine/fencing_token")
         .and_then(Value::as_u64);
-    let holder = s(status, "/components/engine/detail").or(s(status, "/components/engine/error"));
+    let holder = s(status, "/components/engine/error")
+        .map(|e| e.strip_prefix("not the leader: ").unwrap_or(e));
     let lead_text = match leader {
         Some(true) => paint.good(&format!(
             "this replica leads{}",
@@ -562,9 +563,16 @@ pub fn render(
     if let Some(c) = status.get("components") {
         components(c, "", &mut comps);
     }
+    // A follower's engine is degraded only in that it does not lead: in an HA pair that is how
+    // one of the two always is, not a problem.
+    let following = |name: &str, c: &Value| {
+        name == "engine"
+            && leader == Some(false)
+            && s(c, "/error").is_some_and(|e| e.starts_with("not the leader"))
+    };
     let not_ok: Vec<&(String, Value)> = comps
         .iter()
-        .filter(|(_, c)| s(c, "/state") != Some("ok"))
+        .filter(|(name, c)| s(c, "/state") != Some("ok") && !following(name, c))
         .collect();
     let comp_text = if not_ok.is_empty() {
         paint.good(&format!("{} component(s) ok", comps.len()))
@@ -735,6 +743,37 @@ mod tests {
                 "the active region us-east-1 is unhealthy".to_owned(),
                 "component engine is unreachable: store: disk full".to_owned()
             ]
+        );
+    }
+
+    #[test]
+    fn a_follower_says_who_leads_and_is_not_degraded_for_following() {
+        let mut v: Value = serde_json::from_str(LAB).unwrap();
+        for m in ["graceful", "ungraceful"] {
+            v["readiness"]["modes"][m]["ready"] = Value::Bool(true);
+            v["readiness"]["modes"][m]["failing"] = Value::Array(vec![]);
+        }
+        v["engine"]["leader"] = false.into();
+        v["components"]["engine"]["state"] = "degraded".into();
+        v["components"]["engine"]["error"] =
+            "not the leader: failoverd-7d9c_1a2b3c4d holds the Lease failoverd (fencing token 42)"
+                .into();
+        let r = render(&v, None, false, Paint { on: false }, now());
+        assert!(
+            r.text.contains(
+                "LEADER     follower: failoverd-7d9c_1a2b3c4d holds the Lease failoverd (fencing token 42)"
+            ),
+            "{}",
+            r.text
+        );
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        // The same component degraded for another reason on the leader is a problem.
+        v["engine"]["leader"] = true.into();
+        v["components"]["engine"]["error"] = "journal: disk full".into();
+        let r = render(&v, None, false, Paint { on: false }, now());
+        assert_eq!(
+            r.problems,
+            vec!["component engine is degraded: journal: disk full".to_owned()]
         );
     }
 

@@ -65,6 +65,19 @@ fn the_other_replica_takes_over_a_run_when_the_leader_is_killed() {
     });
     let why = follower["components"]["engine"]["error"].as_str().unwrap();
     assert!(why.contains("holds the Lease failoverd"), "{why}");
+    // `failoverd status` on the follower says who leads, and does not count following as a
+    // problem (its other problems: no probe is configured here).
+    let out = crate::lab_support::cli(&b, crate::support::harness::VIEWER_TOKEN)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("LEADER     follower: "), "{text}");
+    assert!(
+        text.contains("holds the Lease failoverd (fencing token "),
+        "{text}"
+    );
+    assert!(!text.contains("component engine"), "{text}");
 
     // The run is started through the follower (as through a Service in front of both): B
     // forwards it to A, the leader, which starts it.
