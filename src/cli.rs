@@ -360,14 +360,7 @@ fn run_command(args: RunArgs) -> u8 {
     with_client(&api, |client| async move {
         let run: serde_json::Value = match client.post("/v1/runs", &body, &headers).await {
             Ok(run) => run,
-            Err(e @ ClientError::Api { .. }) => {
-                eprintln!("{e}");
-                return EXIT_REFUSED;
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return EXIT_FAILURE;
-            }
+            Err(e) => return report_error(&e),
         };
         let Some(id) = run.get("id").and_then(|v| v.as_str()) else {
             eprintln!("the API answered without a run id: {run}");
@@ -385,14 +378,7 @@ fn status_command(api: &ApiArgs, verbose: bool) -> u8 {
     with_client(api, |client| async move {
         let status: serde_json::Value = match client.get("/v1/status").await {
             Ok(v) => v,
-            Err(e @ ClientError::Api { .. }) => {
-                eprintln!("{e}");
-                return EXIT_REFUSED;
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return EXIT_FAILURE;
-            }
+            Err(e) => return report_error(&e),
         };
         let run = match status
             .pointer("/engine/active_run")
@@ -422,6 +408,15 @@ fn status_command(api: &ApiArgs, verbose: bool) -> u8 {
         };
         stdout::exit_code(stdout::print(&text), code)
     })
+}
+
+/// Prints a client error; its exit code: the API refused (3), or could not be reached (1).
+fn report_error(e: &ClientError) -> u8 {
+    eprintln!("{e}");
+    match e {
+        ClientError::Api { .. } => EXIT_REFUSED,
+        _ => EXIT_FAILURE,
+    }
 }
 
 /// Runs `f` with an API client on a runtime; `f` returns the exit code.
@@ -653,14 +648,7 @@ where
     };
     match rt.block_on(call(client)) {
         Ok(value) => stdout::exit_code(stdout::print(&render(&value, api.output)), EXIT_OK),
-        Err(e @ ClientError::Api { .. }) => {
-            eprintln!("{e}");
-            EXIT_REFUSED
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            EXIT_FAILURE
-        }
+        Err(e) => report_error(&e),
     }
 }
 

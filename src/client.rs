@@ -39,18 +39,12 @@ impl ApiClient {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|source| ClientError::Unreachable {
-                url: base.to_owned(),
-                source,
-            })?;
+            .map_err(unreachable(base))?;
         let streams = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(STREAM_READ_TIMEOUT)
             .build()
-            .map_err(|source| ClientError::Unreachable {
-                url: base.to_owned(),
-                source,
-            })?;
+            .map_err(unreachable(base))?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
@@ -94,13 +88,7 @@ impl ApiClient {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+        let response = req.send().await.map_err(unreachable(&url))?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -144,25 +132,21 @@ impl ApiClient {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.to_owned(),
-                source,
-            })?;
+        let response = req.send().await.map_err(unreachable(url))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.to_owned(),
-                source,
-            })?;
+        let bytes = response.bytes().await.map_err(unreachable(url))?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
         Ok(bytes)
+    }
+}
+
+/// The error of a request to `url` that got no answer.
+fn unreachable(url: &str) -> impl FnOnce(reqwest::Error) -> ClientError + '_ {
+    move |source| ClientError::Unreachable {
+        url: url.to_owned(),
+        source,
     }
 }
 

@@ -3,10 +3,9 @@
 //! under the default base that `scripts/gen-prometheusrule.py` rebases) to its own section of
 //! `runbooks/alerts.md`, and the replication and topology metrics pass `promtool check metrics`.
 
+use crate::prometheus_support::promtool;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,31 +14,6 @@ fn root() -> PathBuf {
 /// The base of every `runbook_url` in alerts.yaml (`DEFAULT_RUNBOOK_BASE_URL` of
 /// scripts/gen-prometheusrule.py, which replaces it with the published one).
 const RUNBOOK_BASE_URL: &str = "https://failoverd.example/";
-
-fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(args)
-        .current_dir(root())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is missing: install Debian's `prometheus` package");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write to promtool");
-    }
-    let out = child.wait_with_output().expect("promtool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[test]
 fn promtool_check_rules_accepts_the_alert_file() {

@@ -14,9 +14,7 @@
 //! the `job="failoverd"` they select is the job that scrapes it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -24,7 +22,7 @@ use serde_json::{json, Value};
 use crate::lab_support::{
     lab_config, put_lag, seed, with_health_and_policy, Api, Clusters, Endpoint,
 };
-use crate::prometheus_support::Prometheus;
+use crate::prometheus_support::{promtool, Prometheus};
 use crate::support::harness::Daemon;
 use crate::support::{TestBed, COLD, HOT};
 
@@ -353,31 +351,6 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_the_lab() {
             "{states:?}"
         );
     });
-}
-
-fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(args)
-        .current_dir(root())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is missing: install Debian's `prometheus` package");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write to promtool");
-    }
-    let out = child.wait_with_output().expect("promtool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

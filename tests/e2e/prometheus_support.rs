@@ -176,3 +176,30 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Runs `promtool` in the repository root (with `stdin` piped in, when given): whether it
+/// succeeded, and its stdout and stderr.
+pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: install Debian's `prometheus` package");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        std::io::Write::write_all(&mut pipe, text.as_bytes()).expect("write to promtool");
+    }
+    let out = child.wait_with_output().expect("promtool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

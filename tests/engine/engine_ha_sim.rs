@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use failoverd::engine::{
-    EngineMetrics, Mode, Phase, Plan, PlanCatalog, PlanError, RetryPolicy, Reversibility, RunId,
+    EngineMetrics, Mode, Plan, PlanCatalog, PlanError, RetryPolicy, Reversibility, RunId,
     RunRequest, RunState, RunStatus, Runner, RunnerConfig, RunnerDeps, Step, StepContext,
     StepDescription, StepError, StepId, Store, VerifyOutcome,
 };
@@ -53,7 +53,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::engine_sim::{check_invariants, scenario, Exec, PhaseSpec, Scenario, SimStep, World};
+use super::engine_sim::{
+    check_invariants, scenario, sim_plan, Exec, PhaseSpec, Scenario, SimStep, World,
+};
 
 const PAIR: &str = "us-east-1/us-west-2";
 const NAMESPACE: &str = "failoverd";
@@ -328,39 +330,16 @@ struct HaCatalog {
 
 impl PlanCatalog for HaCatalog {
     fn build(&self, name: &str, _mode: Mode, _params: &Value) -> Result<Plan, PlanError> {
-        if name != "sim" {
-            return Err(PlanError::UnknownPlan {
-                name: name.into(),
-                known: vec!["sim".into()],
-            });
-        }
-        let phases = self
-            .phases
-            .iter()
-            .map(|p| {
-                let steps = p
-                    .steps
-                    .iter()
-                    .map(|s| {
-                        Arc::new(GuardedStep {
-                            inner: SimStep {
-                                spec: s.clone(),
-                                world: Arc::clone(&self.world),
-                            },
-                            replica: self.replica,
-                            acting: Arc::clone(&self.acting),
-                        }) as Arc<dyn Step>
-                    })
-                    .collect();
-                let phase = Phase::steps(p.name.clone(), steps);
-                if p.gate {
-                    phase.with_approval("go?")
-                } else {
-                    phase
-                }
+        sim_plan(name, &self.phases, |s| {
+            Arc::new(GuardedStep {
+                inner: SimStep {
+                    spec: s.clone(),
+                    world: Arc::clone(&self.world),
+                },
+                replica: self.replica,
+                acting: Arc::clone(&self.acting),
             })
-            .collect();
-        Plan::new("sim", phases)
+        })
     }
     fn names(&self) -> Vec<String> {
         vec!["sim".into()]

@@ -328,37 +328,40 @@ struct SimCatalog {
     world: Arc<World>,
 }
 
+/// The plan `sim` of `phases`, each step made by `step`.
+pub(super) fn sim_plan(
+    name: &str,
+    phases: &[PhaseSpec],
+    step: impl Fn(&StepSpec) -> Arc<dyn Step>,
+) -> Result<Plan, PlanError> {
+    if name != "sim" {
+        return Err(PlanError::UnknownPlan {
+            name: name.into(),
+            known: vec!["sim".into()],
+        });
+    }
+    let phases = phases
+        .iter()
+        .map(|p| {
+            let phase = Phase::steps(p.name.clone(), p.steps.iter().map(&step).collect());
+            if p.gate {
+                phase.with_approval("go?")
+            } else {
+                phase
+            }
+        })
+        .collect();
+    Plan::new("sim", phases)
+}
+
 impl PlanCatalog for SimCatalog {
     fn build(&self, name: &str, _mode: Mode, _params: &Value) -> Result<Plan, PlanError> {
-        if name != "sim" {
-            return Err(PlanError::UnknownPlan {
-                name: name.into(),
-                known: vec!["sim".into()],
-            });
-        }
-        let phases = self
-            .phases
-            .iter()
-            .map(|p| {
-                let steps = p
-                    .steps
-                    .iter()
-                    .map(|s| {
-                        Arc::new(SimStep {
-                            spec: s.clone(),
-                            world: Arc::clone(&self.world),
-                        }) as Arc<dyn Step>
-                    })
-                    .collect();
-                let phase = Phase::steps(p.name.clone(), steps);
-                if p.gate {
-                    phase.with_approval("go?")
-                } else {
-                    phase
-                }
+        sim_plan(name, &self.phases, |s| {
+            Arc::new(SimStep {
+                spec: s.clone(),
+                world: Arc::clone(&self.world),
             })
-            .collect();
-        Plan::new("sim", phases)
+        })
     }
     fn names(&self) -> Vec<String> {
         vec!["sim".into()]
