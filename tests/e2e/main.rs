@@ -1,13 +1,14 @@
 //! End to end: the lab (the real binary against the emulated two-region AWS) and the alert rules
 //! (through `promtool` and a real Prometheus server), and the region takeover (`failover`,
-//! `failback`) on the lab world. One module per subject; `lab_support` holds what the lab
-//! modules share.
+//! `failback`) on the lab world, and the failover console in a real browser (headless Chromium).
+//! One module per subject; `lab_support` holds what the lab modules share.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod alerts_prometheus;
 mod alerts_promtool;
+mod console_e2e;
 mod ha_e2e;
 mod journal_e2e;
 mod lab_e2e;
