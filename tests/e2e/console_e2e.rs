@@ -41,7 +41,11 @@ fn chromium() -> PathBuf {
 }
 
 /// `GET path` without a token: (status, headers, body).
-fn get_open(rt: &tokio::runtime::Runtime, d: &Daemon, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+fn get_open(
+    rt: &tokio::runtime::Runtime,
+    d: &Daemon,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
     rt.block_on(async {
         let resp = Daemon::client()
             .get(format!("{}{path}", d.url))
@@ -82,7 +86,12 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    for secret in ["us-east-1", "us-west-2", "lab-global", failoverd::telemetry::VERSION] {
+    for secret in [
+        "us-east-1",
+        "us-west-2",
+        "lab-global",
+        failoverd::telemetry::VERSION,
+    ] {
         assert!(!html.contains(secret), "the shell shows {secret:?}");
     }
     let (status, headers, _) = get_open(&rt, &d, "/console/console.js");
@@ -104,8 +113,13 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     api.wait("the run waits for approval", 30, || {
         (api.get(&format!("/v1/runs/{approved}"))["status"] == "waiting_approval").then_some(())
     });
+    std::fs::write(
+        "/tmp/console-run.json",
+        format!("{:#}", api.get(&format!("/v1/runs/{approved}"))),
+    )
 
-    let artifacts = std::env::temp_dir().join(format!("failoverd-console-e2e-{}", std::process::id()));
+    let artifacts =
+        std::env::temp_dir().join(format!("failoverd-console-e2e-{}", std::process::id()));
     let mut child = Command::new(&python)
         .arg(root().join("tests/support/console_browser.py"))
         .args(["--url", &d.url])
@@ -153,8 +167,13 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     // What the browser did is what the API recorded.
     let run = api.get(&format!("/v1/runs/{approved}"));
     assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert!(all_traffic_in(&rt, &endpoint, "us-west-2"), "the approved switchover moved DNS");
-    let aborted = report["aborted_run"].as_str().expect("the session names the run it aborted");
+    assert!(
+        all_traffic_in(&rt, &endpoint, "us-west-2"),
+        "the approved switchover moved DNS"
+    );
+    let aborted = report["aborted_run"]
+        .as_str()
+        .expect("the session names the run it aborted");
     let run = api.get(&format!("/v1/runs/{aborted}"));
     assert_eq!(run["status"], "aborted", "{run:#}");
     assert_eq!(run["abort_requested_by"], "test-operator", "{run:#}");
@@ -166,7 +185,11 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     let approvals: Vec<(String, u64)> = audit
         .iter()
         .filter_map(|l| {
-            let f = if l["fields"].is_object() { &l["fields"] } else { l };
+            let f = if l["fields"].is_object() {
+                &l["fields"]
+            } else {
+                l
+            };
             let route = f["route"].as_str()?;
             route.ends_with("/approve").then(|| {
                 (
@@ -178,7 +201,10 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
         .collect();
     assert_eq!(
         approvals,
-        vec![("test-viewer".to_owned(), 403), ("test-operator".to_owned(), 200)],
+        vec![
+            ("test-viewer".to_owned(), 403),
+            ("test-operator".to_owned(), 200)
+        ],
         "{audit:#?}"
     );
 }

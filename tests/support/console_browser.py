@@ -15,7 +15,8 @@ this does in the browser what an SRE would and asserts what the page shows:
 
 Every /v1 request the page made must carry `Authorization: Bearer <the token entered>`, the token
 must live in sessionStorage only, and the page must log no script error or policy violation.
-On failure a screenshot and the page's text go to --artifacts (outside the repository).
+On failure a screenshot and the page's text go to --artifacts (outside the repository); with
+FAILOVERD_CONSOLE_SCREENSHOTS=DIR, a screenshot of each stage goes to DIR as well.
 Prints one JSON line of findings on success.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import urllib.error
@@ -46,6 +48,14 @@ def call(url: str, token: str, method: str, path: str, body: dict | None = None)
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+def snapshot(page: Page, name: str) -> None:
+    """A screenshot of this stage, when FAILOVERD_CONSOLE_SCREENSHOTS names a directory."""
+    where = os.environ.get("FAILOVERD_CONSOLE_SCREENSHOTS")
+    if where:
+        pathlib.Path(where).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(pathlib.Path(where) / f"{name}.png"), full_page=True)
 
 
 def enter_token(page: Page, token: str) -> None:
@@ -119,6 +129,7 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(page.locator('#timeline li[data-type="waiting_approval"]')).to_have_count(1)
     expect(page.locator("#stream")).to_have_text("live")
     expect(page.locator("#approve")).to_be_enabled()
+    snapshot(page, "1-viewer-waiting-run")
 
     # 4. The viewer's approve: refused by the API, and the page says so.
     page.click("#approve")
@@ -126,6 +137,7 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(result).to_contain_text("HTTP 403 forbidden", timeout=WAIT_MS)
     expect(result).to_contain_text("this request needs operator")
     findings["viewer_refusal"] = result.inner_text()
+    snapshot(page, "2-viewer-refused")
     status, view = call(url, args.operator_token, "GET", f"/v1/runs/{run}")
     assert (status, view["status"]) == (200, "waiting_approval"), view
     expect(panel).to_have_attribute("data-status", "waiting_approval")
@@ -151,6 +163,7 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(page.locator("#abort")).to_be_disabled()
     expect(page.locator("#active-region")).to_have_text("us-west-2", timeout=WAIT_MS)
     expect(row).to_contain_text("succeeded", timeout=WAIT_MS)
+    snapshot(page, "3-operator-approved-finished")
 
     # 6. Abort a second run in the page (the run itself is started here, through the API).
     status, second = call(url, args.operator_token, "POST", "/v1/runs", {
@@ -166,6 +179,7 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(result).to_contain_text("Abort requested", timeout=WAIT_MS)
     expect(panel).to_have_attribute("data-status", "aborted", timeout=WAIT_MS)
     expect(page.locator('#timeline li[data-type="abort_requested"]')).to_contain_text("by test-operator")
+    snapshot(page, "4-operator-aborted")
     findings["confirmations"] = len(dialogs)
     assert len(dialogs) == 3 and all(run in d for d in dialogs[:2]), dialogs
 

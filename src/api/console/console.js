@@ -100,11 +100,10 @@
     }
   }
 
+  // Policy reasons are snake_case words (`hot_region_healthy`).
   function sentence(reason) {
-    // Policy reasons are {code, message}-like objects or plain strings, depending on the field.
     if (reason === null || reason === undefined) return "";
-    if (typeof reason === "string") return reason;
-    return reason.message || reason.detail || reason.code || reason.kind || JSON.stringify(reason);
+    return String(reason).replace(/_/g, " ");
   }
 
   // ---- the API -------------------------------------------------------------------------
@@ -225,7 +224,6 @@
   // ---- status --------------------------------------------------------------------------
 
   function renderStatus(s) {
-
     $("pair").textContent = "pair " + s.pair + " · failoverd " + s.version;
     $("updated").textContent = "updated " + time(new Date().toISOString());
     const regions = s.regions || {};
@@ -287,9 +285,8 @@
       const mine = probes.filter((p) => p.region === name);
       if (mine.length) {
         card.append(el("ul", { class: "plain" }, mine.map((p) => {
-          const state = p.state || p.status || (p.up === true ? "up" : p.up === false ? "down" : "unknown");
-          const tone = state === "up" || state === "ok" ? "good" : state === "down" ? "bad" : "neutral";
-          return el("li", {}, badge(String(state), tone), " ", p.name + " (" + p.kind + ")",
+          const tone = p.state === "up" ? "good" : p.state === "down" ? "bad" : "neutral";
+          return el("li", {}, badge(p.state, tone), " ", p.name + " (" + p.kind + ", from " + p.vantage + ")",
             p.last_error ? el("span", { class: "muted" }, " " + p.last_error) : null);
         })));
       }
@@ -305,6 +302,7 @@
     }
     box.append(el("p", { class: "muted" }, "Would the " + r.plan + " plan pass its preflight now? Evaluated every " + duration(r.interval_seconds) + "."));
     if (r.error) box.append(el("p", { class: "error" }, r.error));
+    if (!Object.keys(r.modes || {}).length) box.append(el("p", { class: "muted" }, "Not evaluated yet."));
     for (const [mode, m] of Object.entries(r.modes || {})) {
       const ready = m.ready ? "ready" : "not ready";
       box.append(el("h3", {}, mode + " → " + m.target_region + " "), badge(ready, toneOf(ready)),
@@ -356,7 +354,7 @@
       let lagText = "unknown";
       let tone = "warn";
       if (lag) {
-        const seconds = lag.lag_seconds !== undefined ? lag.lag_seconds : lag.replication_lag_seconds;
+        const seconds = lag.lag_seconds;
         lagText = duration(seconds) + " of " + duration(a.max_lag_seconds) + " allowed";
         tone = lag.stale ? "warn" : seconds <= a.max_lag_seconds ? "good" : "bad";
       }
@@ -364,23 +362,30 @@
       box.append(facts([
         ["writer", a.topology ? a.topology.writer_region || "none" : "unknown"],
         ["lag", badge(lagText, tone)],
-        ["reading", lag ? "age " + duration(lag.age_seconds) + (lag.stale ? " — stale" : "") + ", from " + a.lag_source : null],
-        ["topology error", a.topology_error ? sentence(a.topology_error.message || a.topology_error) : null],
-        ["lag error", a.lag_error ? sentence(a.lag_error.message || a.lag_error) : null],
+        ["rpo lag", lag && lag.rpo_lag_seconds !== null && lag.rpo_lag_seconds !== undefined ? duration(lag.rpo_lag_seconds) : null],
+        ["reading", lag ? "age " + duration(lag.age_seconds) + (lag.stale ? " — stale" : "") + ", " + lag.source + " in " + lag.region : null],
+        ["topology error", a.topology_error ? a.topology_error.message : null],
+        ["lag error", a.lag_error ? a.lag_error.message : null],
       ]));
     }
     for (const v of r.backup_vaults || []) {
-      box.append(el("h3", {}, "Backup vault " + (v.vault || v.name || "") + (v.region ? " (" + v.region + ")" : "")));
-      const resources = v.resources || v.copies || [];
+      box.append(el("h3", {}, "Backup vault " + v.vault + " (" + v.region + ", copies from " + v.source_region + ")"));
+      const resources = v.resources || [];
       if (!resources.length) box.append(el("p", { class: "muted" }, "No completed copy yet."));
       const list = el("ul", { class: "plain" });
       for (const c of resources) {
-        const stale = v.max_copy_age_seconds !== undefined && c.age_seconds > v.max_copy_age_seconds;
-        list.append(el("li", {}, badge(duration(c.age_seconds) + " old", stale ? "bad" : "good"), " ",
+        const old = c.age_seconds > v.max_copy_age_seconds;
+        list.append(el("li", {}, badge("newest copy " + duration(c.age_seconds) + " old", old ? "bad" : "good"), " ",
           el("span", { class: "mono" }, c.resource_arn)));
       }
       box.append(list);
-      if (v.error) box.append(el("p", { class: "error" }, sentence(v.error.message || v.error)));
+      box.append(facts([
+        ["allowed age", duration(v.max_copy_age_seconds)],
+        ["failed copy jobs", v.failed_copy_jobs === null || v.failed_copy_jobs === undefined ? null
+          : v.failed_copy_jobs + " in the last " + duration(v.copy_failure_window_seconds)],
+        ["recovery points error", v.recovery_points_error ? v.recovery_points_error.message : null],
+        ["copy jobs error", v.copy_jobs_error ? v.copy_jobs_error.message : null],
+      ]));
     }
   }
 
@@ -424,8 +429,9 @@
       ["leader", c.leader === undefined ? null : c.leader ? "yes" : "no (a follower writes nothing)"],
       ["last success", ago(c.last_success_at)],
       ["last attempt", c.last_attempt_at ? time(c.last_attempt_at) : null],
-      ["last error", c.last_error ? sentence(c.last_error) : null],
-      ["users", report.source_users !== undefined ? report.source_users + " in the source, " + report.target_users + " in the target" : null],
+      ["last error", c.last_error || null],
+      ["users", c.last_report ? report.hot_users + " in the source pool, " + report.cold_users + " in the target pool" : null],
+      ["still differing", c.last_report ? report.drift_remaining + " users" + (report.failure_count ? ", " + report.failure_count + " failed writes" : "") : null],
       ["throttled", c.throttled_total !== undefined ? String(c.throttled_total) : null],
     ]));
   }
@@ -517,7 +523,10 @@
     const phases = clear($("run-phases"));
     for (const p of run.phases || []) {
       const div = el("div", { class: "phase" }, el("span", { class: "name" }, p.name));
-      if (p.approval) div.append(el("span", { class: "muted" }, " — approval: " + sentence(p.approval)));
+      if (p.approval) {
+        div.append(" ", badge(p.approval.approved ? "approved" : "needs approval", p.approval.approved ? "good" : "warn"),
+          el("span", { class: "muted" }, " " + p.approval.prompt));
+      }
       const list = el("ul", { class: "plain" });
       for (const s of p.steps || []) {
         list.append(el("li", { dataset: { step: s.id } }, badge(s.status, toneOf(s.status)), " ",
@@ -678,7 +687,7 @@
     if (e.gate) parts.push(e.gate);
     if (e.by) parts.push("by " + e.by);
     if (e.outcome) parts.push(e.outcome);
-    if (e.cause) parts.push(sentence(e.cause));
+    if (e.cause) parts.push(sentence(e.cause.kind) + (e.cause.step ? " " + e.cause.step : ""));
     if (e.error) parts.push(e.error);
     if (e.retry_at) parts.push("retry at " + time(e.retry_at));
     if (e.message) parts.push(e.message);

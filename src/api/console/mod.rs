@@ -120,7 +120,10 @@ fn serve(index: usize, request: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
             asset.body,
         )
             .into_response()
@@ -136,7 +139,10 @@ fn serve(index: usize, request: &HeaderMap) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         "cross-origin-opener-policy",
@@ -193,7 +199,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_page_has_one_address_and_unknown_assets_are_404() {
-        for path in ["/console/index.html", "/console/nope.js", "/console/..%2fmod.rs"] {
+        for path in [
+            "/console/index.html",
+            "/console/nope.js",
+            "/console/..%2fmod.rs",
+        ] {
             let r = get(path, None).await;
             assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
             assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
@@ -227,14 +237,23 @@ mod tests {
         assert!(!lower.contains("<style"), "inline <style>");
         assert!(!lower.contains(" style="), "inline style attribute");
         assert!(!lower.contains("javascript:"), "javascript: URL");
-        for attr in [" onclick=", " onload=", " onsubmit=", " onerror=", " oninput="] {
+        for attr in [
+            " onclick=",
+            " onload=",
+            " onsubmit=",
+            " onerror=",
+            " oninput=",
+        ] {
             assert!(!lower.contains(attr), "inline handler {attr}");
         }
         let mut scripts = 0;
         for tag in lower.split("<script").skip(1) {
             let open = &tag[..tag.find('>').unwrap()];
             assert!(open.contains(" src="), "inline script: <script{open}>");
-            assert!(tag[open.len() + 1..].starts_with("</script>"), "script body");
+            assert!(
+                tag[open.len() + 1..].starts_with("</script>"),
+                "script body"
+            );
             scripts += 1;
         }
         assert_eq!(scripts, 1);
@@ -259,7 +278,13 @@ mod tests {
     #[test]
     fn the_script_never_writes_html() {
         let js = text("console.js");
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!js.contains(sink), "console.js uses {sink}");
         }
         assert!(js.contains("\"use strict\";"));
