@@ -113,11 +113,6 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     api.wait("the run waits for approval", 30, || {
         (api.get(&format!("/v1/runs/{approved}"))["status"] == "waiting_approval").then_some(())
     });
-    std::fs::write(
-        "/tmp/console-run.json",
-        format!("{:#}", api.get(&format!("/v1/runs/{approved}"))),
-    )
-
     let artifacts =
         std::env::temp_dir().join(format!("failoverd-console-e2e-{}", std::process::id()));
     let mut child = Command::new(&python)
