@@ -7,7 +7,8 @@ this does in the browser what an SRE would and asserts what the page shows:
 1. the shell loads with no data and calls no /v1 route before a token is entered;
 2. a wrong token is refused (the page shows the API's 401);
 3. a viewer token shows the active and standby regions, their health, the waiting run and its
-   live timeline (read from the run's event stream);
+   live timeline (read from the run's event stream; the first stream is cut after one entry, and
+   the page resumes it with Last-Event-ID, losing and repeating nothing);
 4. the viewer's approve is refused: the page shows the API's 403, and the run still waits;
 5. with an operator token, approve: the timeline follows the run to its end, the run succeeds
    and the active region on the page becomes us-west-2;
@@ -68,6 +69,8 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     url, run = args.url, args.run
     requests: list[tuple[str, str, str | None]] = []
     page.on("request", lambda r: requests.append((r.method, r.url, r.headers.get("authorization"))))
+    resumes: list[str | None] = []  # Last-Event-ID of each event-stream request, in order
+    page.on("request", lambda r: resumes.append(r.headers.get("last-event-id")) if r.url.endswith("/events") else None)
     problems: list[str] = []
 
     def on_console(msg) -> None:
@@ -119,6 +122,22 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     assert page.evaluate("localStorage.length") == 0
     assert page.context.cookies() == []
 
+    # The first event stream drops after the run's first entry (the entry exactly as the server
+    # sends it); the page must reconnect with Last-Event-ID and get the rest from the server.
+    status, view = call(url, args.operator_token, "GET", f"/v1/runs/{run}")
+    first = dict(view["timeline"][0])
+    entry = {"seq": first.pop("seq"), "event": first}
+    cut = {"done": False}
+
+    def drop_first_stream(route) -> None:
+        if cut["done"]:
+            route.fallback()
+            return
+        cut["done"] = True
+        body = f"id: {entry['seq']}\nevent: {entry['event']['type']}\ndata: {json.dumps(entry)}\n\n"
+        route.fulfill(status=200, headers={"content-type": "text/event-stream"}, body=body)
+
+    page.route(f"**/v1/runs/{run}/events", drop_first_stream)
     row = page.locator(f'#runs tr[data-run="{run}"]')
     expect(row).to_contain_text("waiting_approval", timeout=WAIT_MS)
     expect(row).to_contain_text("dns-switchover (drill)")
@@ -128,6 +147,10 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(page.locator('#timeline li[data-type="run_started"]')).to_have_count(1, timeout=WAIT_MS)
     expect(page.locator('#timeline li[data-type="waiting_approval"]')).to_have_count(1)
     expect(page.locator("#stream")).to_have_text("live")
+    assert resumes[:2] == [None, "1"], resumes
+    seqs = page.eval_on_selector_all("#timeline li", "items => items.map(i => Number(i.dataset.seq))")
+    assert seqs == [1, 2], f"after the resumed stream the timeline is {seqs}"
+    page.unroute(f"**/v1/runs/{run}/events")
     expect(page.locator("#approve")).to_be_enabled()
     snapshot(page, "1-viewer-waiting-run")
 
@@ -156,7 +179,9 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(page.locator('#timeline li[data-type="approved"]')).to_contain_text("by test-operator")
     steps = page.locator('#timeline li[data-type="step_succeeded"]').count()
     assert steps >= 3, f"{steps} step_succeeded entries in the timeline"
-    findings["timeline_entries"] = page.locator("#timeline li").count()
+    seqs = page.eval_on_selector_all("#timeline li", "items => items.map(i => Number(i.dataset.seq))")
+    assert seqs == list(range(1, len(seqs) + 1)), f"the timeline lost or repeated entries: {seqs}"
+    findings["timeline_entries"] = len(seqs)
     findings["steps_succeeded"] = steps
     expect(page.locator("#stream")).to_have_text("run finished")
     expect(page.locator("#approve")).to_be_disabled()

@@ -710,7 +710,10 @@
     $("abort").addEventListener("click", () => act("abort"));
     window.addEventListener("hashchange", () => {
       const wanted = new URLSearchParams(location.hash.slice(1)).get("run");
-      if (wanted && token) select(wanted);
+      if (wanted && token) {
+        select(wanted);
+        $("run").scrollIntoView({ block: "start" });
+      }
     });
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (saved) connect(saved);
