@@ -172,26 +172,24 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     let run = api.get(&format!("/v1/runs/{aborted}"));
     assert_eq!(run["status"], "aborted", "{run:#}");
     assert_eq!(run["abort_requested_by"], "test-operator", "{run:#}");
+    // The audit log (JSON lines, fields at the top level): the viewer's approve refused before
+    // any handler, the operator's carried out, both on this run.
     let audit: Vec<Value> = d
         .log_json()
         .into_iter()
-        .filter(|l| l["fields"]["audit"] == true || l["audit"] == true)
+        .filter(|l| l["audit"] == true)
         .collect();
     let approvals: Vec<(String, u64)> = audit
         .iter()
-        .filter_map(|l| {
-            let f = if l["fields"].is_object() {
-                &l["fields"]
-            } else {
-                l
-            };
-            let route = f["route"].as_str()?;
-            route.ends_with("/approve").then(|| {
-                (
-                    f["token"].as_str().unwrap_or("-").to_owned(),
-                    f["outcome"].as_u64().unwrap_or(0),
-                )
-            })
+        .filter(|l| {
+            l["path"] == format!("/v1/runs/{approved}/approve")
+                || l["route"] == format!("/v1/runs/{approved}/approve")
+        })
+        .map(|l| {
+            (
+                l["token"].as_str().unwrap_or("-").to_owned(),
+                l["outcome"].as_u64().unwrap_or(0),
+            )
         })
         .collect();
     assert_eq!(
