@@ -54,6 +54,6 @@ if ! command -v kubectl >/dev/null 2>&1 && [ ! -x .venv/bin/kubectl ]; then
 fi
 
 promtool --version | head -1
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null  # (its wrapper script warns on stderr)
 .venv/bin/python -c 'import importlib.metadata as m; print("playwright", m.version("playwright"))'
 if command -v kubectl >/dev/null 2>&1; then kubectl version --client; else .venv/bin/kubectl version --client; fi

@@ -116,6 +116,8 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
         expect(card).to_contain_text("healthy")
         expect(card).to_contain_text("1 of 1")
     expect(page.locator("#topology")).to_contain_text("no drift")
+    expect(page.locator("#engine")).to_contain_text("failover ready")
+    expect(page.locator("#engine")).not_to_contain_text("disagree")
     expect(page.locator("#policy")).to_contain_text("approval_required")
     expect(page.locator("#replication")).to_contain_text("Aurora lab-global")
     assert page.evaluate("sessionStorage.getItem('failoverd.token')") == args.viewer_token
@@ -187,6 +189,10 @@ def session(page: Page, args: argparse.Namespace, findings: dict) -> None:
     expect(page.locator("#approve")).to_be_disabled()
     expect(page.locator("#abort")).to_be_disabled()
     expect(page.locator("#active-region")).to_have_text("us-west-2", timeout=WAIT_MS)
+    # Only the traffic moved (a DNS switchover): the Aurora writer now disagrees with the
+    # recorded active region, and the overview says so.
+    expect(page.locator("#engine")).to_contain_text("disagree", timeout=WAIT_MS)
+    expect(page.locator("#topology")).to_contain_text("aurora:lab-global: the writer is in us-east-1")
     expect(row).to_contain_text("succeeded", timeout=WAIT_MS)
     snapshot(page, "3-operator-approved-finished")
 

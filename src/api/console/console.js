@@ -235,6 +235,10 @@
       ["leader", engine ? (engine.leader ? badge("this failoverd leads", "good") : badge("follower", "neutral")) : badge("engine did not answer", "bad")],
       ["active run", engine && engine.active_run ? runLink(engine.active_run) : "none"],
       ["configured", "hot " + regions.hot + " · cold " + regions.cold],
+      ["failover ready", readinessSummary(s.readiness)],
+      ["drift", s.topology ? (s.topology.drift || []).length
+        ? badge((s.topology.drift.length === 1 ? "1 component disagrees" : s.topology.drift.length + " components disagree") + " with the recorded active region", "bad")
+        : badge("none", "good") : null],
       ["retrying", engine && engine.retrying && engine.retrying.length
         ? engine.retrying.map((r) => r.step + " (" + r.attempts + " attempts: " + r.last_error + ")").join("; ")
         : null],
@@ -246,6 +250,15 @@
     renderTopology(s.topology);
     renderCognito(s.cognito);
     renderComponents(s.components || {});
+  }
+
+  // One line for the overview: each mode's answer ("graceful: ready · ungraceful: not ready").
+  function readinessSummary(r) {
+    if (!r) return null;
+    const modes = Object.entries(r.modes || {});
+    if (!modes.length) return "not evaluated yet";
+    return el("span", {}, modes.flatMap(([mode, m], i) => [i ? " · " : "", mode + " ",
+      badge(m.ready ? "ready" : "not ready", m.ready ? "good" : "bad")]));
   }
 
   function runLink(id) {
