@@ -127,7 +127,8 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, so a hung session is ended with its driver and browser.
+        // Its own process group, so a hung session is ended with Playwright's driver; Chromium
+        // (in a group of its own) exits when the driver's end of its DevTools pipe closes.
         .process_group(0)
         .spawn()
         .expect("run tests/support/console_browser.py (scripts/install-test-deps.sh installs Playwright)");
@@ -202,7 +203,7 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     );
 }
 
-/// Ends a process group (the Python session, Playwright's driver and Chromium).
+/// Ends a process group: the Python session and Playwright's driver (Chromium follows).
 fn kill_group(pid: u32) {
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
