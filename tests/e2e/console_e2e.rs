@@ -99,6 +99,29 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
     let (status, _, _) = get_open(&rt, &d, "/v1/status");
     assert_eq!(status, 401, "the page's data stays behind the token");
+    // A browser revalidates on each load: the same tag gets 304 and no body.
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let (status, body) = rt.block_on(async {
+        let resp = Daemon::client()
+            .get(format!("{}/console/console.js", d.url))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("GET");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    });
+    assert_eq!((status, body.as_str()), (304, ""));
+    // The page is read-only: other methods get the API's 405.
+    let (status, body) = rt.block_on(async {
+        let resp = Daemon::client()
+            .post(format!("{}/", d.url))
+            .send()
+            .await
+            .expect("POST");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    });
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("method_not_allowed"), "{body}");
 
     api.wait_status("both regions healthy, topology observed", 60, |s| {
         s["health"]["regions"]["us-east-1"]["health"] == "healthy"
