@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine (run as root, or with sudo
 # available): Prometheus and promtool from Debian's packages, the Python test bed (moto in
-# server mode with failoverd's extension) in .venv, and kubectl (its `kubectl kustomize` builds
-# deploy/ for tests/support/test_deploy.py). Idempotent and quick when already done.
+# server mode with failoverd's extension, and Playwright) in .venv, kubectl (its `kubectl
+# kustomize` builds deploy/ for tests/support/test_deploy.py), and Chromium from Debian's packages
+# (the console's browser test, tests/e2e/console_e2e.rs, drives it headless with Playwright; no
+# browser is downloaded). Idempotent and quick when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # PostgreSQL servers for the SQL-heartbeat lag tests (a primary and a streaming standby).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# The browser of the console test (Playwright launches it by path: /usr/bin/chromium).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need_apt[*]} from Debian's packages"
@@ -50,4 +54,6 @@ if ! command -v kubectl >/dev/null 2>&1 && [ ! -x .venv/bin/kubectl ]; then
 fi
 
 promtool --version | head -1
+/usr/bin/chromium --version 2>/dev/null  # (its wrapper script warns on stderr)
+.venv/bin/python -c 'import importlib.metadata as m; print("playwright", m.version("playwright"))'
 if command -v kubectl >/dev/null 2>&1; then kubectl version --client; else .venv/bin/kubectl version --client; fi

@@ -2,9 +2,11 @@
 //!
 //! `/healthz`, `/readyz` and `/metrics` are open (probes and Prometheus must not need tokens);
 //! everything under `/v1` needs a bearer token (see [`auth`]) and mutating requests need the
-//! `operator` role and are audited (see [`middleware`]).
+//! `operator` role and are audited (see [`middleware`]). `/` is the failover console, a static
+//! page that reads everything it shows from `/v1` with the token its user enters (see [`console`]).
 
 pub mod auth;
+pub mod console;
 mod error;
 pub mod forward;
 mod middleware;
@@ -146,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/v1", v1)
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.body_limit))
