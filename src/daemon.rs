@@ -303,14 +303,14 @@ pub async fn serve(
     let (journal, leadership): (
         Arc<dyn crate::engine::Store>,
         Arc<dyn crate::engine::Leadership>,
-    ) = match (&config.state.store, &config.state.kubernetes) {
-        (cfg::StoreKind::Kubernetes, Some(k)) => {
+    ) = match config.state.kubernetes_store() {
+        Some(k) => {
             // The cluster failoverd runs in: the standby region's.
             let (store, lease) =
                 crate::kube::state_backend(k, &pair.to_string(), pair.cold(), aws.credentials());
             (Arc::new(store), Arc::new(lease))
         }
-        _ => (
+        None => (
             Arc::new(SqliteStore::open_async(state_dir.join(JOURNAL_FILE)).await?),
             Arc::new(LocalLeadership::new(&state_dir)),
         ),
@@ -318,11 +318,7 @@ pub async fn serve(
     let store = ObservedStore::new(journal, &registry)?;
     let journal_health = store.health();
     let grace = config.server.shutdown_grace.get();
-    let lease = config
-        .state
-        .kubernetes
-        .as_ref()
-        .filter(|_| config.state.store == cfg::StoreKind::Kubernetes);
+    let lease = config.state.kubernetes_store();
     // A follower on a Lease looks as often as the holder renews, so it takes over soon after the
     // Lease expires.
     let leadership_poll = lease.map_or(RunnerConfig::default().leadership_poll, |k| {
@@ -457,12 +453,7 @@ pub async fn serve(
     let bound = listener.local_addr().unwrap_or(addr);
     // Replicas on a Lease: say where this one answers, and forward to the leader what only it
     // serves (the Service sends requests to either replica).
-    let state = match config
-        .state
-        .kubernetes
-        .as_ref()
-        .filter(|_| config.state.store == cfg::StoreKind::Kubernetes)
-    {
+    let state = match lease {
         Some(k) => {
             match api::forward::advertised_url(k.advertise_url.as_deref(), bound) {
                 Some(url) => {
@@ -473,11 +464,8 @@ pub async fn serve(
                     "neither state.kubernetes.advertise_url nor POD_IP is set: the other replica cannot forward requests here while this one leads"
                 ),
             }
-            match api::forward::LeaderForward::new(
-                Arc::clone(&leadership),
-                runner.handle().leadership(),
-                k.connect_timeout.get(),
-            ) {
+            match api::forward::LeaderForward::new(Arc::clone(&leadership), k.connect_timeout.get())
+            {
                 Ok(f) => state.with_forward(f),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot build the client that forwards to the leader");

@@ -21,7 +21,6 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
-use tokio::sync::watch;
 
 use super::{ApiError, AppState};
 use crate::engine::Leadership;
@@ -35,17 +34,16 @@ pub const FORWARDED_TO: &str = "failoverd-forwarded-to";
 /// dead.
 const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// What a follower needs to forward: who leads and where.
+/// What a follower needs to forward: where the leader answers (whether this replica leads is
+/// the runner's, [`crate::engine::RunnerHandle::leadership`]).
 pub struct LeaderForward {
     leadership: Arc<dyn Leadership>,
-    leading: watch::Receiver<Option<bool>>,
     http: reqwest::Client,
 }
 
 impl LeaderForward {
     pub fn new(
         leadership: Arc<dyn Leadership>,
-        leading: watch::Receiver<Option<bool>>,
         connect_timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
@@ -53,11 +51,7 @@ impl LeaderForward {
             .read_timeout(STREAM_READ_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self {
-            leadership,
-            leading,
-            http,
-        })
+        Ok(Self { leadership, http })
     }
 }
 
@@ -91,7 +85,9 @@ pub async fn forward_to_leader(
     let Some(forward) = state.forward.as_ref() else {
         return next.run(req).await;
     };
-    if *forward.leading.borrow() == Some(true) || !leader_only(req.method(), req.uri().path()) {
+    if *state.runner.leadership().borrow() == Some(true)
+        || !leader_only(req.method(), req.uri().path())
+    {
         return next.run(req).await;
     }
     if req.headers().contains_key(FORWARDED) {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::status::{clock, seconds, Paint};
+use super::status::{is_busy, parse_time, run_steps, seconds, Paint};
 use super::stdout;
 use super::{Output, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED};
 use crate::client::{ApiClient, ClientError};
+use crate::engine::report::markdown::time_of_day;
 use crate::engine::{EventKind, JournalEntry, Outcome};
 
 /// The exit code of a followed run that ended with `outcome`.
@@ -101,10 +102,6 @@ pub struct Timeline {
     run_started: Option<time::OffsetDateTime>,
     /// `selftest (graceful, drill) by alice: "quarterly drill"`.
     headline: String,
-}
-
-fn parse_time(t: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
 }
 
 impl Timeline {
@@ -193,10 +190,7 @@ impl Timeline {
     pub fn render(&mut self, entry: &JournalEntry) -> String {
         let p = self.paint;
         let at = entry.event.at;
-        let at_text = {
-            let t = at.to_offset(time::UtcOffset::UTC);
-            format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
-        };
+        let at_text = time_of_day(Some(at));
         let ((tone, what), text): ((Tone, &str), String) = match &entry.event.kind {
             EventKind::RunStarted => {
                 self.run_started.get_or_insert(at);
@@ -250,10 +244,7 @@ impl Timeline {
                     Some(r) => format!(
                         " — retry in {} (at {})",
                         seconds((*r - at).as_seconds_f64().max(0.0)),
-                        clock(Some(
-                            &r.format(&time::format_description::well_known::Rfc3339)
-                                .unwrap_or_default()
-                        ))
+                        time_of_day(Some(*r))
                     ),
                     None if *retryable => " — retryable".into(),
                     None => String::new(),
@@ -377,10 +368,7 @@ const QUIET: Duration = Duration::from_secs(30);
 /// attempt, an approval it waits for.
 fn still(run: &Value, paint: Paint, now: time::OffsetDateTime) -> String {
     let mut out = String::new();
-    let at = {
-        let t = now.to_offset(time::UtcOffset::UTC);
-        format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
-    };
+    let at = time_of_day(Some(now));
     if let Some(gate) = run.get("waiting_for_approval").and_then(Value::as_str) {
         out.push_str(&format!(
             "{}  {}  {gate}: approve with failoverd approve {}\n",
@@ -389,25 +377,8 @@ fn still(run: &Value, paint: Paint, now: time::OffsetDateTime) -> String {
             run.get("id").and_then(Value::as_str).unwrap_or("-")
         ));
     }
-    let steps = run
-        .get("phases")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .flat_map(|p| {
-            p.get("steps")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        });
-    for st in steps {
+    for st in run_steps(run).filter(|st| is_busy(st)) {
         let status = st.get("status").and_then(Value::as_str).unwrap_or("");
-        if !matches!(
-            status,
-            "running" | "retrying" | "compensating" | "verifying"
-        ) {
-            continue;
-        }
         let id = st.get("id").and_then(Value::as_str).unwrap_or("-");
         let since = st
             .get("started_at")

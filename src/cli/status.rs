@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::engine::report::markdown::time_of_day;
+
 /// Colours for a terminal, or none.
 #[derive(Clone, Copy)]
 pub struct Paint {
@@ -102,7 +104,7 @@ pub fn seconds(secs: f64) -> String {
     }
 }
 
-fn parse_time(t: &str) -> Option<OffsetDateTime> {
+pub(super) fn parse_time(t: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
 }
 
@@ -117,9 +119,20 @@ fn ago(t: Option<&str>, now: OffsetDateTime) -> String {
 /// The time of day of `t`, for a timeline.
 pub fn clock(t: Option<&str>) -> String {
     match t.and_then(parse_time) {
-        Some(t) => format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()),
+        Some(t) => time_of_day(Some(t)),
         None => "--:--:--".into(),
     }
+}
+
+/// Every step of a run view, phase after phase.
+pub(super) fn run_steps(run: &Value) -> impl Iterator<Item = &Value> {
+    arr(run, "/phases").iter().flat_map(|p| arr(p, "/steps"))
+}
+
+/// Whether a step of a run view is at work (executing, compensating).
+pub(super) fn is_busy(step: &Value) -> bool {
+    s(step, "/status")
+        .is_some_and(|x| ["running", "retrying", "compensating", "verifying"].contains(&x))
 }
 
 struct Screen {
@@ -653,14 +666,10 @@ pub fn render(
 
 /// The step a run is at: the first running one, else the first pending one.
 fn current_step(run: &Value) -> Option<String> {
-    let steps: Vec<&Value> = arr(run, "/phases")
-        .iter()
-        .flat_map(|p| arr(p, "/steps"))
-        .collect();
-    let busy = ["running", "retrying", "compensating", "verifying"];
+    let steps: Vec<&Value> = run_steps(run).collect();
     steps
         .iter()
-        .find(|st| s(st, "/status").is_some_and(|x| busy.contains(&x)))
+        .find(|st| is_busy(st))
         .or_else(|| steps.iter().find(|st| s(st, "/status") == Some("pending")))
         .map(|st| {
             format!(

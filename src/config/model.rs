@@ -134,6 +134,16 @@ pub struct StateConfig {
     pub kubernetes: Option<KubernetesState>,
 }
 
+impl StateConfig {
+    /// The Kubernetes store's settings when `store: kubernetes` is selected (validation makes
+    /// the section present exactly then).
+    pub fn kubernetes_store(&self) -> Option<&KubernetesState> {
+        self.kubernetes
+            .as_ref()
+            .filter(|_| self.store == StoreKind::Kubernetes)
+    }
+}
+
 impl Default for StateConfig {
     fn default() -> Self {
         Self {

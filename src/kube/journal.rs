@@ -65,7 +65,7 @@ pub struct KubeStore {
     /// The run object as this store last wrote it: the next append starts from it instead of
     /// reading it again (a write by anyone else changed its resourceVersion, so the
     /// compare-and-swap refuses the stale copy and the append reads afresh).
-    last_written: std::sync::Mutex<Option<(RunId, Value)>>,
+    last_written: std::sync::Mutex<Option<RunObject>>,
 }
 
 fn unavailable(e: crate::port::Error) -> StoreError {
@@ -194,13 +194,11 @@ impl KubeStore {
 
     /// The run as last written here, if that is run `id` at `seq` events.
     fn cached_run(&self, id: RunId, seq: u64) -> Option<RunObject> {
-        let cached = self.last_written.lock().expect("lock").take();
-        match cached {
-            Some((cid, object)) if cid == id => RunObject::parse(object)
-                .ok()
-                .filter(|r| r.events.len() as u64 == seq),
-            _ => None,
-        }
+        self.last_written
+            .lock()
+            .expect("lock")
+            .take()
+            .filter(|r| r.record.id == id && r.events.len() as u64 == seq)
     }
 
     fn state_name(&self) -> String {
@@ -541,7 +539,11 @@ impl Store for KubeStore {
             {
                 Ok(stored) => {
                     if event.kind.terminal_outcome().is_none() {
-                        *self.last_written.lock().expect("lock") = Some((run_id, stored));
+                        // What was read, with the event added: the object as stored now.
+                        run.events.push(encoded);
+                        run.fence = token.0;
+                        run.object = stored;
+                        *self.last_written.lock().expect("lock") = Some(run);
                     }
                     return Ok(seq);
                 }

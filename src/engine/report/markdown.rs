@@ -336,7 +336,7 @@ fn at(t: Option<OffsetDateTime>) -> String {
 }
 
 /// `HH:MM:SS` (UTC), enough within one run's table; the header has the full times.
-fn time_of_day(t: Option<OffsetDateTime>) -> String {
+pub fn time_of_day(t: Option<OffsetDateTime>) -> String {
     match t {
         Some(t) => {
             let t = t.to_offset(time::UtcOffset::UTC);
