@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::status::{is_busy, parse_time, run_steps, seconds, Paint};
+use super::status::{is_busy, parse_time, run_steps, seconds, step_state, Paint};
 use super::stdout;
 use super::{Output, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED};
 use crate::client::{ApiClient, ClientError};
@@ -378,7 +378,7 @@ fn still(run: &Value, paint: Paint, now: time::OffsetDateTime) -> String {
         ));
     }
     for st in run_steps(run).filter(|st| is_busy(st)) {
-        let status = st.get("status").and_then(Value::as_str).unwrap_or("");
+        let status = step_state(st);
         let id = st.get("id").and_then(Value::as_str).unwrap_or("-");
         let since = st
             .get("started_at")
@@ -588,7 +588,7 @@ mod tests {
         let run = serde_json::json!({
             "id": "r-2", "waiting_for_approval": null,
             "phases": [{"name": "p", "steps": [
-                {"id": "dns", "status": "retrying", "started_at": "2026-12-03T13:00:00Z",
+                {"id": "dns", "status": "failed", "started_at": "2026-12-03T13:00:00Z",
                  "retry": {"operation": "execute", "attempts": 3,
                            "next_attempt_at": "2026-12-03T13:01:40Z",
                            "last_error": "Route 53: Throttling"}},
@@ -601,7 +601,16 @@ mod tests {
         .unwrap();
         assert_eq!(
             still(&run, Paint { on: false }, now),
-            "13:01:30  still running       dns retrying for 1m30s; 3 failed attempt(s), next in 10s: Route 53: Throttling\n"
+            "13:01:30  still running       dns waiting to retry for 1m30s; 3 failed attempt(s), next in 10s: Route 53: Throttling\n"
+        );
+        // A step at work is shown; one done or not begun is not.
+        let run = serde_json::json!({"phases": [{"name": "p", "steps": [
+            {"id": "a", "status": "succeeded"},
+            {"id": "b", "status": "running", "started_at": "2026-12-03T13:01:00Z"},
+            {"id": "c", "status": "pending"}]}]});
+        assert_eq!(
+            still(&run, Paint { on: false }, now),
+            "13:01:30  still running       b running for 30s\n"
         );
     }
 

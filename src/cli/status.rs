@@ -129,10 +129,20 @@ pub(super) fn run_steps(run: &Value) -> impl Iterator<Item = &Value> {
     arr(run, "/phases").iter().flat_map(|p| arr(p, "/steps"))
 }
 
-/// Whether a step of a run view is at work (executing, compensating).
+/// Whether a step of a run view is at work: executing, compensating, or waiting to try again
+/// (a retryable failure shows as `failed` with its `retry`).
 pub(super) fn is_busy(step: &Value) -> bool {
-    s(step, "/status")
-        .is_some_and(|x| ["running", "retrying", "compensating", "verifying"].contains(&x))
+    step.get("retry").is_some_and(Value::is_object)
+        || s(step, "/status").is_some_and(|x| matches!(x, "running" | "compensating"))
+}
+
+/// A step's state in words: its status, or that it waits to try again.
+pub(super) fn step_state(step: &Value) -> &str {
+    if step.get("retry").is_some_and(Value::is_object) {
+        "waiting to retry"
+    } else {
+        s(step, "/status").unwrap_or("-")
+    }
 }
 
 struct Screen {
@@ -675,7 +685,7 @@ fn current_step(run: &Value) -> Option<String> {
             format!(
                 "{} ({}, attempt {})",
                 s(st, "/id").unwrap_or("-"),
-                s(st, "/status").unwrap_or("-"),
+                step_state(st),
                 st.pointer("/attempts").and_then(Value::as_u64).unwrap_or(0)
             )
         })
@@ -819,6 +829,23 @@ mod tests {
         assert!(r
             .text
             .contains("failoverd approve 01a23bff-5624-73e2-bde3-ff287994c92b"));
+
+        // A step waiting to retry is `failed` with its `retry`: it is the current step.
+        let run = serde_json::json!({
+            "plan": "failover", "status": "running",
+            "phases": [{"name": "dns", "steps": [
+                {"id": "dns-apply-10", "status": "failed", "attempts": 3,
+                 "retry": {"operation": "execute", "attempts": 3,
+                           "next_attempt_at": "2026-12-03T13:02:00Z", "last_error": "Throttling"}},
+                {"id": "dns-apply-50", "status": "pending", "attempts": 0}]}]
+        });
+        let r = render(&v, Some(&run), false, Paint { on: false }, now());
+        assert!(
+            r.text
+                .contains("step dns-apply-10 (waiting to retry, attempt 3)"),
+            "{}",
+            r.text
+        );
     }
 
     #[test]
