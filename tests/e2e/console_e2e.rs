@@ -15,11 +15,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::lab_support::{
-    all_traffic_in, lab_config, seed, with_health_and_policy, Api, Clusters, Endpoint,
-};
+use crate::lab_support::{all_traffic_in, Api, LabWorld};
 use crate::support::harness::{Daemon, OPERATOR_TOKEN, VIEWER_TOKEN};
-use crate::support::TestBed;
 use serde_json::{json, Value};
 
 /// The whole browser session takes well under a minute here; five mean something hangs.
@@ -63,17 +60,10 @@ fn the_console_approves_and_aborts_runs_in_a_real_browser() {
     let chromium = chromium();
     let python = root().join(".venv/bin/python");
     let rt = crate::lab_support::runtime();
-    let bed = rt.block_on(TestBed::start());
-    rt.block_on(seed(&bed));
-    let clusters = rt.block_on(Clusters::start());
-    let endpoint = bed.endpoint_url();
     // Both regions' application endpoints answer: nothing starts a run but this test.
-    let hot = Endpoint::start(&rt);
-    let cold = Endpoint::start(&rt);
-    let config = with_health_and_policy(
-        &lab_config(&endpoint, &clusters),
-        hot.addr,
-        cold.addr,
+    let world = LabWorld::start(&rt);
+    let endpoint = world.bed.endpoint_url();
+    let config = world.config(
         "  mode: approval_required\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
     );
     let d = Daemon::start(&config);

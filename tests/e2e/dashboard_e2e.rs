@@ -19,12 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::lab_support::{
-    lab_config, put_lag, seed, with_health_and_policy, Api, Clusters, Endpoint,
-};
+use crate::lab_support::{put_lag, Api, LabWorld};
 use crate::prometheus_support::{promtool, Prometheus};
 use crate::support::harness::Daemon;
-use crate::support::{TestBed, COLD, HOT};
+use crate::support::{COLD, HOT};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,16 +157,11 @@ async fn answer_queries(
 #[test]
 fn every_dashboard_query_returns_data_from_prometheus_scraping_the_lab() {
     let rt = crate::lab_support::runtime();
-    let bed = rt.block_on(TestBed::start());
-    rt.block_on(seed(&bed));
+    let world = LabWorld::start(&rt);
+    let bed = &world.bed;
     // A fresh lag datapoint (replication and RPO lag) for the secondary.
     put_lag(&bed.moto.endpoint_url(), COLD, "lab-cold", 800.0, 900.0);
-    let clusters = rt.block_on(Clusters::start());
-    let (hot_app, cold_app) = (Endpoint::start(&rt), Endpoint::start(&rt));
-    let config = with_health_and_policy(
-        &lab_config(&bed.endpoint_url(), &clusters),
-        hot_app.addr,
-        cold_app.addr,
+    let config = world.config(
         "  mode: approval_required\n  plan: failover\n  min_unhealthy_for: 10s\n  cooldown: 10m\n  max_data_loss: 1m\n",
     );
     let mut daemon = Daemon::start(&config);

@@ -9,8 +9,7 @@ use std::time::Duration;
 use std::process::Stdio;
 
 use crate::lab_support::{
-    cli, lab_config, seed, wait_child, weights, with_health_and_policy, Api, Clusters, Endpoint,
-    COLD_POOL, LAB_USERS,
+    cli, lab_config, seed, wait_child, weights, Api, Clusters, LabWorld, COLD_POOL, LAB_USERS,
 };
 use crate::support::harness::{Daemon, VIEWER_TOKEN};
 use crate::support::TestBed;
@@ -220,17 +219,9 @@ fn lab_status_dns_switchover_and_aurora_switchover() {
 #[test]
 fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     let rt = crate::lab_support::runtime();
-    let bed = rt.block_on(TestBed::start());
-    rt.block_on(seed(&bed));
-    let clusters = rt.block_on(Clusters::start());
-    let endpoint = bed.endpoint_url();
-    let mut hot = Endpoint::start(&rt);
-    let cold = Endpoint::start(&rt);
-
-    let config = with_health_and_policy(
-        &lab_config(&endpoint, &clusters),
-        hot.addr,
-        cold.addr,
+    let mut world = LabWorld::start(&rt);
+    let endpoint = world.bed.endpoint_url();
+    let config = world.config(
         "  mode: approval_required\n  plan: failover\n  min_unhealthy_for: 1s\n  cooldown: 1h\n  max_data_loss: 1m\n",
     );
     let d = Daemon::start(&config);
@@ -248,7 +239,7 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
 
     // The hot region goes down: a failover run (ungraceful) appears, waiting for approval.
-    hot.stop();
+    world.hot.stop();
     let run = api.wait("policy to create the run", 60, || {
         let (_, runs) = api.call(None, "/v1/runs");
         runs["runs"]
@@ -335,7 +326,7 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
     );
     // The whole region moved: the writer too (what `make lab` shows after the approval).
     assert_eq!(
-        crate::lab_support::aurora_topology(&rt, &bed.moto.endpoint_url())
+        crate::lab_support::aurora_topology(&rt, &world.bed.moto.endpoint_url())
             .0
             .as_deref(),
         Some("us-west-2")
@@ -343,12 +334,13 @@ fn hot_region_loss_creates_an_approval_gated_failover_that_moves_traffic() {
 
     // ... and the workloads: the standby cluster carries the hot one's replicas (its API still
     // answers: only the hot application endpoint is down), its HPA raised.
-    let api_deploy = clusters
+    let api_deploy = world
+        .clusters
         .cold
         .object_blocking(&rt, "/apis/apps/v1/namespaces/web/deployments/api");
     assert_eq!(api_deploy["spec"]["replicas"], 4, "{api_deploy:#}");
     assert_eq!(api_deploy["status"]["readyReplicas"], 4, "{api_deploy:#}");
-    let hpa = clusters.cold.object_blocking(
+    let hpa = world.clusters.cold.object_blocking(
         &rt,
         "/apis/autoscaling/v2/namespaces/web/horizontalpodautoscalers/api",
     );

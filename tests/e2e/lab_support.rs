@@ -173,6 +173,40 @@ pub fn lab_config(endpoint: &str, clusters: &Clusters) -> String {
 
 /// `config` with its `health:` and `policy:` sections replaced: one HTTP probe per region on the
 /// given stub endpoints (fast), and `policy` (the YAML body of the section, indented).
+/// The whole lab a test runs failoverd against: the seeded emulated AWS, both regions'
+/// emulated clusters, and both regions' application endpoints (answering).
+pub struct LabWorld {
+    pub bed: TestBed,
+    pub clusters: Clusters,
+    pub hot: Endpoint,
+    pub cold: Endpoint,
+}
+
+impl LabWorld {
+    pub fn start(rt: &tokio::runtime::Runtime) -> LabWorld {
+        let bed = rt.block_on(TestBed::start());
+        rt.block_on(seed(&bed));
+        let clusters = rt.block_on(Clusters::start());
+        LabWorld {
+            bed,
+            clusters,
+            hot: Endpoint::start(rt),
+            cold: Endpoint::start(rt),
+        }
+    }
+
+    /// `config/lab.yaml` on this world, probing its endpoints, with `policy` (the lines of the
+    /// `policy` section).
+    pub fn config(&self, policy: &str) -> String {
+        with_health_and_policy(
+            &lab_config(&self.bed.endpoint_url(), &self.clusters),
+            self.hot.addr,
+            self.cold.addr,
+            policy,
+        )
+    }
+}
+
 pub fn with_health_and_policy(
     config: &str,
     hot: std::net::SocketAddr,
